@@ -1,0 +1,33 @@
+# `make run` and `make test` bootstrap .venv from nothing (only python3 >= 3.11 is needed).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench phone clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	OKRYU_DEMO=$${OKRYU_DEMO:-1} OKRYU_SEED_IF_EMPTY=$${OKRYU_SEED_IF_EMPTY:-1} $(BIN)/okryu serve
+
+phone: $(STAMP)
+	$(BIN)/okryu phone
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/hop.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

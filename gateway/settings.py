@@ -1,0 +1,99 @@
+"""Configuration: every ``OKRYU_*`` environment variable, read once into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/okryu.db"
+
+
+class SettingsError(ValueError):
+    """An ``OKRYU_*`` variable holds a value the gateway cannot use."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many units one screen may use, per encoding."""
+
+    gsm7: int = 160
+    ucs2: int = 80
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None  # None: start an embedded redis-server
+    redis_prefix: str = "okryu:"
+    service_code: str = "*123#"
+    default_region: str = "KP"
+    screen_budget: Budget = field(default_factory=Budget)
+    max_quantity: int = 10
+    resume_ttl: int = 600
+    cart_ttl: int = 86400
+    sms_provider: str = "log"
+    sms_sender: str = "OKRYU"
+    at_sms_url: str = "https://api.africastalking.com/version1/messaging"
+    at_username: str = "sandbox"
+    at_api_key: str = ""
+    sms_poll_interval: float = 1.0
+    sms_max_attempts: int = 8
+    demo: bool = False
+    seed_if_empty: bool = False
+    var_dir: Path = Path("var")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return env.get(f"OKRYU_{name}", default)
+
+        def integer(name: str, default: int) -> int:
+            raw = get(name, str(default))
+            try:
+                return int(raw)
+            except ValueError:
+                raise SettingsError(f"OKRYU_{name} must be an integer, not {raw!r}") from None
+
+        def number(name: str, default: float) -> float:
+            raw = get(name, str(default))
+            try:
+                return float(raw)
+            except ValueError:
+                raise SettingsError(f"OKRYU_{name} must be a number, not {raw!r}") from None
+
+        def flag(name: str, default: bool) -> bool:
+            return get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+        provider = get("SMS_PROVIDER", "log")
+        if provider not in {"log", "africastalking"}:
+            raise SettingsError(f"OKRYU_SMS_PROVIDER must be log or africastalking, not {provider!r}")
+        return cls(
+            host=get("HOST", cls.host),
+            port=integer("PORT", cls.port),
+            database_url=get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            redis_url=env.get("OKRYU_REDIS_URL") or None,
+            redis_prefix=get("REDIS_PREFIX", cls.redis_prefix),
+            service_code=get("SERVICE_CODE", cls.service_code),
+            default_region=get("DEFAULT_REGION", cls.default_region),
+            screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),
+            max_quantity=integer("MAX_QUANTITY", cls.max_quantity),
+            resume_ttl=integer("RESUME_TTL", cls.resume_ttl),
+            cart_ttl=integer("CART_TTL", cls.cart_ttl),
+            sms_provider=provider,
+            sms_sender=get("SMS_SENDER", cls.sms_sender),
+            at_sms_url=get("AT_SMS_URL", cls.at_sms_url),
+            at_username=get("AT_USERNAME", cls.at_username),
+            at_api_key=get("AT_API_KEY", cls.at_api_key),
+            sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval),
+            sms_max_attempts=integer("SMS_MAX_ATTEMPTS", cls.sms_max_attempts),
+            demo=flag("DEMO", False),
+            seed_if_empty=flag("SEED_IF_EMPTY", False),
+            var_dir=Path(get("VAR_DIR", "var")),
+        )

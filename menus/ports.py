@@ -1,0 +1,164 @@
+"""What the menus need from the outside world, as plain data and requests.
+
+The engine never performs I/O. It reads the in-process :class:`Catalog` and, when a screen
+needs something only the store can give (the customer's saved profile, their orders) or do
+(place an order), it returns one of the requests below; the gateway fulfils it and runs the
+step again with the answer. ``store`` produces these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Lang = Literal["en", "ko"]
+LANGS: tuple[Lang, ...] = ("en", "ko")
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    id: int
+    name_en: str
+    name_ko: str
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: int
+    sku: str
+    category_id: int
+    name_en: str
+    name_ko: str
+    description_en: str
+    description_ko: str
+    price: int  # won
+    stock: int
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    id: int
+    name_en: str
+    name_ko: str
+    fee: int  # won
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An immutable snapshot of the active catalog, tagged with the version it was read at."""
+
+    version: str
+    categories: tuple[Category, ...]
+    products: Mapping[int, Product]
+    by_category: Mapping[int, tuple[int, ...]]  # active product ids per category, in order
+    zones: tuple[Zone, ...]
+
+
+# --- requests the engine makes, and the answers it expects ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerProfile:
+    msisdn: str
+    lang: Lang
+    zone_id: int | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadCustomer:
+    """Answer: ``CustomerProfile | None``."""
+
+    msisdn: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveLanguage:
+    """Answer: ``None``."""
+
+    msisdn: str
+    lang: Lang
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineRequest:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Answer: ``OrderPlaced | OutOfStock``. Idempotent on ``idempotency_key``."""
+
+    idempotency_key: str
+    msisdn: str
+    lang: Lang
+    lines: tuple[OrderLineRequest, ...]
+    zone_id: int
+    address: str
+    payment: str = "cod"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced:
+    code: str
+    subtotal: int
+    fee: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfStock:
+    product_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    code: str
+    status: str
+    total: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListOrders:
+    """Answer: ``tuple[OrderSummary, ...]``, newest first, only this subscriber's."""
+
+    msisdn: str
+    limit: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineView:
+    name_en: str
+    name_ko: str
+    quantity: int
+    unit_price: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDetail:
+    code: str
+    status: str
+    lines: tuple[OrderLineView, ...]
+    subtotal: int
+    fee: int
+    total: int
+    zone_en: str
+    zone_ko: str
+    address: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GetOrder:
+    """Answer: ``OrderDetail | None``; ``None`` also when the order is another subscriber's."""
+
+    msisdn: str
+    code: str
+
+
+Request = LoadCustomer | SaveLanguage | PlaceOrder | ListOrders | GetOrder

@@ -1,0 +1,123 @@
+"""The tables (DESIGN §6). Money is integer won; times are UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Category(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=40)
+    name_en: str = Field(max_length=40)
+    name_ko: str = Field(max_length=40)
+    position: int = 0
+    active: bool = True
+
+
+class Product(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    sku: str = Field(unique=True, max_length=40)
+    category_id: int = Field(foreign_key="category.id", index=True)
+    name_en: str = Field(max_length=40)
+    name_ko: str = Field(max_length=40)
+    description_en: str = Field(default="", max_length=120)
+    description_ko: str = Field(default="", max_length=60)
+    price: int = Field(ge=0)
+    stock: int = Field(default=0, ge=0)
+    position: int = 0
+    active: bool = True
+
+
+class DeliveryZone(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name_en: str = Field(max_length=40)
+    name_ko: str = Field(max_length=40)
+    fee: int = Field(ge=0)
+    position: int = 0
+    active: bool = True
+
+
+class Customer(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    msisdn: str = Field(unique=True, max_length=16)  # E.164
+    language: str = Field(default="en", max_length=2)
+    zone_id: int | None = Field(default=None, foreign_key="deliveryzone.id")
+    address: str | None = Field(default=None, max_length=60)
+    reminders_opt_out: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"  # "order" is an SQL keyword
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=12)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    msisdn: str = Field(index=True, max_length=16)
+    status: str = Field(default="placed", index=True, max_length=16)
+    subtotal: int
+    fee: int
+    total: int
+    payment_method: str = Field(default="cod", max_length=16)
+    zone_id: int = Field(foreign_key="deliveryzone.id")
+    address: str = Field(max_length=60)
+    language: str = Field(default="en", max_length=2)
+    idempotency_key: str = Field(unique=True, max_length=120)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OrderLine(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    product_id: int = Field(foreign_key="product.id")
+    name_en: str = Field(max_length=40)  # snapshots: a later rename never rewrites history
+    name_ko: str = Field(max_length=40)
+    unit_price: int
+    quantity: int
+
+
+class OrderEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    status: str = Field(max_length=16)
+    actor: str = Field(max_length=40)  # "customer:+850...", "staff:<name>", "system"
+    note: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboundMessage(SQLModel, table=True):
+    """The SMS outbox: written in the same transaction as what it announces."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    to: str = Field(index=True, max_length=16)  # E.164
+    body: str = Field(max_length=1000)
+    kind: str = Field(default="order_placed", max_length=32)
+    order_id: int | None = Field(default=None, foreign_key="orders.id")
+    idempotency_key: str = Field(unique=True, max_length=160)
+    status: str = Field(default="queued", index=True, max_length=16)
+    # queued -> sending (claimed, lease) -> sent -> delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    lease_until: datetime | None = None
+    provider: str | None = Field(default=None, max_length=32)
+    provider_message_id: str | None = Field(default=None, max_length=100, index=True)
+    last_error: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+class InboundMessage(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    msisdn: str = Field(index=True, max_length=16)
+    to: str = Field(max_length=32)
+    text: str = Field(max_length=1000)
+    provider_message_id: str | None = Field(default=None, unique=True, max_length=100)
+    received_at: datetime = Field(default_factory=utcnow)

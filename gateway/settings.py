@@ -7,19 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from menus.screens import Budget
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/okryu.db"
 
 
 class SettingsError(ValueError):
     """An ``OKRYU_*`` variable holds a value the gateway cannot use."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How many units one screen may use, per encoding."""
-
-    gsm7: int = 160
-    ucs2: int = 80
 
 
 @dataclass(frozen=True)
@@ -32,6 +26,7 @@ class Settings:
     service_code: str = "*123#"
     default_region: str = "KP"
     screen_budget: Budget = field(default_factory=Budget)
+    default_language: str = "en"
     max_quantity: int = 10
     resume_ttl: int = 600
     cart_ttl: int = 86400
@@ -73,7 +68,9 @@ class Settings:
 
         provider = get("SMS_PROVIDER", "log")
         if provider not in {"log", "africastalking"}:
-            raise SettingsError(f"OKRYU_SMS_PROVIDER must be log or africastalking, not {provider!r}")
+            raise SettingsError(
+                f"OKRYU_SMS_PROVIDER must be log or africastalking, not {provider!r}"
+            )
         return cls(
             host=get("HOST", cls.host),
             port=integer("PORT", cls.port),
@@ -83,6 +80,7 @@ class Settings:
             service_code=get("SERVICE_CODE", cls.service_code),
             default_region=get("DEFAULT_REGION", cls.default_region),
             screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),
+            default_language=_language(get("DEFAULT_LANGUAGE", "en")),
             max_quantity=integer("MAX_QUANTITY", cls.max_quantity),
             resume_ttl=integer("RESUME_TTL", cls.resume_ttl),
             cart_ttl=integer("CART_TTL", cls.cart_ttl),
@@ -97,3 +95,9 @@ class Settings:
             seed_if_empty=flag("SEED_IF_EMPTY", False),
             var_dir=Path(get("VAR_DIR", "var")),
         )
+
+
+def _language(value: str) -> str:
+    if value not in {"en", "ko"}:
+        raise SettingsError(f"OKRYU_DEFAULT_LANGUAGE must be en or ko, not {value!r}")
+    return value

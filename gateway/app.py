@@ -1,0 +1,194 @@
+"""The aiohttp application: one factory, one cleanup context per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from gateway import keys
+from gateway.catalog import CatalogCache
+from gateway.channels import CHANNELS, Channel
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.hop import Gateway
+from gateway.messages import BadRequest, Reply
+from gateway.numbers import mask, normalise_msisdn
+from gateway.sessions import SessionStore
+from gateway.settings import Settings
+from gateway.sms import Dispatcher, make_provider
+from menus.engine import make_engine_factory
+from menus.shop import Shop
+from menus.text import texts
+from store import outbox
+from store.db import Database
+from store.seed import seed_if_empty
+
+log = logging.getLogger("okryu.app")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(settings: Settings, *, redis: Redis | None = None) -> web.Application:
+    """The gateway. ``redis`` lets a caller supply its own client (tests count its trips)."""
+    app = web.Application(middlewares=[_answer_bad_requests])
+    app[keys.SETTINGS] = settings
+    app.cleanup_ctx.append(_redis_ctx(redis))
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_http_ctx)
+    app.cleanup_ctx.append(_gateway_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    for channel in CHANNELS.values():
+        app.router.add_route(channel.method, f"/ussd/{channel.slug}", _ussd_handler(channel))
+    if settings.demo or settings.sms_provider == "log":
+        app.router.add_get("/dev/sms", dev_inbox)
+    return app
+
+
+# --- resources ------------------------------------------------------------------------------
+
+
+def _redis_ctx(
+    given: Redis | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[keys.SETTINGS]
+        if given is not None:
+            app[keys.REDIS] = given
+            yield
+            return
+        embedded: EmbeddedRedis | None = None
+        url = settings.redis_url
+        if url is None:
+            embedded = EmbeddedRedis()
+            url = await embedded.start()
+            log.info("started an embedded redis-server at %s", url)
+        client = Redis.from_url(url)
+        app[keys.REDIS] = client
+        try:
+            yield
+        finally:
+            await client.aclose()
+            if embedded is not None:
+                await embedded.stop()
+
+    return redis_ctx
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    db = Database(settings.database_url)
+    await db.create_all()
+    if settings.seed_if_empty and await seed_if_empty(db):
+        log.info("seeded the demo catalog")
+    app[keys.DATABASE] = db
+    try:
+        yield
+    finally:
+        await db.close()
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[keys.HTTP] = session
+        yield
+
+
+async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    db = app[keys.DATABASE]
+    dispatcher = Dispatcher(
+        db,
+        make_provider(settings, app[keys.HTTP]),
+        max_attempts=settings.sms_max_attempts,
+    )
+
+    async def order_placed() -> None:
+        dispatcher.notify()
+
+    catalogs = CatalogCache(db)
+    app[keys.DISPATCHER] = dispatcher
+    app[keys.GATEWAY] = Gateway(
+        sessions=SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl),
+        catalogs=catalogs,
+        db=db,
+        engine_for=make_engine_factory(Shop(), settings),
+        on_order_placed=order_placed,
+    )
+    task = asyncio.create_task(dispatcher.run(settings.sms_poll_interval), name="sms-dispatcher")
+    try:
+        yield
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await catalogs.close()
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+@web.middleware
+async def _answer_bad_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as error:
+        return web.Response(status=error.status, text=error.reason)
+
+
+def _ussd_handler(channel: Channel) -> Handler:
+    async def ussd(request: web.Request) -> web.StreamResponse:
+        settings = request.app[keys.SETTINGS]
+        inbound = await channel.parse(request, settings.default_region)
+        try:
+            reply = await request.app[keys.GATEWAY].handle(inbound, settings.screen_budget)
+        except Exception:
+            # The subscriber gets a polite last screen, the log the stack trace; no 5xx
+            # reaches the aggregator (it would show the handset a network error).
+            log.exception("hop failed for %s on %s", mask(inbound.msisdn), channel.slug)
+            sorry = texts(settings.default_language)("error.unavailable")  # type: ignore[arg-type]
+            reply = Reply(sorry, end=True)
+        return channel.render(reply)
+
+    return ussd
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problems: dict[str, str] = {}
+    try:
+        await request.app[keys.REDIS].ping()
+    except Exception as error:  # readiness reports, it does not raise
+        problems["redis"] = type(error).__name__
+    try:
+        async with request.app[keys.DATABASE].session() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+    except Exception as error:
+        problems["database"] = type(error).__name__
+    if problems:
+        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def dev_inbox(request: web.Request) -> web.Response:
+    """The development SMS inbox the handset simulators read (demo / log provider only)."""
+    settings = request.app[keys.SETTINGS]
+    to = normalise_msisdn(request.query.get("to", ""), settings.default_region)
+    try:
+        after = int(request.query.get("after", "0"))
+    except ValueError:
+        raise BadRequest("after must be an integer") from None
+    rows = await outbox.sent_to(request.app[keys.DATABASE], to, after)
+    return web.json_response(
+        {"messages": [{"id": i, "body": body, "at": at.isoformat()} for i, body, at in rows]}
+    )

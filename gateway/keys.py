@@ -1,0 +1,19 @@
+"""Typed application keys: everything the app holds, named once."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.hop import Gateway
+from gateway.settings import Settings
+from gateway.sms import Dispatcher
+from store.db import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
+DATABASE = web.AppKey("database", Database)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+GATEWAY = web.AppKey("gateway", Gateway)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

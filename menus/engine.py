@@ -1,0 +1,408 @@
+"""The menu engine: what every screen shares, around one journey's state machine.
+
+The engine stores nothing and performs no I/O. ``step`` takes a session's state and context
+(plain JSON-able data), the new inputs of this hop and whatever the store already answered,
+and returns the next state, context and screen. When a screen needs something only the store
+has (or does), the step raises :class:`NeedData`; the caller fulfils the request and runs the
+same step again with the answer added. A step is therefore safe to repeat.
+
+Shared by every screen: ``0`` back (a history stack in the context), ``00`` home, ``98`` more,
+numbered choices, free-text prompts, and the one-line reason above a re-prompted screen.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from statemachine import StateChart
+
+from menus.ports import Catalog, Lang, Request
+from menus.screens import Budget, fits, measure, paginate
+from menus.text import Texts, texts
+
+BACK, HOME, MORE = "0", "00", "98"
+HISTORY_LIMIT = 12
+
+
+class NeedData(Exception):
+    """The step needs the answer to ``request`` before it can go on."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.request = request
+
+
+@dataclass(frozen=True, slots=True)
+class Go:
+    """The user did something the machine understands: send ``event`` with ``args``."""
+
+    event: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """The input is not acceptable here: show the same screen with this reason above it."""
+
+    key: str = "error.choice"
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+Outcome = Go | Invalid
+
+
+@dataclass
+class Content:
+    """What a screen shows. ``rows`` are paginated; everything else is on every page."""
+
+    title: str
+    rows: Sequence[str] = ()
+    numbered: bool = True  # rows are choices numbered 1..k on each page
+    actions: Sequence[str] = ()  # choices numbered after the rows, on every page
+    footer: str = ""
+    nav: bool = True  # the "0 Back 00 Home" line
+    end: bool = False  # the last screen of the session
+    text_input: bool = False  # free text is expected (the screen parses it)
+    reasons: Sequence[str] = ("error.choice",)  # catalog keys this screen may show above it
+    reason_args: Mapping[str, Any] = field(default_factory=dict)
+    elastic: str = ""  # replaces "{elastic}" in the title, shortened until the screen fits
+    cache_key: tuple[Any, ...] | None = None  # same key, same pages (for catalog lists)
+
+
+class View:
+    """Everything a screen may read during one step. Built per step, never shared."""
+
+    def __init__(
+        self,
+        *,
+        msisdn: str,
+        session_ref: str,
+        ctx: dict[str, Any],
+        catalog: Catalog,
+        data: Mapping[Request, Any],
+        settings: Any,
+    ) -> None:
+        self.msisdn = msisdn
+        self.session_ref = session_ref
+        self.ctx = ctx
+        self.catalog = catalog
+        self.data = data
+        self.settings = settings
+
+    @property
+    def lang(self) -> Lang:
+        lang: Lang = self.ctx.get("lang", "en")
+        return lang
+
+    @property
+    def t(self) -> Texts:
+        return texts(self.lang)
+
+    def fetch(self, request: Request) -> Any:
+        """The store's answer to ``request``, or :class:`NeedData` if not yet asked."""
+        try:
+            return self.data[request]
+        except KeyError:
+            raise NeedData(request) from None
+
+
+class Screen(Protocol):
+    def content(self, view: View) -> Content: ...
+
+    def choose(self, view: View, row: int | None, action: int | None) -> Outcome: ...
+
+    def submit(self, view: View, text: str) -> Outcome: ...
+
+
+class Journey(Protocol):
+    """One journey: its machine class, the screen for each state, and where home is."""
+
+    chart: type[StateChart]
+    screens: Mapping[str, Screen]
+    home: str
+
+    def begin(self, view: View) -> None: ...
+
+    def history_after(self, event: str) -> str | None: ...
+
+
+class _Model:
+    """The one mutable object the live machine is bound to; loaded afresh at every step."""
+
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self.view: View | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    state: str
+    ctx: dict[str, Any]
+    text: str
+    end: bool
+
+
+class Engine:
+    """Runs one journey. Holds one live machine; ``step`` is synchronous, so hops served by
+    one event loop never interleave inside it."""
+
+    def __init__(self, journey: Journey, budget: Budget, settings: Any, cache_size: int = 512):
+        self.journey = journey
+        self.budget = budget
+        self.settings = settings
+        self._model = _Model()
+        self._chart = journey.chart(model=self._model, state_field="state")  # type: ignore[call-arg]
+        self._states = set(self._chart.states_map)
+        self._pages: OrderedDict[tuple[Any, ...], list[tuple[int, int]]] = OrderedDict()
+        self._cache_size = cache_size
+
+    # --- public API ---------------------------------------------------------------------
+
+    def start(
+        self,
+        ctx: dict[str, Any],
+        *,
+        msisdn: str,
+        session_ref: str,
+        catalog: Catalog,
+        data: Mapping[Request, Any],
+        inputs: Sequence[str] = (),
+    ) -> Turn:
+        """A new session: the home screen, after the journey's own set-up, then ``inputs``."""
+        view = View(
+            msisdn=msisdn,
+            session_ref=session_ref,
+            ctx=ctx,
+            catalog=catalog,
+            data=data,
+            settings=self.settings,
+        )
+        self.journey.begin(view)
+        ctx["hist"] = []
+        ctx["page"] = 0
+        return self._run(self.journey.home, view, inputs)
+
+    def step(
+        self,
+        state: str,
+        ctx: dict[str, Any],
+        inputs: Sequence[str],
+        *,
+        msisdn: str,
+        session_ref: str,
+        catalog: Catalog,
+        data: Mapping[Request, Any],
+    ) -> Turn:
+        """Feed ``inputs`` to a session at ``state``. May raise :class:`NeedData`."""
+        view = View(
+            msisdn=msisdn,
+            session_ref=session_ref,
+            ctx=ctx,
+            catalog=catalog,
+            data=data,
+            settings=self.settings,
+        )
+        if state not in self._states:  # a state renamed or removed since it was stored
+            state = self.journey.home
+            ctx["hist"], ctx["page"] = [], 0
+        return self._run(state, view, inputs)
+
+    # --- the step -----------------------------------------------------------------------
+
+    def _run(self, state: str, view: View, inputs: Sequence[str]) -> Turn:
+        reason: str | None = None
+        for raw in inputs:
+            state, reason = self._feed(state, view, raw.strip())
+            if self.journey.screens[state].content(view).end:
+                break  # a final screen: later inputs of a shortcut have nowhere to go
+        text, end = self.render(state, view, reason)
+        view.ctx.pop("note", None)
+        return Turn(state, view.ctx, text, end)
+
+    def _feed(self, state: str, view: View, raw: str) -> tuple[str, str | None]:
+        ctx = view.ctx
+        screen = self.journey.screens[state]
+        content = screen.content(view)
+        ctx.pop("note", None)
+        if content.end:
+            return state, None
+        if raw == HOME and state != self.journey.home:
+            ctx["hist"], ctx["page"] = [], 0
+            return self.journey.home, None
+        if raw == BACK and content.nav:
+            hist = ctx.get("hist") or []
+            if not hist:
+                ctx["page"] = 0
+                return self.journey.home, None
+            previous, page = hist.pop()
+            ctx["page"] = page
+            return previous, None
+        pages = self._pages_for(content, view)
+        page = min(ctx.get("page", 0), len(pages) - 1)
+        if raw == MORE and not content.text_input:
+            if page + 1 < len(pages):
+                ctx["page"] = page + 1
+                return state, None
+            return state, view.t("error.no_more")
+        outcome = self._interpret(screen, content, pages[page], view, raw)
+        if isinstance(outcome, Invalid):
+            return state, view.t(outcome.key, **outcome.args)
+        return self._transition(state, view, outcome), None
+
+    def _interpret(
+        self, screen: Screen, content: Content, page: tuple[int, int], view: View, raw: str
+    ) -> Outcome:
+        if content.text_input:
+            return screen.submit(view, raw)
+        if not raw.isdigit():
+            return Invalid()
+        n = int(raw)
+        start, stop = page
+        row_count = stop - start if content.numbered else 0
+        if 1 <= n <= row_count:
+            return screen.choose(view, start + n - 1, None)
+        if row_count < n <= row_count + len(content.actions):
+            return screen.choose(view, None, n - row_count - 1)
+        return Invalid()
+
+    def _transition(self, state: str, view: View, go: Go) -> str:
+        ctx = view.ctx
+        model = self._model
+        model.state, model.view = state, view
+        try:
+            self._chart.send(go.event, **go.args)
+            target = model.state
+        finally:
+            model.view = None
+        assert target is not None
+        if target == self.journey.home:
+            ctx["hist"], ctx["page"] = [], 0
+            return target
+        hist: list[list[Any]] = ctx.setdefault("hist", [])
+        if target != state:
+            # Returning to a screen already on the stack unwinds to it (cart -> remove ->
+            # cart must not make "back" go to remove); otherwise remember where we were.
+            names = [entry[0] for entry in hist]
+            if target in names:
+                del hist[len(names) - 1 - names[::-1].index(target) :]
+            else:
+                hist.append([state, ctx.get("page", 0)])
+                del hist[:-HISTORY_LIMIT]
+            anchor = self.journey.history_after(go.event)
+            if anchor is not None and anchor in [entry[0] for entry in hist]:
+                names = [entry[0] for entry in hist]
+                del hist[len(names) - names[::-1].index(anchor) :]
+            ctx["page"] = 0
+        return target
+
+    # --- rendering ----------------------------------------------------------------------
+
+    def render(self, state: str, view: View, reason: str | None = None) -> tuple[str, bool]:
+        """The screen for ``state``, with ``reason`` (or a pending note) above it."""
+        content = self.journey.screens[state].content(view)
+        pages = self._pages_for(content, view)
+        page = min(view.ctx.get("page", 0), len(pages) - 1)
+        start, stop = pages[page]
+        top = reason or view.ctx.get("note")
+        title = self._fit_title(content, view, start, stop, stop < len(content.rows), top)
+        return self._compose(content, view, title, start, stop, stop < len(content.rows), top), (
+            content.end
+        )
+
+    def _compose(
+        self,
+        content: Content,
+        view: View,
+        title: str,
+        start: int,
+        stop: int,
+        more: bool,
+        top: str | None,
+    ) -> str:
+        t = view.t
+        lines: list[str] = [top] if top else []
+        if title:
+            lines.append(title)
+        n = 0
+        for row in content.rows[start:stop]:
+            if content.numbered:
+                n += 1
+                lines.append(t.option(n, row))
+            else:
+                lines.append(row)
+        for label in content.actions:
+            n += 1
+            lines.append(t.option(n, label))
+        if content.footer:
+            lines.append(content.footer)
+        if more:
+            lines.append(t("fmt.more"))
+        if content.nav and not content.end:
+            lines.append(t("fmt.back_home"))
+        return "\n".join(lines)
+
+    def _reserve(self, content: Content, view: View) -> str | None:
+        """The longest line this screen may show above itself (a reason or a note)."""
+        candidates = [view.t(key, **content.reason_args) for key in content.reasons]
+        if view.ctx.get("note"):
+            candidates.append(view.ctx["note"])
+        if not candidates:
+            return None
+        return max(candidates, key=lambda line: measure(line).units)
+
+    def _pages_for(self, content: Content, view: View) -> list[tuple[int, int]]:
+        key = None
+        if content.cache_key is not None:
+            key = (*content.cache_key, view.lang, view.catalog.version)
+            cached = self._pages.get(key)
+            if cached is not None:
+                self._pages.move_to_end(key)
+                return cached
+        reserve = self._reserve(content, view)
+        title = content.title.replace("{elastic}", "")
+
+        def compose(start: int, stop: int, more: bool) -> str:
+            return self._compose(content, view, title, start, stop, more, reserve)
+
+        pages = paginate(len(content.rows), compose, self.budget)
+        if key is not None:
+            self._pages[key] = pages
+            if len(self._pages) > self._cache_size:
+                self._pages.popitem(last=False)
+        return pages
+
+    def _fit_title(
+        self, content: Content, view: View, start: int, stop: int, more: bool, top: str | None
+    ) -> str:
+        if "{elastic}" not in content.title:
+            return content.title
+        reserve = top or self._reserve(content, view)
+        elastic = content.elastic
+        ellipsis = view.t("fmt.ellipsis")
+
+        def title_with(text: str) -> str:
+            return content.title.replace("{elastic}", text)
+
+        while elastic:
+            title = title_with(elastic)
+            if fits(self._compose(content, view, title, start, stop, more, reserve), self.budget):
+                return title
+            elastic = elastic[: max(0, len(elastic) - len(ellipsis) - 1)].rstrip()
+            elastic = elastic + ellipsis if elastic else ""
+        return title_with("")
+
+
+def make_engine_factory(journey: Journey, settings: Any) -> Callable[[Budget], Engine]:
+    """One engine per screen budget (channels may differ), built on first use."""
+    engines: dict[Budget, Engine] = {}
+
+    def engine_for(budget: Budget) -> Engine:
+        engine = engines.get(budget)
+        if engine is None:
+            engine = engines[budget] = Engine(journey, budget, settings)
+        return engine
+
+    return engine_for

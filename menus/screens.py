@@ -1,0 +1,107 @@
+"""Screen size by encoded units, and pagination that never splits an option.
+
+A text is GSM-7 when every character is in the GSM 03.38 default alphabet or its extension
+table (extension characters cost two septets); otherwise the whole text is UCS-2 and costs
+one unit per UTF-16 code unit. The tables come from the ``gsm0338`` codec, not from a list
+typed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
+
+Encoding = Literal["gsm7", "ucs2"]
+
+
+def _gsm_tables() -> dict[str, int]:
+    costs: dict[str, int] = {}
+    for byte in range(128):
+        if byte == 0x1B:  # escape to the extension table
+            continue
+        costs[bytes([byte]).decode("gsm03.38")] = 1
+    for byte in range(128):
+        try:
+            char = (b"\x1b" + bytes([byte])).decode("gsm03.38")
+        except UnicodeDecodeError:
+            continue
+        if len(char) == 1 and char not in costs:
+            costs[char] = 2
+    return costs
+
+
+_SEPTETS = _gsm_tables()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many units one screen (or message) may use, per encoding."""
+
+    gsm7: int = 160
+    ucs2: int = 80
+
+    def limit(self, encoding: Encoding) -> int:
+        return self.gsm7 if encoding == "gsm7" else self.ucs2
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    encoding: Encoding
+    units: int
+
+
+def measure(text: str) -> Measure:
+    """The encoding a network would pick for ``text`` and how many units it costs."""
+    septets = 0
+    get = _SEPTETS.get
+    for char in text:
+        cost = get(char)
+        if cost is None:
+            return Measure("ucs2", len(text.encode("utf-16-le")) // 2)
+        septets += cost
+    return Measure("gsm7", septets)
+
+
+def fits(text: str, budget: Budget) -> bool:
+    m = measure(text)
+    return m.units <= budget.limit(m.encoding)
+
+
+def is_gsm7(text: str) -> bool:
+    return measure(text).encoding == "gsm7"
+
+
+def paginate(
+    count: int,
+    compose: Callable[[int, int, bool], str],
+    budget: Budget,
+) -> list[tuple[int, int]]:
+    """Split ``count`` rows into pages ``[(start, stop), ...]`` that each fit ``budget``.
+
+    ``compose(start, stop, more)`` renders the whole screen for rows ``start:stop`` (with the
+    "more" line when ``more``), including everything the screen may show around them, such
+    as the longest re-prompt reason. Rows are never split: a row too large to share a page
+    gets a page of its own.
+    """
+    if count == 0:
+        return [(0, 0)]
+    pages: list[tuple[int, int]] = []
+    start = 0
+    while start < count:
+        stop = start + 1  # a page holds at least one row
+        while stop < count and fits(compose(start, stop + 1, stop + 1 < count), budget):
+            stop += 1
+        pages.append((start, stop))
+        start = stop
+    return pages
+
+
+def page_of(pages: Sequence[tuple[int, int]], index: int) -> int:
+    """The page that holds row ``index``."""
+    for number, (start, stop) in enumerate(pages):
+        if start <= index < stop:
+            return number
+    return 0

@@ -1,0 +1,18 @@
+"""SMS bodies, from the same catalogs as the screens."""
+
+from __future__ import annotations
+
+from menus.ports import OrderPlaced
+from menus.text import texts
+
+
+def order_placed(placed: OrderPlaced, lang: str) -> str:
+    """The confirmation SMS (kept within two parts in either language)."""
+    t = texts(lang if lang in ("en", "ko") else "en")  # type: ignore[arg-type]
+    return t(
+        "sms.order_placed",
+        code=placed.code,
+        subtotal=t.money(placed.subtotal),
+        fee=t.money(placed.fee),
+        total=t.money(placed.total),
+    )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import NaiveDatetime
+from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
+
+# Times are naive UTC. sqlmodel maps a bare ``datetime`` to a timezone-aware column that
+# rejects naive values on every insert and returns aware ones; ``NaiveDatetime`` keeps
+# ``TIMESTAMP WITHOUT TIME ZONE`` and naive values both ways.
 
 
 def utcnow() -> datetime:
@@ -21,6 +27,10 @@ class Category(SQLModel, table=True):
 
 
 class Product(SQLModel, table=True):
+    # The order transaction's conditional decrement is what prevents overselling; the
+    # constraint is the backstop that makes a bug there fail loudly instead.
+    __table_args__ = (CheckConstraint("stock >= 0", name="product_stock_not_negative"),)
+
     id: int | None = Field(default=None, primary_key=True)
     sku: str = Field(unique=True, max_length=40)
     category_id: int = Field(foreign_key="category.id", index=True)
@@ -50,7 +60,7 @@ class Customer(SQLModel, table=True):
     zone_id: int | None = Field(default=None, foreign_key="deliveryzone.id")
     address: str | None = Field(default=None, max_length=60)
     reminders_opt_out: bool = False
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class Order(SQLModel, table=True):
@@ -69,8 +79,8 @@ class Order(SQLModel, table=True):
     address: str = Field(max_length=60)
     language: str = Field(default="en", max_length=2)
     idempotency_key: str = Field(unique=True, max_length=120)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class OrderLine(SQLModel, table=True):
@@ -89,7 +99,7 @@ class OrderEvent(SQLModel, table=True):
     status: str = Field(max_length=16)
     actor: str = Field(max_length=40)  # "customer:+850...", "staff:<name>", "system"
     note: str = Field(default="", max_length=200)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -104,14 +114,14 @@ class OutboundMessage(SQLModel, table=True):
     status: str = Field(default="queued", index=True, max_length=16)
     # queued -> sending (claimed, lease) -> sent -> delivered | failed
     attempts: int = 0
-    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
-    lease_until: datetime | None = None
+    next_attempt_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+    lease_until: NaiveDatetime | None = None
     provider: str | None = Field(default=None, max_length=32)
     provider_message_id: str | None = Field(default=None, max_length=100, index=True)
     last_error: str | None = Field(default=None, max_length=300)
-    created_at: datetime = Field(default_factory=utcnow)
-    sent_at: datetime | None = None
-    delivered_at: datetime | None = None
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    sent_at: NaiveDatetime | None = None
+    delivered_at: NaiveDatetime | None = None
 
 
 class InboundMessage(SQLModel, table=True):
@@ -120,4 +130,4 @@ class InboundMessage(SQLModel, table=True):
     to: str = Field(max_length=32)
     text: str = Field(max_length=1000)
     provider_message_id: str | None = Field(default=None, unique=True, max_length=100)
-    received_at: datetime = Field(default_factory=utcnow)
+    received_at: NaiveDatetime = Field(default_factory=utcnow)

@@ -1,0 +1,314 @@
+"""Customers and orders: what the menus ask the store to read and do (``menus.ports``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from menus.ports import (
+    LANGS,
+    CustomerProfile,
+    Lang,
+    OrderDetail,
+    OrderLineView,
+    OrderPlaced,
+    OrderSummary,
+    OutOfStock,
+    PlaceOrder,
+)
+from store.codes import new_code, normalise_code
+from store.db import Database
+from store.errors import StoreError
+from store.models import Customer, DeliveryZone, Order, OrderEvent, OrderLine, Product
+from store.outbox import enqueue
+
+RenderConfirmation = Callable[[OrderPlaced, str], str]
+
+# An IntegrityError that is not a replay (a code drawn twice at the same instant, say) is
+# worth one more try in a fresh transaction; a persistent one is a bug and is raised.
+_ATTEMPTS = 3
+_CODE_DRAWS = 10
+_ADDRESS_LENGTH = 60  # Order.address and Customer.address; PostgreSQL enforces it
+
+
+class _Snapshot(NamedTuple):
+    """A product as it was when its stock was taken: what the order line records."""
+
+    name_en: str
+    name_ko: str
+    price: int
+
+
+class _Unavailable(Exception):
+    """Raised inside the write transaction so that it rolls back every decrement."""
+
+    def __init__(self, result: OutOfStock) -> None:
+        super().__init__(result.product_ids)
+        self.result = result
+
+
+async def get_customer(db: Database, msisdn: str) -> CustomerProfile | None:
+    """The subscriber's saved language, zone and address, or None for a first-time caller."""
+    async with db.session() as session:
+        row = (await session.exec(select(Customer).where(Customer.msisdn == msisdn))).first()
+    if row is None:
+        return None
+    return CustomerProfile(
+        msisdn=row.msisdn, lang=_lang(row.language), zone_id=row.zone_id, address=row.address
+    )
+
+
+async def save_language(db: Database, msisdn: str, lang: str) -> None:
+    """Remember the subscriber's language, creating the customer if needed."""
+    if lang not in LANGS:
+        raise StoreError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
+    async with db.write() as session:
+        await _upsert_customer(session, db.is_sqlite, msisdn, language=lang)
+
+
+async def place_order(
+    db: Database, req: PlaceOrder, render_confirmation: RenderConfirmation
+) -> OrderPlaced | OutOfStock:
+    """Place the order and queue its confirmation SMS in one transaction; idempotent on the key.
+
+    ``render_confirmation(placed, lang)`` returns the SMS body. A replay of a key returns the
+    order it placed, with no second stock change and no second SMS.
+    """
+    quantities = _quantities(req)
+    if len(req.address) > _ADDRESS_LENGTH:
+        raise StoreError(f"address is longer than {_ADDRESS_LENGTH} characters")
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await _place_once(db, req, quantities, render_confirmation)
+        except _Unavailable as unavailable:
+            # On PostgreSQL a concurrent call with the same key may have taken the last units
+            # and committed while this one waited on the row lock: the order exists after all.
+            return await _replay(db, req) or unavailable.result
+        except IntegrityError:
+            # Two calls with the same key both passed the existence check (PostgreSQL): the
+            # loser hits the unique key and answers with the winner's order.
+            placed = await _replay(db, req)
+            if placed is not None:
+                return placed
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def list_orders(db: Database, msisdn: str, limit: int = 30) -> tuple[OrderSummary, ...]:
+    """The subscriber's orders, newest first."""
+    query = (
+        select(Order)
+        .where(Order.msisdn == msisdn)
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+        .limit(limit)
+    )
+    async with db.session() as session:
+        rows = (await session.exec(query)).all()
+    return tuple(
+        OrderSummary(code=o.code, status=o.status, total=o.total, created_at=o.created_at)
+        for o in rows
+    )
+
+
+async def get_order(db: Database, msisdn: str, code: str) -> OrderDetail | None:
+    """One of the subscriber's orders; None too when the code is someone else's (never leak)."""
+    query = (
+        select(Order, DeliveryZone)
+        .join(DeliveryZone, col(Order.zone_id) == col(DeliveryZone.id))
+        .where(Order.code == normalise_code(code), Order.msisdn == msisdn)
+    )
+    async with db.session() as session:
+        found = (await session.exec(query)).first()
+        if found is None:
+            return None
+        order, zone = found
+        lines = (
+            await session.exec(
+                select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id))
+            )
+        ).all()
+    return OrderDetail(
+        code=order.code,
+        status=order.status,
+        lines=tuple(
+            OrderLineView(
+                name_en=line.name_en,
+                name_ko=line.name_ko,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
+            for line in lines
+        ),
+        subtotal=order.subtotal,
+        fee=order.fee,
+        total=order.total,
+        zone_en=zone.name_en,
+        zone_ko=zone.name_ko,
+        address=order.address,
+        created_at=order.created_at,
+    )
+
+
+async def _place_once(
+    db: Database,
+    req: PlaceOrder,
+    quantities: dict[int, int],
+    render_confirmation: RenderConfirmation,
+) -> OrderPlaced:
+    async with db.write() as session:
+        existing = await _placed_by_key(session, req)
+        if existing is not None:
+            return existing
+        zone = await session.get(DeliveryZone, req.zone_id)
+        if zone is None or not zone.active:
+            raise StoreError(f"delivery zone {req.zone_id} is not available")
+        customer_id = await _upsert_customer(
+            session,
+            db.is_sqlite,
+            req.msisdn,
+            language=req.lang,
+            zone_id=req.zone_id,
+            address=req.address,
+        )
+        taken = await _take_stock(session, quantities)
+        missing = tuple(pid for pid in quantities if pid not in taken)
+        if missing:
+            raise _Unavailable(OutOfStock(product_ids=missing))
+
+        subtotal = sum(taken[pid].price * qty for pid, qty in quantities.items())
+        order = Order(
+            code=await _unused_code(session),
+            customer_id=customer_id,
+            msisdn=req.msisdn,
+            subtotal=subtotal,
+            fee=zone.fee,
+            total=subtotal + zone.fee,
+            payment_method=req.payment,
+            zone_id=req.zone_id,
+            address=req.address,
+            language=req.lang,
+            idempotency_key=req.idempotency_key,
+        )
+        session.add(order)
+        await session.flush()  # assigns order.id; a duplicate key fails here, not at commit
+        order_id = order.id
+        assert order_id is not None
+        for pid, qty in quantities.items():
+            snapshot = taken[pid]
+            session.add(
+                OrderLine(
+                    order_id=order_id,
+                    product_id=pid,
+                    name_en=snapshot.name_en,
+                    name_ko=snapshot.name_ko,
+                    unit_price=snapshot.price,
+                    quantity=qty,
+                )
+            )
+        session.add(OrderEvent(order_id=order_id, status="placed", actor=f"customer:{req.msisdn}"))
+        placed = _placed(order)
+        await enqueue(
+            session,
+            to=req.msisdn,
+            body=render_confirmation(placed, req.lang),
+            kind="order_placed",
+            idempotency_key=f"order_placed:{order.code}",
+            order_id=order_id,
+        )
+        return placed
+
+
+async def _take_stock(session: AsyncSession, quantities: dict[int, int]) -> dict[int, _Snapshot]:
+    """Decrement every line that has the stock; the snapshots of those that did."""
+    taken: dict[int, _Snapshot] = {}
+    # One lock order for every transaction (by product id), so two orders sharing products
+    # wait for each other on PostgreSQL instead of deadlocking.
+    for pid in sorted(quantities):
+        qty = quantities[pid]
+        # The conditional UPDATE is the oversell guard: a row lock on PostgreSQL, the writer
+        # lock on SQLite. RETURNING reads the price under that same lock, so the order is
+        # charged what the product costs now, not what the menu showed.
+        statement = (
+            update(Product)
+            .where(col(Product.id) == pid, col(Product.stock) >= qty, col(Product.active))
+            .values(stock=col(Product.stock) - qty)
+            .returning(col(Product.name_en), col(Product.name_ko), col(Product.price))
+            # No Product objects live in this session; skip the ORM's bookkeeping.
+            .execution_options(synchronize_session=False)
+        )
+        row = (await session.exec(statement)).first()
+        if row is not None:
+            taken[pid] = _Snapshot(*row)
+    return taken
+
+
+async def _upsert_customer(
+    session: AsyncSession, is_sqlite: bool, msisdn: str, **values: Any
+) -> int:
+    """Create or update the customer in one statement; their id."""
+    # INSERT .. ON CONFLICT, not read-then-insert: a first-time caller with two requests in
+    # flight would otherwise fail one of them on the unique msisdn.
+    insert = sqlite_insert if is_sqlite else pg_insert
+    statement = (
+        insert(Customer)
+        .values(msisdn=msisdn, **values)
+        .on_conflict_do_update(index_elements=[col(Customer.msisdn)], set_=values)
+        .returning(col(Customer.id))
+    )
+    customer_id: int = (await session.exec(statement)).scalar_one()
+    return customer_id
+
+
+async def _unused_code(session: AsyncSession) -> str:
+    for _ in range(_CODE_DRAWS):
+        code = new_code()
+        taken = (await session.exec(select(Order.id).where(Order.code == code))).first()
+        if taken is None:
+            return code
+    raise StoreError("could not draw an unused order code")
+
+
+async def _placed_by_key(session: AsyncSession, req: PlaceOrder) -> OrderPlaced | None:
+    query = select(Order).where(Order.idempotency_key == req.idempotency_key)
+    order = (await session.exec(query)).first()
+    if order is None:
+        return None
+    if order.msisdn != req.msisdn:
+        # A key is one subscriber's; answering another with it would leak their order.
+        raise StoreError("idempotency key already used by another subscriber")
+    return _placed(order)
+
+
+async def _replay(db: Database, req: PlaceOrder) -> OrderPlaced | None:
+    """The order already placed under the request's key, read in a fresh transaction."""
+    async with db.session() as session:
+        return await _placed_by_key(session, req)
+
+
+def _quantities(req: PlaceOrder) -> dict[int, int]:
+    """Quantity per product in first-seen order; the same product twice becomes one line."""
+    if not req.lines:
+        raise StoreError("an order needs at least one line")
+    quantities: dict[int, int] = {}
+    for line in req.lines:
+        # A zero or negative quantity would turn the stock decrement into an increment.
+        if line.quantity < 1:
+            raise StoreError(f"quantity for product {line.product_id} must be at least 1")
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    return quantities
+
+
+def _placed(order: Order) -> OrderPlaced:
+    return OrderPlaced(code=order.code, subtotal=order.subtotal, fee=order.fee, total=order.total)
+
+
+def _lang(value: str) -> Lang:
+    return "ko" if value == "ko" else "en"

@@ -1,0 +1,113 @@
+"""place_order under real concurrency: on PostgreSQL each call has its own connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from menus.ports import OrderPlaced, OutOfStock
+from store.db import Database
+from store.models import Order, OutboundMessage
+from store.orders import place_order
+from tests.store.factories import (
+    ALICE,
+    count,
+    first_zone,
+    order_request,
+    product_by_sku,
+    render,
+    rows,
+    set_product,
+    stock_of,
+)
+
+
+async def _race_for_last_unit(db: Database, callers: int) -> None:
+    coat = await product_by_sku(db, "CL-PADDEDCOAT")
+    zone = await first_zone(db)
+    assert coat.id and zone.id
+    await set_product(db, coat.id, stock=1)
+
+    results = await asyncio.gather(
+        *(
+            place_order(db, order_request(f"k{i}", [(coat.id, 1)], zone.id), render)
+            for i in range(callers)
+        )
+    )
+
+    placed = [r for r in results if isinstance(r, OrderPlaced)]
+    assert len(placed) == 1
+    assert results.count(OutOfStock(product_ids=(coat.id,))) == callers - 1
+    assert await stock_of(db, coat.id) == 0
+    assert await count(db, Order) == 1
+    assert await count(db, OutboundMessage) == 1
+
+
+async def test_place_order_two_callers_racing_for_the_last_unit_sell_it_once(
+    seeded_db: Database,
+) -> None:
+    await _race_for_last_unit(seeded_db, 2)
+
+
+async def test_place_order_ten_callers_racing_for_the_last_unit_sell_it_once(
+    seeded_db: Database,
+) -> None:
+    await _race_for_last_unit(seeded_db, 10)
+
+
+async def test_place_order_concurrent_replays_of_one_key_place_one_order(
+    seeded_db: Database,
+) -> None:
+    socks = await product_by_sku(seeded_db, "CL-SOCKS")
+    zone = await first_zone(seeded_db)
+    assert socks.id and zone.id
+    request = order_request("one-key", [(socks.id, 2)], zone.id)
+
+    results = await asyncio.gather(*(place_order(seeded_db, request, render) for _ in range(5)))
+
+    assert all(isinstance(r, OrderPlaced) for r in results)
+    assert len(set(results)) == 1
+    assert await stock_of(seeded_db, socks.id) == socks.stock - 2
+    assert await count(seeded_db, Order) == 1
+    assert await count(seeded_db, OutboundMessage) == 1
+
+
+async def test_place_order_concurrent_replays_of_one_key_for_the_last_unit(
+    seeded_db: Database,
+) -> None:
+    # The loser of the row lock finds no stock left, yet its key did place an order.
+    coat = await product_by_sku(seeded_db, "CL-PADDEDCOAT")
+    zone = await first_zone(seeded_db)
+    assert coat.id and zone.id
+    await set_product(seeded_db, coat.id, stock=1)
+    request = order_request("one-key", [(coat.id, 1)], zone.id)
+
+    results = await asyncio.gather(*(place_order(seeded_db, request, render) for _ in range(5)))
+
+    assert all(isinstance(r, OrderPlaced) for r in results)
+    assert len(set(results)) == 1
+    assert await stock_of(seeded_db, coat.id) == 0
+
+
+async def test_place_order_crossed_lines_neither_deadlock_nor_oversell(
+    seeded_db: Database,
+) -> None:
+    # Half the callers list A then B, half B then A: a deadlock if locks followed line order.
+    gloves = await product_by_sku(seeded_db, "CL-GLOVES")
+    hat = await product_by_sku(seeded_db, "CL-FURHAT")
+    zone = await first_zone(seeded_db)
+    assert gloves.id and hat.id and zone.id
+    await set_product(seeded_db, gloves.id, stock=4)
+    await set_product(seeded_db, hat.id, stock=4)
+    pairs = [[(gloves.id, 1), (hat.id, 1)], [(hat.id, 1), (gloves.id, 1)]]
+
+    results = await asyncio.gather(
+        *(
+            place_order(seeded_db, order_request(f"k{i}", pairs[i % 2], zone.id), render)
+            for i in range(10)
+        )
+    )
+
+    assert sum(isinstance(r, OrderPlaced) for r in results) == 4
+    assert await stock_of(seeded_db, gloves.id) == 0
+    assert await stock_of(seeded_db, hat.id) == 0
+    assert {o.msisdn for o in await rows(seeded_db, Order)} == {ALICE}

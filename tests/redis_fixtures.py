@@ -1,0 +1,48 @@
+"""Redis for tests: one real server per session, one client and one key prefix per test.
+
+``OKRYU_TEST_REDIS_URL`` points the suite at a running Redis (CI); without it the session
+starts an embedded redis-server on a private unix socket. Tests share the server, so each one
+writes only under its own ``redis_prefix``; the ``redis`` fixture deletes those keys afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from uuid import uuid4
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.embedded_redis import BlockingEmbeddedRedis
+
+__all__ = ["redis", "redis_prefix", "redis_url"]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The URL of the session's Redis: ``OKRYU_TEST_REDIS_URL``, else an embedded server."""
+    configured = os.environ.get("OKRYU_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    with BlockingEmbeddedRedis() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses, such as ``t1a2b3c4d:``."""
+    return f"t{uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[Redis]:
+    """A client on the session's Redis; keys under ``redis_prefix`` are deleted afterwards."""
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+        async for key in client.scan_iter(match=f"{redis_prefix}*", count=500):
+            await client.delete(key)
+    finally:
+        await client.aclose()

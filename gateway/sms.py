@@ -1,0 +1,287 @@
+"""Outbound SMS: providers that send one message, and the dispatcher that drains the outbox.
+
+Africa's Talking send API (form-encoded POST, headers ``apiKey`` and ``Accept``)::
+
+    POST /version1/messaging
+    username=sandbox&to=%2B254711000111&message=Order+OK-4F2A+placed&from=OKRYU
+
+    {"SMSMessageData": {"Message": "Sent to 1/1 Total Cost: KES 0.8000",
+      "Recipients": [{"statusCode": 101, "number": "+254711000111", "status": "Success",
+                      "cost": "KES 0.8000", "messageId": "ATXid_5c2b..."}]}}
+
+The dispatcher never composes text: bodies come from the outbox rows, written in the same
+transaction as the order they announce. Delivery is at least once: a row claimed by a worker
+that dies is sent again when its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import aiohttp
+
+from gateway.numbers import mask
+from gateway.settings import Settings, SettingsError
+from store import outbox
+from store.db import Database
+from store.models import utcnow
+
+logger = logging.getLogger("okryu.sms")
+
+# Per-recipient statusCode values (PROTOCOLS.md §3.1).
+_ACCEPTED = frozenset({100, 101, 102})  # Processed, Sent, Queued
+# Sending again cannot help: InvalidPhoneNumber, UnsupportedNumberType, UserInBlacklist.
+_PERMANENT = frozenset({403, 404, 406})
+_MAX_ERROR = 300  # the width of OutboundMessage.last_error
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a provider made of one send: accepted, or why not and whether to retry."""
+
+    ok: bool
+    message_id: str | None = None
+    permanent: bool = False
+    error: str | None = None
+
+
+class SmsProvider(Protocol):
+    """Sends one SMS; reports failures as a ``SendResult`` rather than raising."""
+
+    name: str
+
+    async def send(self, to: str, body: str) -> SendResult:
+        """Send ``body`` to the E.164 number ``to``."""
+        ...
+
+
+class LogProvider:
+    """The development provider: logs each message and accepts it.
+
+    The development inbox (``GET /dev/sms``) reads the sent rows of the outbox, so logging is
+    all this provider has to do.
+    """
+
+    name = "log"
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    async def send(self, to: str, body: str) -> SendResult:
+        """Log the message and answer with a fresh ``log-<n>`` id."""
+        message_id = f"log-{next(self._ids)}"
+        logger.info("sms %s to %s: %s", message_id, mask(to), body)
+        return SendResult(ok=True, message_id=message_id)
+
+
+class AfricasTalkingProvider:
+    """Sends through Africa's Talking's (or a compatible aggregator's) messaging API."""
+
+    name = "africastalking"
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        username: str,
+        api_key: str,
+        sender: str | None,
+        timeout: float = 10,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._username = username
+        self._api_key = api_key
+        self._sender = sender
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def __repr__(self) -> str:
+        # Spelled out so that no repr of this object can leak the api key into a log.
+        return f"AfricasTalkingProvider(url={self._url!r}, username={self._username!r})"
+
+    async def send(self, to: str, body: str) -> SendResult:
+        """POST one message; never raises for network or provider errors."""
+        form = {"username": self._username, "to": to, "message": body}
+        if self._sender:
+            form["from"] = self._sender
+        headers = {"apiKey": self._api_key, "Accept": "application/json"}
+        try:
+            async with self._session.post(
+                self._url, data=form, headers=headers, timeout=self._timeout
+            ) as response:
+                status = response.status
+                text = await response.text()
+        except TimeoutError:
+            return _retry(f"timed out after {self._timeout.total:g}s")
+        except aiohttp.ClientError as exc:
+            return _retry(f"connection error: {type(exc).__name__}: {exc}")
+        if status >= 500:
+            return _retry(f"HTTP {status} from provider: {_snippet(text)}")
+        if status >= 400:
+            # Usually a bad username or api key: retry, so the queue survives until an
+            # operator fixes the configuration, but say plainly what to fix.
+            return _retry(
+                f"HTTP {status} from provider, check username and api key: {_snippet(text)}"
+            )
+        return _parse_recipient(text)
+
+
+def _parse_recipient(text: str) -> SendResult:
+    """Read the single recipient's outcome from an AT JSON answer."""
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        return _retry(f"non-JSON answer from provider: {_snippet(text)}")
+    try:
+        payload = data["SMSMessageData"]
+        recipients = payload["Recipients"]
+        if not recipients:
+            # AT answers an empty list (with a reason in Message) when it accepted nobody.
+            return _retry(f"no recipient accepted: {_snippet(str(payload.get('Message')))}")
+        recipient = recipients[0]
+        code = int(recipient["statusCode"])
+        status = str(recipient.get("status", ""))
+        message_id = recipient.get("messageId")
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError):
+        return _retry(f"unexpected JSON from provider: {_snippet(text)}")
+    if code in _ACCEPTED:
+        return SendResult(ok=True, message_id=str(message_id) if message_id else None)
+    error = f"recipient status {code} {status}".rstrip()
+    if code in _PERMANENT:
+        return SendResult(ok=False, permanent=True, error=error)
+    return _retry(error)
+
+
+def _retry(error: str) -> SendResult:
+    return SendResult(ok=False, error=error[:_MAX_ERROR])
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def make_provider(settings: Settings, session: aiohttp.ClientSession | None) -> SmsProvider:
+    """Build the provider that ``settings.sms_provider`` names."""
+    if settings.sms_provider == "log":
+        return LogProvider()
+    if settings.sms_provider == "africastalking":
+        if not settings.at_api_key:
+            raise SettingsError(
+                "OKRYU_AT_API_KEY is required with OKRYU_SMS_PROVIDER=africastalking"
+            )
+        if session is None:
+            raise ValueError("the africastalking provider needs an aiohttp ClientSession")
+        return AfricasTalkingProvider(
+            session,
+            settings.at_sms_url,
+            settings.at_username,
+            settings.at_api_key,
+            settings.sms_sender or None,
+        )
+    raise SettingsError(f"unknown SMS provider {settings.sms_provider!r}")
+
+
+class Dispatcher:
+    """Drains the outbox: claims due rows, sends them, records the outcome."""
+
+    def __init__(
+        self,
+        db: Database,
+        provider: SmsProvider,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        max_attempts: int = 8,
+        batch: int = 20,
+        lease: timedelta = timedelta(seconds=60),
+        backoff_base: float = 2.0,
+        backoff_cap: float = 300.0,
+        rand: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._batch = batch
+        self._lease = lease
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._rand = rand or random.Random()
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake ``run()`` now, e.g. right after an order queued its confirmation."""
+        self._wake.set()
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait before attempt ``attempts + 1``: exponential, capped, equal jitter.
+
+        Equal jitter keeps at least half the exponential delay (so a provider outage is not
+        hammered) while spreading retries that failed together.
+        """
+        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** max(attempts - 1, 0))
+        half = ceiling / 2
+        return timedelta(seconds=half + self._rand.uniform(0, half))
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows and send them; returns how many were handled."""
+        items = await outbox.claim_due(self.db, self._clock(), self._batch, self._lease)
+        # Concurrently: sent one after another, a slow provider would outlast the lease.
+        outcomes = await asyncio.gather(
+            *(self._handle(item) for item in items), return_exceptions=True
+        )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            # A row whose outcome could not be recorded stays claimed and is retried after
+            # its lease; surface the failure (typically the database) to the caller.
+            raise errors[0]
+        return len(items)
+
+    async def _handle(self, item: outbox.OutboxItem) -> None:
+        try:
+            result = await self.provider.send(item.to, item.body)
+        except Exception as exc:
+            # A provider bug must not stop the queue: count it as a retryable failure.
+            logger.exception("sms %d: provider %s raised", item.id, self.provider.name)
+            result = SendResult(ok=False, error=f"provider raised {type(exc).__name__}: {exc}")
+        now = self._clock()
+        if result.ok:
+            await outbox.mark_sent(self.db, item.id, self.provider.name, result.message_id, now)
+            logger.info("sms %d sent as %s", item.id, result.message_id)
+            return
+        error = (result.error or "unknown error")[:_MAX_ERROR]
+        if result.permanent or item.attempts >= self._max_attempts:
+            await outbox.mark_failed(self.db, item.id, error)
+            logger.warning("sms %d failed after %d attempts: %s", item.id, item.attempts, error)
+            return
+        retry_at = now + self.backoff(item.attempts)
+        await outbox.mark_retry(self.db, item.id, error, retry_at)
+        logger.info(
+            "sms %d attempt %d failed, retry at %s: %s", item.id, item.attempts, retry_at, error
+        )
+
+    async def run(self, poll_interval: float) -> None:
+        """Send until cancelled: after each batch, wait for ``notify()`` or ``poll_interval``."""
+        while True:
+            # Cleared before claiming, so a notify() that lands during run_once is not lost.
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+            except Exception:
+                logger.exception("sms dispatcher: batch failed, retrying in %gs", poll_interval)
+                await asyncio.sleep(poll_interval)
+                continue
+            if handled >= self._batch:
+                continue  # a full batch: more rows are probably due
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll_interval):
+                    await self._wake.wait()

@@ -1,0 +1,295 @@
+"""A headless handset: dials a USSD code over HTTP exactly as an aggregator would.
+
+Each aggregator dialect is one ``Dialect``: how a hop becomes an HTTP request and how the
+answer becomes a ``Screen``. Only Africa's Talking for now::
+
+    POST /ussd/africastalking
+    sessionId=ATUid_3f..&serviceCode=*123%23&phoneNumber=%2B254711000111&networkCode=99999&text=1*2
+
+    CON Pick a size
+    1. Small
+    2. Large
+
+The phone also reads the gateway's development SMS inbox (``GET /dev/sms``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+
+class PhoneError(Exception):
+    """The handset cannot do what was asked (no session, gateway unreachable...)."""
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What the handset shows after a hop: the text without ``CON ``/``END ``."""
+
+    text: str
+    end: bool
+    status: int
+    raw: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the gateway answered 200 in the dialect's format."""
+        return self.status == 200 and self.raw != "" and _AT_REPLY.match(self.raw) is not None
+
+
+@dataclass(frozen=True)
+class Sms:
+    """One message in the development inbox."""
+
+    id: int
+    body: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One request of a USSD dialogue, in neutral terms."""
+
+    session_id: str
+    service_code: str
+    msisdn: str
+    network_code: str
+    inputs: tuple[str, ...]  # every answer so far in this session, oldest first
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """The HTTP request a dialect makes of a hop."""
+
+    form: dict[str, str] | None = None
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one aggregator talks: new session ids, hop -> request, response -> screen."""
+
+    name: str
+    new_session_id: Callable[[], str]
+    encode: Callable[[Hop], HttpRequest]
+    decode: Callable[[int, str], Screen]
+
+
+_AT_REPLY = re.compile(r"^(CON|END)(?: |$)")
+
+
+def _at_session_id() -> str:
+    return f"ATUid_{uuid.uuid4().hex}"
+
+
+def _at_encode(hop: Hop) -> HttpRequest:
+    # AT sends the whole path on every hop: "" first, then "1", then "1*2"...
+    return HttpRequest(
+        form={
+            "sessionId": hop.session_id,
+            "serviceCode": hop.service_code,
+            "phoneNumber": hop.msisdn,
+            "networkCode": hop.network_code,
+            "text": "*".join(hop.inputs),
+        }
+    )
+
+
+def _at_decode(status: int, body: str) -> Screen:
+    match = _AT_REPLY.match(body) if status == 200 else None
+    if match is None:
+        # AT ends the session on an HTTP error or a body without CON/END.
+        return Screen(text=body.strip(), end=True, status=status, raw=body)
+    return Screen(text=body[4:], end=match.group(1) == "END", status=status, raw=body)
+
+
+DIALECTS: dict[str, Dialect] = {
+    "africastalking": Dialect("africastalking", _at_session_id, _at_encode, _at_decode),
+}
+
+
+class Phone:
+    """A handset with one number, one USSD dialogue at a time, and an SMS inbox."""
+
+    def __init__(
+        self,
+        url: str,
+        msisdn: str,
+        *,
+        dialect: str = "africastalking",
+        session: aiohttp.ClientSession | None = None,
+        network_code: str = "99999",
+        inbox_url: str | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        if dialect not in DIALECTS:
+            raise PhoneError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+        self.url = url
+        self.msisdn = msisdn
+        self.dialect = DIALECTS[dialect]
+        self.network_code = network_code
+        # AT gives up on an application after about 15 s (PROTOCOLS.md §1.3).
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        # The development inbox lives on the gateway that serves the USSD callback.
+        self.inbox_url = inbox_url or str(URL(url).with_path("/dev/sms"))
+        self._session = session
+        self._owns_session = session is None
+        self._hop: Hop | None = None
+        self._ended = True
+        self._last_sms_id = 0
+
+    @property
+    def in_session(self) -> bool:
+        """Whether a dialogue is open and waiting for an answer."""
+        return not self._ended
+
+    async def dial(self, service_code: str) -> Screen:
+        """Start a new dialogue with ``service_code`` (e.g. ``*123#``)."""
+        self._hop = Hop(
+            self.dialect.new_session_id(), service_code, self.msisdn, self.network_code, ()
+        )
+        return await self._post(self._hop)
+
+    async def send(self, answer: str) -> Screen:
+        """Answer the open screen."""
+        if self._hop is None:
+            raise PhoneError("no USSD session: dial a code first")
+        if self._ended:
+            raise PhoneError("the USSD session has ended: dial again")
+        self._hop = Hop(
+            self._hop.session_id,
+            self._hop.service_code,
+            self.msisdn,
+            self.network_code,
+            (*self._hop.inputs, answer),
+        )
+        return await self._post(self._hop)
+
+    def hang_up(self) -> None:
+        """Drop the dialogue locally, as pressing Cancel on a handset does."""
+        self._ended = True
+
+    async def inbox(self, after: int | None = None) -> list[Sms]:
+        """New SMS since the last call (or since id ``after``), oldest first."""
+        since = self._last_sms_id if after is None else after
+        params = {"to": self.msisdn, "after": str(since)}
+        try:
+            async with self._http().get(
+                self.inbox_url, params=params, timeout=self.timeout
+            ) as response:
+                if response.status != 200:
+                    text = await response.text()
+                    raise PhoneError(f"SMS inbox answered HTTP {response.status}: {text[:100]}")
+                data = await response.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PhoneError(f"cannot read the SMS inbox at {self.inbox_url}: {exc}") from exc
+        try:
+            messages = [
+                Sms(int(m["id"]), str(m["body"]), datetime.fromisoformat(m["at"]))
+                for m in data["messages"]
+            ]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise PhoneError(f"unexpected SMS inbox answer: {data!r:.200}") from exc
+        if messages:
+            self._last_sms_id = max(self._last_sms_id, *(m.id for m in messages))
+        return messages
+
+    async def close(self) -> None:
+        """Close the HTTP session if the phone opened it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    async def _post(self, hop: Hop) -> Screen:
+        request = self.dialect.encode(hop)
+        try:
+            async with self._http().post(
+                self.url,
+                data=request.form,
+                json=request.json,
+                headers=request.headers,
+                timeout=self.timeout,
+            ) as response:
+                screen = self.dialect.decode(response.status, await response.text())
+        except TimeoutError as exc:
+            self._ended = True
+            raise PhoneError(f"no answer from {self.url} within {self.timeout.total:g}s") from exc
+        except aiohttp.ClientError as exc:
+            self._ended = True
+            raise PhoneError(f"cannot reach {self.url}: {exc}") from exc
+        self._ended = screen.end
+        return screen
+
+
+def draw_screen(screen: Screen, width: int = 24) -> str:
+    """Draw ``screen`` as a handset would: wrapped to ``width`` columns inside a box."""
+    rows = [row for line in screen.text.split("\n") for row in wrap(line, width)]
+    rows.append("")
+    rows.append(_footer(screen, width))
+    border = "+" + "-" * (width + 2) + "+"
+    body = [f"| {row}{' ' * (width - display_width(row))} |" for row in rows]
+    return "\n".join([border, *body, border])
+
+
+def _footer(screen: Screen, width: int) -> str:
+    if not screen.ok:
+        left, right = f"[HTTP {screen.status}]", "[OK]"
+    elif screen.end:
+        left, right = "", "[OK]"
+    else:
+        left, right = "[Send]", "[Cancel]"
+    return left + " " * max(width - display_width(left) - display_width(right), 1) + right
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: East Asian wide characters (Hangul) take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def wrap(line: str, width: int) -> list[str]:
+    """Split one line into rows of at most ``width`` columns, breaking at spaces if possible."""
+    rows: list[str] = []
+    row = ""
+    for word in line.split(" "):
+        candidate = f"{row} {word}" if row else word
+        if display_width(candidate) <= width:
+            row = candidate
+            continue
+        if row:
+            rows.append(row)
+        row = ""
+        for ch in word:  # a word longer than a row is cut wherever it must be
+            if display_width(row + ch) > width:
+                rows.append(row)
+                row = ""
+            row += ch
+    rows.append(row)
+    return rows

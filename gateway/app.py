@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -120,15 +121,16 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         engine_for=make_engine_factory(Shop(), settings),
         on_order_placed=order_placed,
     )
-    task = asyncio.create_task(dispatcher.run(settings.sms_poll_interval), name="sms-dispatcher")
+    task = None
+    if settings.sms_dispatch:
+        task = asyncio.create_task(dispatcher.run(settings.sms_poll_interval), name="sms")
     try:
         yield
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await catalogs.close()
 
 
@@ -153,7 +155,7 @@ def _ussd_handler(channel: Channel) -> Handler:
             # The subscriber gets a polite last screen, the log the stack trace; no 5xx
             # reaches the aggregator (it would show the handset a network error).
             log.exception("hop failed for %s on %s", mask(inbound.msisdn), channel.slug)
-            sorry = texts(settings.default_language)("error.unavailable")  # type: ignore[arg-type]
+            sorry = texts(settings.default_language)("error.unavailable")
             reply = Reply(sorry, end=True)
         return channel.render(reply)
 

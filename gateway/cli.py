@@ -68,7 +68,7 @@ def phone_command(settings: Settings, msisdn: str, url: str | None, code: str | 
     from simulators.terminal import run_terminal, stdin_lines
 
     logging.getLogger().setLevel(logging.WARNING)
-    base = url or f"http://{settings.host}:{settings.port}"
+    base = url or f"http://{settings.host}:{settings.port}/ussd/africastalking"
     try:
         asyncio.run(
             run_terminal(base, msisdn, code or settings.service_code, stdin_lines(), _write)

@@ -98,12 +98,20 @@ class Gateway:
         data: dict[Request, Any],
     ) -> tuple[Turn, bool]:
         """The step for this hop, and whether its result is to be saved."""
-        args = {"msisdn": inbound.msisdn, "session_ref": inbound.session_ref, "catalog": catalog}
+        msisdn, ref = inbound.msisdn, inbound.session_ref
         frozen = (record or Record()).dumps(0)  # every run of the step starts from the same record
         if record is None or record.ref != inbound.session_ref:
 
             def start(d: dict[Request, Any]) -> Turn:
-                return engine.start(_thaw(frozen).ctx, inputs=inbound.path, data=d, **args)
+                ctx = _thaw(frozen).ctx
+                return engine.start(
+                    ctx,
+                    inputs=inbound.path,
+                    msisdn=msisdn,
+                    session_ref=ref,
+                    catalog=catalog,
+                    data=d,
+                )
 
             return await self._resolve(start, data), True
         done = len(record.path)
@@ -114,7 +122,15 @@ class Gateway:
 
         def step(d: dict[Request, Any]) -> Turn:
             again = _thaw(frozen)
-            return engine.step(again.state, again.ctx, inputs, data=d, **args)
+            return engine.step(
+                again.state,
+                again.ctx,
+                inputs,
+                msisdn=msisdn,
+                session_ref=ref,
+                catalog=catalog,
+                data=d,
+            )
 
         return await self._resolve(step, data), not late
 

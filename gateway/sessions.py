@@ -84,7 +84,7 @@ class SessionStore:
     async def load(self, key: str) -> tuple[bytes | None, bytes | None, bytes | None]:
         """The raw record and the two catalog versions, in one round trip."""
         raw, catalog, stock = await self.redis.mget(key, self.catalog_key, self.stock_key)
-        return raw, catalog, stock
+        return raw, catalog, stock  # type: ignore[return-value]  # bytes: no decode_responses
 
     async def save(self, key: str, record: Record) -> bool:
         """Write ``record`` if nobody saved since it was read; False when the race was lost."""

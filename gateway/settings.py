@@ -35,6 +35,7 @@ class Settings:
     at_sms_url: str = "https://api.africastalking.com/version1/messaging"
     at_username: str = "sandbox"
     at_api_key: str = ""
+    sms_dispatch: bool = True  # run the outbox dispatcher inside this process
     sms_poll_interval: float = 1.0
     sms_max_attempts: int = 8
     demo: bool = False
@@ -89,6 +90,7 @@ class Settings:
             at_sms_url=get("AT_SMS_URL", cls.at_sms_url),
             at_username=get("AT_USERNAME", cls.at_username),
             at_api_key=get("AT_API_KEY", cls.at_api_key),
+            sms_dispatch=flag("SMS_DISPATCH", True),
             sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval),
             sms_max_attempts=integer("SMS_MAX_ATTEMPTS", cls.sms_max_attempts),
             demo=flag("DEMO", False),

@@ -120,9 +120,14 @@ class Screen(Protocol):
 class Journey(Protocol):
     """One journey: its machine class, the screen for each state, and where home is."""
 
-    chart: type[StateChart]
-    screens: Mapping[str, Screen]
-    home: str
+    @property
+    def chart(self) -> type[StateChart[Any]]: ...
+
+    @property
+    def screens(self) -> Mapping[str, Screen]: ...
+
+    @property
+    def home(self) -> str: ...
 
     def begin(self, view: View) -> None: ...
 
@@ -154,7 +159,7 @@ class Engine:
         self.budget = budget
         self.settings = settings
         self._model = _Model()
-        self._chart = journey.chart(model=self._model, state_field="state")  # type: ignore[call-arg]
+        self._chart = journey.chart(model=self._model, state_field="state")
         self._states = set(self._chart.states_map)
         self._pages: OrderedDict[tuple[Any, ...], list[tuple[int, int]]] = OrderedDict()
         self._cache_size = cache_size
@@ -301,16 +306,26 @@ class Engine:
     # --- rendering ----------------------------------------------------------------------
 
     def render(self, state: str, view: View, reason: str | None = None) -> tuple[str, bool]:
-        """The screen for ``state``, with ``reason`` (or a pending note) above it."""
+        """The screen for ``state``, with ``reason`` (or a pending note) above it.
+
+        The reason goes above the screen. Where the screen is too full for that (a Korean
+        cart at 80 units), the reason takes the place of the title's first line instead:
+        the subscriber has just seen the title, and the choices must stay exactly as shown.
+        """
         content = self.journey.screens[state].content(view)
         pages = self._pages_for(content, view)
         page = min(view.ctx.get("page", 0), len(pages) - 1)
         start, stop = pages[page]
+        more = stop < len(content.rows)
         top = reason or view.ctx.get("note")
-        title = self._fit_title(content, view, start, stop, stop < len(content.rows), top)
-        return self._compose(content, view, title, start, stop, stop < len(content.rows), top), (
-            content.end
-        )
+
+        def layout(title: str, replace: bool = False) -> str:
+            return self._compose(content, view, title, start, stop, more, top, replace)
+
+        text = layout(self._fit_title(content, view, layout))
+        if top and not fits(text, self.budget):
+            text = layout(self._fit_title(content, view, lambda t: layout(t, True)), True)
+        return text, content.end
 
     def _compose(
         self,
@@ -321,11 +336,13 @@ class Engine:
         stop: int,
         more: bool,
         top: str | None,
+        replace: bool = False,
     ) -> str:
         t = view.t
-        lines: list[str] = [top] if top else []
-        if title:
-            lines.append(title)
+        heading = title.split("\n") if title else []
+        if top:
+            heading = [top, *heading[1:]] if replace else [top, *heading]
+        lines = heading
         n = 0
         for row in content.rows[start:stop]:
             if content.numbered:
@@ -374,25 +391,19 @@ class Engine:
                 self._pages.popitem(last=False)
         return pages
 
-    def _fit_title(
-        self, content: Content, view: View, start: int, stop: int, more: bool, top: str | None
-    ) -> str:
+    def _fit_title(self, content: Content, view: View, layout: Callable[[str], str]) -> str:
+        """The title with its elastic part shortened until ``layout(title)`` fits."""
         if "{elastic}" not in content.title:
             return content.title
-        reserve = top or self._reserve(content, view)
         elastic = content.elastic
         ellipsis = view.t("fmt.ellipsis")
-
-        def title_with(text: str) -> str:
-            return content.title.replace("{elastic}", text)
-
         while elastic:
-            title = title_with(elastic)
-            if fits(self._compose(content, view, title, start, stop, more, reserve), self.budget):
+            title = content.title.replace("{elastic}", elastic)
+            if fits(layout(title), self.budget):
                 return title
             elastic = elastic[: max(0, len(elastic) - len(ellipsis) - 1)].rstrip()
             elastic = elastic + ellipsis if elastic else ""
-        return title_with("")
+        return content.title.replace("{elastic}", "")
 
 
 def make_engine_factory(journey: Journey, settings: Any) -> Callable[[Budget], Engine]:

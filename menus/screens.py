@@ -105,3 +105,22 @@ def page_of(pages: Sequence[tuple[int, int]], index: int) -> int:
         if start <= index < stop:
             return number
     return 0
+
+
+SMS_SINGLE = {"gsm7": 160, "ucs2": 70}
+SMS_PART = {"gsm7": 153, "ucs2": 67}  # what is left beside the concatenation header
+
+
+def sms_parts(text: str) -> int:
+    """How many SMS parts ``text`` needs, never splitting an escape pair or a surrogate pair."""
+    m = measure(text)
+    if m.units <= SMS_SINGLE[m.encoding]:
+        return 1
+    limit = SMS_PART[m.encoding]
+    parts, used = 1, 0
+    for char in text:
+        cost = _SEPTETS[char] if m.encoding == "gsm7" else (2 if ord(char) > 0xFFFF else 1)
+        if used + cost > limit:
+            parts, used = parts + 1, 0
+        used += cost
+    return parts

@@ -30,7 +30,7 @@ from menus.ports import (
 from menus.text import texts
 
 
-class ShopChart(StateChart):  # type: ignore[misc]
+class ShopChart(StateChart[Any]):
     allow_event_without_transition = False
     catch_errors_as_events = False
 
@@ -137,7 +137,7 @@ class ShopChart(StateChart):  # type: ignore[misc]
 
     def on_set_language(self, lang: str) -> None:
         self.ctx["lang"] = lang
-        self.ctx["note"] = texts(lang)("language.changed")  # type: ignore[arg-type]
+        self.ctx["note"] = texts(lang)("language.changed")
 
 
 # --- screens --------------------------------------------------------------------------------
@@ -239,8 +239,9 @@ def _selected(view: View) -> Product | None:
 
 def _room(view: View, product: Product) -> int:
     """How many more of ``product`` this cart may take."""
-    in_cart = sum(qty for pid, qty in view.ctx.get("cart", []) if pid == product.id)
-    return max(0, min(product.stock, view.settings.max_quantity) - in_cart)
+    in_cart: int = sum(qty for pid, qty in view.ctx.get("cart", []) if pid == product.id)
+    cap: int = view.settings.max_quantity
+    return max(0, min(product.stock, cap) - in_cart)
 
 
 class ProductScreen(_Screen):

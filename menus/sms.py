@@ -8,7 +8,7 @@ from menus.text import texts
 
 def order_placed(placed: OrderPlaced, lang: str) -> str:
     """The confirmation SMS (kept within two parts in either language)."""
-    t = texts(lang if lang in ("en", "ko") else "en")  # type: ignore[arg-type]
+    t = texts(lang if lang in ("en", "ko") else "en")
     return t(
         "sms.order_placed",
         code=placed.code,

@@ -1,0 +1,226 @@
+"""POST /ussd/africastalking against the real app, real Redis and a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import event, func
+from sqlmodel import select
+
+from gateway import keys
+from store.db import Database
+from store.models import Order, OutboundMessage, Product
+from tests.gateway_fixtures import AT_PATH, RoundTrips
+
+MSISDN = "+8501912345678"
+Make = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def hop(text: str, session: str = "ATUid_1", phone: str = MSISDN) -> dict[str, str]:
+    return {
+        "sessionId": session,
+        "serviceCode": "*123#",
+        "phoneNumber": phone,
+        "networkCode": "99999",
+        "text": text,
+    }
+
+
+async def post(client: TestClient[Any, Any], text: str, **kw: str) -> tuple[int, str]:
+    response = await client.post(AT_PATH, data=hop(text, **kw))
+    return response.status, await response.text()
+
+
+ORDER_PATH = ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1"]
+
+
+async def walk(client: TestClient[Any, Any], inputs: list[str], session: str = "ATUid_1") -> str:
+    status, body = await post(client, "", session=session)
+    assert status == 200
+    for i in range(1, len(inputs) + 1):
+        status, body = await post(client, "*".join(inputs[:i]), session=session)
+        assert status == 200, body
+    return body
+
+
+async def count(db: Database, model: Any) -> int:
+    async with db.session() as s:
+        return int((await s.exec(select(func.count()).select_from(model))).one())
+
+
+async def test_ussd_first_hop_answers_con_home_screen(make_gateway: Make) -> None:
+    client = await make_gateway()
+    response = await client.post(AT_PATH, data=hop(""))
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    assert (
+        await response.text()
+        == "CON Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help"
+    )
+
+
+async def test_ussd_order_ends_with_the_code_and_queues_one_sms(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    await walk(client, ORDER_PATH)
+    status, body = await post(client, "*".join([*ORDER_PATH, "1"]))
+    assert status == 200 and body.startswith("END Order ")
+    code = body.split()[2]
+    async with seeded_db.session() as s:
+        order = (await s.exec(select(Order))).one()
+        sms = (await s.exec(select(OutboundMessage))).one()
+    assert order.code == code and order.msisdn == MSISDN and order.address == "Changjon street 5"
+    assert sms.to == MSISDN and code in sms.body and sms.status == "queued"
+
+
+async def test_ussd_replayed_confirm_places_one_order_and_one_sms(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    await walk(client, ORDER_PATH)
+    confirm = "*".join([*ORDER_PATH, "1"])
+    first = await post(client, confirm)
+    again = await post(client, confirm)
+    assert first == again
+    assert await count(seeded_db, Order) == 1
+    assert await count(seeded_db, OutboundMessage) == 1
+
+
+async def test_ussd_replayed_browsing_hop_answers_the_same_and_moves_nothing(
+    make_gateway: Make,
+) -> None:
+    client = await make_gateway()
+    await post(client, "")
+    first = await post(client, "1")
+    assert await post(client, "1") == first
+    # had the replay been applied as a new input, this would be a product list
+    assert (await post(client, "1*2"))[1].startswith("CON Medicine")
+
+
+async def test_ussd_late_hop_shows_the_current_screen_and_changes_nothing(
+    make_gateway: Make,
+) -> None:
+    client = await make_gateway()
+    await post(client, "")
+    await post(client, "1")
+    current = await post(client, "1*1")
+    late = await post(client, "2")  # an earlier hop that lost its way in the network
+    assert late == current
+    assert (await post(client, "1*1*0"))[1].startswith("CON Categories")
+
+
+async def test_ussd_new_session_starts_at_home_and_keeps_the_cart(make_gateway: Make) -> None:
+    client = await make_gateway()
+    await walk(client, ["1", "1", "1", "1", "2"])
+    status, body = await post(client, "", session="ATUid_2")
+    assert body.startswith("CON Okryu Shop\n1. Shop\n2. Cart (2)")
+
+
+async def test_ussd_subscribers_do_not_share_sessions(make_gateway: Make) -> None:
+    client = await make_gateway()
+    other = {"session": "ATUid_9", "phone": "+8501912340000"}
+    await post(client, "")
+    await post(client, "1")
+    assert (await post(client, "", **other))[1].startswith("CON Okryu Shop")
+    assert (await post(client, "4", **other))[1].startswith("CON Language")
+    assert (await post(client, "1*1"))[1].startswith("CON Food")
+
+
+@pytest.mark.parametrize(
+    ("form", "reason"),
+    [
+        ({"serviceCode": "*123#", "phoneNumber": MSISDN, "text": ""}, "missing field sessionId"),
+        ({"sessionId": "a", "phoneNumber": MSISDN, "text": ""}, "missing field serviceCode"),
+        ({"sessionId": "a", "serviceCode": "*123#", "text": ""}, "missing field phoneNumber"),
+        ({"sessionId": "a", "serviceCode": "*123#", "phoneNumber": MSISDN}, "missing field text"),
+        ({**hop(""), "sessionId": " "}, "sessionId is empty"),
+        ({**hop(""), "phoneNumber": "not-a-number"}, "phone number is not a phone number"),
+        ({**hop(""), "phoneNumber": "+8501"}, "phone number is not a phone number"),
+        ({**hop(""), "text": "1*" * 1500}, "field text is too long"),
+    ],
+)
+async def test_ussd_bad_fields_get_400_with_the_reason(
+    make_gateway: Make, form: dict[str, str], reason: str
+) -> None:
+    client = await make_gateway()
+    response = await client.post(AT_PATH, data=form)
+    assert response.status == 400
+    assert await response.text() == reason
+
+
+async def test_ussd_json_body_gets_415(make_gateway: Make) -> None:
+    client = await make_gateway()
+    response = await client.post(AT_PATH, json=hop(""))
+    assert response.status == 415
+    assert "form-encoded" in await response.text()
+
+
+async def test_ussd_unreadable_body_gets_400(make_gateway: Make) -> None:
+    client = await make_gateway()
+    response = await client.post(
+        AT_PATH,
+        data=b"sessionId=%ff%fe&text=\xff\xfe",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert 400 <= response.status < 500
+
+
+async def test_ussd_get_is_not_allowed(make_gateway: Make) -> None:
+    client = await make_gateway()
+    response = await client.get(AT_PATH)
+    assert response.status == 405
+
+
+async def test_ussd_browsing_hop_costs_two_redis_trips_and_no_sql(
+    make_gateway: Make, counting_redis: tuple[Any, RoundTrips]
+) -> None:
+    redis, trips = counting_redis
+    client = await make_gateway(redis=redis)
+    db = client.app[keys.DATABASE]
+    statements: list[str] = []
+    event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    await walk(client, ["1", "1"])  # warm: the customer is known, the catalog loaded
+    for text in ["1*1*98", "1*1*98*1", "1*1*98*1*0", "1*1*98*1*0*00"]:
+        trips.count, statements[:] = 0, []
+        status, _ = await post(client, text)
+        assert status == 200
+        assert (trips.count, statements) == (2, []), text
+
+
+async def test_ussd_catalog_change_reaches_the_next_hop(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    await post(client, "")
+    async with seeded_db.write() as s:
+        product = (
+            await s.exec(
+                select(Product)
+                .where(Product.category_id == 1)
+                .order_by(Product.position, Product.id)
+            )
+        ).first()
+        assert product is not None
+        product.name_en = "Renamed noodles"
+        s.add(product)
+    await client.app[keys.GATEWAY].sessions.bump_catalog()
+    _, body = await post(client, "1*1")
+    assert "1. Renamed noodles" in body
+
+
+async def test_ussd_session_record_stays_small(make_gateway: Make, redis_prefix: str) -> None:
+    client = await make_gateway()
+    await walk(client, ["1", "1", "1", "1", "2", "0", "2", "1", "3", "0", "0", "2", "1", "1"])
+    raw = await client.app[keys.REDIS].get(f"{redis_prefix}s:{{*123#:{MSISDN}}}")
+    assert raw is not None and len(raw) < 1024
+
+
+async def test_healthz_and_readyz(make_gateway: Make) -> None:
+    client = await make_gateway()
+    assert (await client.get("/healthz")).status == 200
+    response = await client.get("/readyz")
+    assert response.status == 200 and (await response.json())["status"] == "ok"

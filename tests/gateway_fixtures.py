@@ -1,0 +1,78 @@
+"""The real gateway app for tests: real Redis, a real database, the real engine."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from store.db import Database
+
+__all__ = ["counting_redis", "gateway_settings", "make_gateway", "RoundTrips"]
+
+AT_PATH = "/ussd/africastalking"
+
+
+class RoundTrips:
+    """Counts what really goes over the wire: one per packed command sent."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _counting(base: type[Connection], trips: RoundTrips) -> type[Connection]:
+    class Counting(base):  # type: ignore[valid-type,misc]
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            trips.count += 1
+            await super().send_packed_command(command, check_health)
+
+    return Counting
+
+
+@pytest.fixture
+async def counting_redis(redis_url: str) -> AsyncIterator[tuple[Redis, RoundTrips]]:
+    trips = RoundTrips()
+    pool = ConnectionPool.from_url(redis_url)
+    base = UnixDomainSocketConnection if redis_url.startswith("unix:") else Connection
+    pool.connection_class = _counting(base, trips)
+    client = Redis(connection_pool=pool)
+    try:
+        yield client, trips
+    finally:
+        await client.aclose()
+        await pool.disconnect()
+
+
+@pytest.fixture
+def gateway_settings(db: Database, redis_url: str, redis_prefix: str) -> Settings:
+    return Settings(
+        database_url=db.url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        demo=True,
+        sms_dispatch=False,  # tests drive the dispatcher themselves, or turn it on
+    )
+
+
+@pytest.fixture
+async def make_gateway(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    gateway_settings: Settings,
+    seeded_db: Database,
+) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
+    """Build the app through its factory (settings may be overridden) and serve it."""
+
+    async def make(redis: Redis | None = None, **overrides: Any) -> TestClient[Any, Any]:
+        settings = dataclasses.replace(gateway_settings, **overrides)
+        app: web.Application = create_app(settings, redis=redis)
+        return await aiohttp_client(app)
+
+    return make

@@ -1,0 +1,282 @@
+"""The engine and the shop journey: transitions, navigation, re-prompts, requests."""
+
+from __future__ import annotations
+
+from menus.ports import CustomerProfile, LoadCustomer, PlaceOrder, SaveLanguage
+from tests.menus.helpers import MSISDN, Driver, FakeStore
+
+
+def test_engine_first_dial_asks_for_the_customer_then_shows_home() -> None:
+    phone = Driver()
+    screen = phone.dial()
+    assert phone.store.asked == [LoadCustomer(MSISDN)]
+    assert screen == "Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help"
+    assert phone.state == "home"
+
+
+def test_engine_known_customer_is_greeted_in_their_language() -> None:
+    phone = Driver(store=FakeStore(profile=CustomerProfile(MSISDN, "ko", 2, "창전거리 5")))
+    assert phone.dial().startswith("옥류상점\n1.상품보기\n2.바구니(0)")
+    assert phone.ctx["addr"] == "창전거리 5"
+
+
+def test_engine_second_dial_does_not_ask_the_store_again() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.dial(ref="s2")
+    assert phone.store.asked == [LoadCustomer(MSISDN)]
+
+
+def test_engine_browse_to_a_product() -> None:
+    phone = Driver()
+    phone.dial()
+    assert phone.send("1") == ("Categories\n1. Food\n2. Medicine\n0 Back 00 Home")
+    screen = phone.send("1")
+    assert screen.startswith("Food\n1. Product number 1 KPW 1,000\n")
+    assert "98 More" in screen
+    assert phone.state == "products"
+    screen = phone.send("2")
+    assert phone.state == "product"
+    assert screen.startswith("Product number 2\nKPW 2,000\nA fine thing")
+    assert screen.endswith("1. Add to cart\n0 Back 00 Home")
+
+
+def test_engine_more_pages_through_a_list_and_back_returns_to_the_page() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("1")
+    first = phone.send("1")
+    second = phone.send("98")
+    assert second != first and second.startswith("Food\n1. Product number")
+    shown_first = [line for line in first.splitlines() if "Product number" in line]
+    number = int(second.splitlines()[1].split("Product number ")[1].split()[0])
+    assert number == len(shown_first) + 1  # the next page starts where the first ended
+    phone.send("1")  # open the first product of page two
+    assert phone.ctx["prod"] == number
+    assert phone.send("0") == second  # back lands on page two, not page one
+
+
+def test_engine_more_on_the_last_page_is_refused() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("1")
+    screen = phone.send("98")
+    assert screen.startswith("There is no next page.\nCategories\n")
+
+
+def test_engine_invalid_choice_reprompts_the_same_screen_with_a_reason() -> None:
+    phone = Driver()
+    phone.dial()
+    categories = phone.send("1")
+    for bad in ("7", "x", "", "1a", "-1"):
+        assert phone.send(bad) == "Invalid choice. Try again.\n" + categories
+        assert phone.state == "categories"
+
+
+def test_engine_home_and_back_from_anywhere() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("1", "1", "1")
+    assert phone.state == "product"
+    phone.send("0")
+    assert phone.state == "products"
+    phone.send("0")
+    assert phone.state == "categories"
+    phone.send("1", "2", "00")
+    assert phone.state == "home"
+    assert phone.ctx["hist"] == []
+
+
+def test_engine_sold_out_product_cannot_be_added() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("1", "1")
+    listing = phone.send("98")
+    line = next(row for row in listing.splitlines() if "Product number 5" in row)
+    assert line.endswith("Product number 5 sold out")
+    screen = phone.send(line.split(".")[0])
+    assert screen.endswith("Sold out\n0 Back 00 Home")
+    assert "Add to cart" not in screen
+    assert phone.send("1") == "Invalid choice. Try again.\n" + screen
+    assert phone.state == "product"
+
+
+def _to_quantity(phone: Driver) -> str:
+    phone.dial()
+    return phone.send("1", "1", "1", "1")
+
+
+def test_engine_quantity_is_validated_against_stock_and_cap() -> None:
+    phone = Driver()
+    prompt = _to_quantity(phone)
+    assert prompt == "Product number 1\nKPW 1,000 each\nHow many? (1-3)\n0 Back 00 Home"
+    for bad in ("0x", "4", "abc", "1.5"):
+        assert phone.send(bad) == "Enter a number from 1 to 3.\n" + prompt
+        assert phone.state == "quantity"
+
+
+def test_engine_adding_to_cart_shows_the_cart_and_back_returns_to_the_list() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    cart = phone.send("2")
+    assert cart == (
+        "Cart: KPW 2,000\n2 x Product number 1 KPW 2,000\n1. Checkout\n2. Remove an item\n"
+        "3. Shop more\n0 Back 00 Home"
+    )
+    assert phone.ctx["cart"] == [[1, 2]]
+    phone.send("0")
+    assert phone.state == "products"
+
+
+def test_engine_adding_the_same_product_twice_adds_up_within_stock() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    phone.send("2", "0", "1", "1")
+    assert phone.send().startswith("Product number 1\nKPW 1,000 each\nHow many? (1-1)")
+    phone.send("1")
+    assert phone.ctx["cart"] == [[1, 3]]
+    phone.send("0", "1")  # product 1 again: nothing left to add
+    assert phone.send().endswith("Sold out\n0 Back 00 Home")
+
+
+def test_engine_remove_an_item_then_back_goes_past_the_remove_screen() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    phone.send("1", "3", "1", "2", "1", "1")  # 1 of product 1, then 1 of product 2
+    assert phone.ctx["cart"] == [[1, 1], [2, 1]]
+    assert phone.send("2") == (
+        "Remove which item?\n1. 1 x Product number 1\n2. 1 x Product number 2\n0 Back 00 Home"
+    )
+    phone.send("1")
+    assert phone.state == "cart"
+    assert phone.ctx["cart"] == [[2, 1]]
+    phone.send("0")
+    assert phone.state != "remove_item"
+
+
+def test_engine_empty_cart_offers_to_shop() -> None:
+    phone = Driver()
+    phone.dial()
+    assert phone.send("2") == "Your cart is empty.\n1. Shop\n0 Back 00 Home"
+    phone.send("1")
+    assert phone.state == "categories"
+
+
+def _checkout(phone: Driver, address: str = "Changjon street 5") -> str:
+    _to_quantity(phone)
+    phone.send("2", "1", "1")  # cart -> checkout -> first district
+    phone.send(address)
+    return phone.send("1")  # cash on delivery
+
+
+def test_engine_address_is_validated() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    prompt = phone.send("2", "1", "1")
+    assert phone.state == "address"
+    for bad in ("ab", "x" * 61, "   "):
+        assert phone.send(bad) == "Type 3 to 60 characters.\n" + prompt
+    phone.send("  Changjon   street 5 ")
+    assert phone.ctx["a"] == "Changjon street 5"
+
+
+def test_engine_confirm_shows_total_fee_and_address() -> None:
+    phone = Driver()
+    screen = _checkout(phone)
+    assert screen == (
+        "Total KPW 2,500 (delivery KPW 500)\nCash on delivery\nDistrict 1, Changjon street 5\n"
+        "1. Confirm\n2. Back to cart\n0 Back 00 Home"
+    )
+
+
+def test_engine_confirm_places_the_order_and_ends_with_the_code() -> None:
+    phone = Driver()
+    _checkout(phone)
+    screen = phone.send("1")
+    request = phone.store.asked[-1]
+    assert isinstance(request, PlaceOrder)
+    assert request.lines[0].product_id == 1 and request.lines[0].quantity == 2
+    assert request.idempotency_key == f"{MSISDN}:s1:0"
+    assert phone.turn is not None and phone.turn.end
+    code = next(iter(phone.store.orders))
+    assert screen.startswith(f"Order {code} placed.\nTotal KPW 2,500")
+    assert phone.ctx["cart"] == []
+    assert phone.ctx["addr"] == "Changjon street 5"  # remembered for the next order
+
+
+def test_engine_next_order_offers_the_saved_address_and_a_new_key() -> None:
+    phone = Driver()
+    _checkout(phone)
+    phone.send("1")
+    phone.dial(ref="s2")
+    phone.send("1", "1", "2", "1", "1", "1", "1")
+    assert phone.state == "address"
+    assert phone.turn is not None
+    assert phone.turn.text.startswith("Delivery address?\n1. Changjon street 5\n")
+    phone.send("1", "1")
+    assert phone.ctx["a"] == "Changjon street 5"
+    phone.send("1")
+    keys = [r.idempotency_key for r in phone.store.asked if isinstance(r, PlaceOrder)]
+    assert keys == [f"{MSISDN}:s1:0", f"{MSISDN}:s2:1"]
+
+
+def test_engine_out_of_stock_at_confirm_returns_to_the_cart_with_a_reason() -> None:
+    phone = Driver(store=FakeStore(out_of_stock=(1,)))
+    _checkout(phone)
+    screen = phone.send("1")
+    assert phone.state == "cart"
+    assert (
+        screen == "Some items ran out; cart updated.\nYour cart is empty.\n1. Shop\n0 Back 00 Home"
+    )
+
+
+def test_engine_my_orders_lists_newest_first_and_opens_detail() -> None:
+    phone = Driver()
+    _checkout(phone)
+    phone.send("1")
+    first = next(iter(phone.store.orders))
+    phone.dial(ref="s2")
+    assert phone.send("3") == f"My orders\n1. {first} Placed\n0 Back 00 Home"
+    detail = phone.send("1")
+    assert (
+        detail
+        == f"Order {first}\nPlaced 11-28\nTotal KPW 2,500\n2 x Product number 1\n0 Back 00 Home"
+    )
+
+
+def test_engine_language_switch_saves_and_speaks_korean() -> None:
+    phone = Driver()
+    phone.dial()
+    assert phone.send("4") == "Language\n1. English\n2. 조선말\n0 Back 00 Home"
+    screen = phone.send("2")
+    assert SaveLanguage(MSISDN, "ko") in phone.store.asked
+    assert (
+        screen == "언어: 조선말\n옥류상점\n1.상품보기\n2.바구니(0)\n3.나의 주문\n4.언어\n5.도움말"
+    )
+    assert phone.ctx["lang"] == "ko"
+
+
+def test_engine_shortcut_inputs_in_one_hop_reach_the_same_screen() -> None:
+    one_by_one = Driver()
+    one_by_one.dial()
+    expected = one_by_one.send("1", "2")
+    shortcut = Driver()
+    assert shortcut.dial("1", "2") == expected
+    assert shortcut.state == "products"
+
+
+def test_engine_unknown_stored_state_restarts_at_home() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.state = "a_state_that_was_renamed"
+    assert phone.send("1").startswith("Categories")
+
+
+def test_engine_help_is_a_screen_with_a_way_back() -> None:
+    phone = Driver()
+    phone.dial()
+    screen = phone.send("5")
+    assert screen.startswith("Help\nPick goods")
+    assert screen.endswith("0 Back 00 Home")
+    phone.send("0")
+    assert phone.state == "home"

@@ -1,0 +1,22 @@
+"""SMS templates stay within two parts, in both languages, with worst-case values."""
+
+from __future__ import annotations
+
+import pytest
+
+from menus import sms
+from menus.ports import OrderPlaced
+from menus.screens import is_gsm7, sms_parts
+
+WORST = OrderPlaced(code="WWWWWW", subtotal=9_999_999, fee=99_999, total=10_099_998)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_sms_order_confirmation_fits_two_parts(lang: str) -> None:
+    body = sms.order_placed(WORST, lang)
+    assert WORST.code in body and "10,099,998" in body
+    assert sms_parts(body) <= 2
+
+
+def test_sms_english_confirmation_is_gsm7() -> None:
+    assert is_gsm7(sms.order_placed(WORST, "en"))

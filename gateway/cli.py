@@ -40,13 +40,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(settings: Settings) -> int:
     from gateway.app import create_app
+    from gateway.logs import AccessLogger
 
     print(
         f"Okryu gateway on http://{settings.host}:{settings.port}  "
         f"(USSD: POST /ussd/africastalking; handset: `okryu phone` in another terminal)",
         flush=True,
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log_class=AccessLogger,
+    )
     return 0
 
 

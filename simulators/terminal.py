@@ -6,12 +6,11 @@ read the transcript; ``stdin_lines()`` and ``print`` make it interactive.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from simulators.phone import Phone, PhoneError, Screen, Sms, draw_screen
 
@@ -143,21 +142,3 @@ async def stdin_lines() -> AsyncIterator[str]:
     threading.Thread(target=read, name="stdin", daemon=True).start()
     while (line := await queue.get()) is not None:
         yield line
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the terminal handset against a gateway."""
-    parser = argparse.ArgumentParser(description="Okryu terminal handset")
-    parser.add_argument("--url", default="http://127.0.0.1:8080/ussd/africastalking")
-    parser.add_argument("--msisdn", default="+254711000111")
-    parser.add_argument("--code", default="*123#")
-    parser.add_argument("--no-sms", action="store_true", help="do not poll the SMS inbox")
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            run_terminal(args.url, args.msisdn, args.code, stdin_lines(), print, not args.no_sms)
-        )
-
-
-if __name__ == "__main__":
-    main()

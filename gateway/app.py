@@ -150,7 +150,9 @@ def _ussd_handler(channel: Channel) -> Handler:
         settings = request.app[keys.SETTINGS]
         inbound = await channel.parse(request, settings.default_region)
         try:
-            reply = await request.app[keys.GATEWAY].handle(inbound, settings.screen_budget)
+            reply = await request.app[keys.GATEWAY].handle(
+                inbound, settings.budget_for(channel.slug)
+            )
         except Exception:
             # The subscriber gets a polite last screen, the log the stack trace; no 5xx
             # reaches the aggregator (it would show the handset a network error).

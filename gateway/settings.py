@@ -26,6 +26,7 @@ class Settings:
     service_code: str = "*123#"
     default_region: str = "KP"
     screen_budget: Budget = field(default_factory=Budget)
+    channel_budgets: Mapping[str, Budget] = field(default_factory=dict)  # slug -> budget
     default_language: str = "en"
     max_quantity: int = 10
     resume_ttl: int = 600
@@ -41,6 +42,10 @@ class Settings:
     demo: bool = False
     seed_if_empty: bool = False
     var_dir: Path = Path("var")
+
+    def budget_for(self, channel: str) -> Budget:
+        """The screen budget of ``channel``: its own if configured, else the default."""
+        return self.channel_budgets.get(channel, self.screen_budget)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +86,7 @@ class Settings:
             service_code=get("SERVICE_CODE", cls.service_code),
             default_region=get("DEFAULT_REGION", cls.default_region),
             screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),
+            channel_budgets=_budgets(get("SCREEN_BUDGETS", "")),
             default_language=_language(get("DEFAULT_LANGUAGE", "en")),
             max_quantity=integer("MAX_QUANTITY", cls.max_quantity),
             resume_ttl=integer("RESUME_TTL", cls.resume_ttl),
@@ -103,3 +109,18 @@ def _language(value: str) -> str:
     if value not in {"en", "ko"}:
         raise SettingsError(f"OKRYU_DEFAULT_LANGUAGE must be en or ko, not {value!r}")
     return value
+
+
+def _budgets(value: str) -> dict[str, Budget]:
+    """``"africastalking=182/80,hubtel=160/70"`` -> per-channel budgets."""
+    budgets: dict[str, Budget] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        slug, _, sizes = item.partition("=")
+        gsm7, _, ucs2 = sizes.partition("/")
+        if not (slug and gsm7.isdigit() and ucs2.isdigit()):
+            raise SettingsError(
+                f"OKRYU_SCREEN_BUDGETS entries look like slug=GSM7/UCS2 (africastalking=182/80),"
+                f" not {item!r}"
+            )
+        budgets[slug.strip()] = Budget(int(gsm7), int(ucs2))
+    return budgets

@@ -114,12 +114,15 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
 
     catalogs = CatalogCache(db)
     app[keys.DISPATCHER] = dispatcher
-    app[keys.GATEWAY] = Gateway(
+    gateway = app[keys.GATEWAY] = Gateway(
         sessions=SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl),
         catalogs=catalogs,
         db=db,
         engine_for=make_engine_factory(Shop(), settings),
         on_order_placed=order_placed,
+        resume_ttl=settings.resume_ttl,
+        deadline=settings.hop_deadline,
+        dial=settings.service_code,
     )
     task = None
     if settings.sms_dispatch:
@@ -131,6 +134,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await gateway.close()
         await catalogs.close()
 
 
@@ -148,11 +152,16 @@ async def _answer_bad_requests(request: web.Request, handler: Handler) -> web.St
 def _ussd_handler(channel: Channel) -> Handler:
     async def ussd(request: web.Request) -> web.StreamResponse:
         settings = request.app[keys.SETTINGS]
-        inbound = await channel.parse(request, settings.default_region)
+        inbound = await channel.parse(request, settings)
+        gateway = request.app[keys.GATEWAY]
         try:
-            reply = await request.app[keys.GATEWAY].handle(
-                inbound, settings.budget_for(channel.slug)
+            async with asyncio.timeout(settings.hop_deadline):
+                reply = await gateway.handle(inbound, settings.budget_for(channel.slug))
+        except TimeoutError:
+            log.warning(
+                "hop for %s on %s outlasted its deadline", mask(inbound.msisdn), channel.slug
             )
+            reply = Reply(texts(settings.default_language)("error.unavailable"), end=True)
         except Exception:
             # The subscriber gets a polite last screen, the log the stack trace; no 5xx
             # reaches the aggregator (it would show the handset a network error).

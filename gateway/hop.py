@@ -2,15 +2,20 @@
 
 Two Redis round trips for every browsing hop (``MGET``, then the compare-and-set) and no SQL:
 the catalog is in-process. Only hops whose screen needs the store (the first dial of an
-unknown subscriber, placing an order, the order history, a language change) touch it.
+unknown subscriber, placing an order, the order history, a language change) touch it, and
+placing an order is the only wait that may outlast the hop's deadline: then the subscriber
+is told an SMS will confirm, and the order completes (exactly once) on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from gateway.catalog import CatalogCache
 from gateway.messages import Inbound, Reply
@@ -19,26 +24,70 @@ from menus import sms
 from menus.engine import Engine, NeedData, Turn
 from menus.ports import (
     Catalog,
+    FindOrder,
     GetOrder,
     ListOrders,
     LoadCustomer,
+    OrderPending,
     OrderPlaced,
+    OutOfStock,
     PlaceOrder,
     Request,
     SaveLanguage,
 )
 from menus.screens import Budget
-from store import orders
+from store import orders, outbox
 from store.db import Database
 
 log = logging.getLogger("okryu.hop")
 
 MAX_REQUESTS_PER_HOP = 6
 MAX_SAVE_ATTEMPTS = 4
+SAVE_MARGIN = 0.25  # seconds of the deadline kept for rendering and saving after the store
 
 
 class HopFailed(Exception):
     """The hop could not be answered (a bug, or the store answered nonsense)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What this hop is, given the stored session."""
+
+    kind: Literal["replay", "start", "continue", "late"]
+    path: tuple[str, ...] = ()  # the session's inputs once this hop is applied
+    inputs: tuple[str, ...] = ()  # the inputs this hop adds
+
+
+def plan(inbound: Inbound, record: Record | None) -> _Plan:
+    """Classify a hop: a new session, the next step, a retry, or a late arrival."""
+    if record is None or record.ref != inbound.session_ref:
+        return _Plan("start", inbound.inputs, inbound.inputs)
+    done = tuple(record.path)
+    if inbound.mode == "path":
+        if inbound.inputs == done:
+            return _Plan("replay")
+        if inbound.inputs[: len(done)] != done:
+            return _Plan("late")  # an earlier hop that lost its way: the subscriber moved on
+        return _Plan("continue", inbound.inputs, inbound.inputs[len(done) :])
+    # Aggregators that send only the latest answer: a hop number, when given, tells a retry
+    # from a new answer. Without one, a repeated answer is taken as the subscriber's.
+    if inbound.sequence is not None:
+        if inbound.sequence == record.hops:
+            return _Plan("replay")
+        if inbound.sequence < record.hops:
+            return _Plan("late")
+    elif inbound.new_session:
+        return _Plan("replay")  # the session-opening request, sent again
+    return _Plan("continue", done + inbound.inputs, inbound.inputs)
+
+
+class _Placement:
+    """One order being placed, which hops (the original and its retries) may wait on."""
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.waiting = 0  # hops still waiting for the answer
 
 
 class Gateway:
@@ -53,6 +102,9 @@ class Gateway:
         engine_for: Callable[[Budget], Engine],
         on_order_placed: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
+        resume_ttl: float = 600,
+        deadline: float = 2.0,
+        dial: str = "*123#",
     ) -> None:
         self.sessions = sessions
         self.catalogs = catalogs
@@ -60,25 +112,34 @@ class Gateway:
         self.engine_for = engine_for
         self.on_order_placed = on_order_placed
         self.clock = clock
+        self.resume_ttl = resume_ttl
+        self.deadline = deadline
+        self.dial = dial  # what the subscriber is told to dial to come back
+        self._placing: dict[str, _Placement] = {}
 
     async def handle(self, inbound: Inbound, budget: Budget) -> Reply:
+        """The answer to one hop, within the deadline (the caller enforces it)."""
         key = self.sessions.key(inbound.service_code, inbound.msisdn)
         engine = self.engine_for(budget)
+        give_up_at = asyncio.get_running_loop().time() + self.deadline - SAVE_MARGIN
         data: dict[Request, Any] = {}  # the store's answers, kept across save retries
         for _ in range(MAX_SAVE_ATTEMPTS):
             raw, catalog_tag, stock_tag = await self.sessions.load(key)
             record = Record.loads(raw)
-            if record is not None and record.ref == inbound.session_ref:
-                if record.path == list(inbound.path):
-                    return Reply(*record.reply)  # a retry of a hop already answered
+            hop = plan(inbound, record)
+            if hop.kind == "replay":
+                assert record is not None
+                return Reply(*record.reply)  # a retry of a hop already answered
             catalog = await self.catalogs.get(catalog_tag, stock_tag)
-            turn, keep = await self._advance(engine, inbound, record, catalog, data)
-            if not keep:
-                return Reply(turn.text, turn.end)
+            step = functools.partial(self._step, engine, inbound, record, hop, catalog)
+            turn = await self._resolve(step, data, give_up_at)
+            if hop.kind == "late":
+                return Reply(turn.text, turn.end)  # shown, not saved: nothing changes
             saved = Record(
                 version=record.version if record is not None else 0,
                 ref=inbound.session_ref,
-                path=list(inbound.path),
+                path=list(hop.path),
+                hops=(record.hops + 1) if record is not None and hop.kind == "continue" else 1,
                 reply=(turn.text, turn.end),
                 state=turn.state,
                 ctx=turn.ctx,
@@ -89,63 +150,44 @@ class Gateway:
             log.info("session save lost a race; re-reading")
         raise HopFailed("could not save the session after several attempts")
 
-    async def _advance(
+    def _step(
         self,
         engine: Engine,
         inbound: Inbound,
         record: Record | None,
+        hop: _Plan,
         catalog: Catalog,
         data: dict[Request, Any],
-    ) -> tuple[Turn, bool]:
-        """The step for this hop, and whether its result is to be saved."""
-        msisdn, ref = inbound.msisdn, inbound.session_ref
-        frozen = (record or Record()).dumps(0)  # every run of the step starts from the same record
-        if record is None or record.ref != inbound.session_ref:
-
-            def start(d: dict[Request, Any]) -> Turn:
-                ctx = _thaw(frozen).ctx
-                return engine.start(
-                    ctx,
-                    inputs=inbound.path,
-                    msisdn=msisdn,
-                    session_ref=ref,
-                    catalog=catalog,
-                    data=d,
-                )
-
-            return await self._resolve(start, data), True
-        done = len(record.path)
-        late = list(inbound.path[:done]) != record.path
-        # A late hop from earlier in this session: the subscriber has moved on, so show where
-        # they are now and change nothing.
-        inputs = () if late else inbound.path[done:]
-
-        def step(d: dict[Request, Any]) -> Turn:
-            again = _thaw(frozen)
-            return engine.step(
-                again.state,
-                again.ctx,
-                inputs,
-                msisdn=msisdn,
-                session_ref=ref,
-                catalog=catalog,
-                data=d,
+    ) -> Turn:
+        # Every run starts from the record as stored: a step may run again after NeedData.
+        again = Record.loads(record.dumps(0)) if record is not None else None
+        ctx = again.ctx if again is not None else {}
+        who = {"msisdn": inbound.msisdn, "session_ref": inbound.session_ref}
+        if hop.kind == "start":
+            resume = None
+            if again is not None and self.clock() - again.at <= self.resume_ttl:
+                resume = again.state
+            return engine.start(
+                ctx, inputs=hop.inputs, resume=resume, catalog=catalog, data=data, **who
             )
-
-        return await self._resolve(step, data), not late
+        assert again is not None
+        return engine.step(again.state, ctx, hop.inputs, catalog=catalog, data=data, **who)
 
     async def _resolve(
-        self, run: Callable[[dict[Request, Any]], Turn], data: dict[Request, Any]
+        self,
+        run: Callable[[dict[Request, Any]], Turn],
+        data: dict[Request, Any],
+        give_up_at: float,
     ) -> Turn:
         """Run the step, fulfilling what it asks of the store, until it completes."""
         for _ in range(MAX_REQUESTS_PER_HOP):
             try:
                 return run(data)
             except NeedData as need:
-                data[need.request] = await self.fulfil(need.request)
+                data[need.request] = await self.fulfil(need.request, give_up_at)
         raise HopFailed("the step kept asking for data")
 
-    async def fulfil(self, request: Request) -> Any:
+    async def fulfil(self, request: Request, give_up_at: float | None = None) -> Any:
         db = self.db
         if isinstance(request, LoadCustomer):
             return await orders.get_customer(db, request.msisdn)
@@ -155,17 +197,76 @@ class Gateway:
             return await orders.list_orders(db, request.msisdn, request.limit)
         if isinstance(request, GetOrder):
             return await orders.get_order(db, request.msisdn, request.code)
+        if isinstance(request, FindOrder):
+            return await orders.find_order(db, request.msisdn, request.idempotency_key)
         if isinstance(request, PlaceOrder):
-            result = await orders.place_order(db, request, sms.order_placed)
-            if isinstance(result, OrderPlaced):
-                await self.sessions.bump_stock()
-                if self.on_order_placed is not None:
-                    await self.on_order_placed()
-            return result
+            return await self._place(request, give_up_at)
         raise HopFailed(f"no one fulfils {type(request).__name__}")
 
+    async def _place(self, request: PlaceOrder, give_up_at: float | None) -> Any:
+        """Place the order, or say it is pending when the store outlasts the hop's deadline.
 
-def _thaw(frozen: bytes) -> Record:
-    record = Record.loads(frozen)
-    assert record is not None
-    return record
+        The placement runs as its own task, shielded from the hop: a hop that gives up (or is
+        cancelled) never cancels a transaction half way, and a retried hop for the same order
+        waits on the same task instead of starting another.
+        """
+        key = request.idempotency_key
+        placement = self._placing.get(key)
+        if placement is None:
+            task = asyncio.create_task(self._place_and_follow_up(request))
+            placement = self._placing[key] = _Placement(task)
+            task.add_done_callback(lambda _: self._placing.pop(key, None))
+        remaining = None
+        if give_up_at is not None:
+            remaining = max(0.0, give_up_at - asyncio.get_running_loop().time())
+        placement.waiting += 1
+        try:
+            return await asyncio.wait_for(asyncio.shield(placement.task), remaining)
+        except TimeoutError:
+            log.warning("placing an order outlasted the hop; answering that it is pending")
+            return OrderPending(key)
+        finally:
+            placement.waiting -= 1
+
+    async def _place_and_follow_up(self, request: PlaceOrder) -> Any:
+        placement_result: Any = None
+        try:
+            placement_result = await orders.place_order(self.db, request, sms.order_placed)
+        except Exception:
+            log.exception("placing an order failed")
+            await self._tell_order_failed(request)
+            raise
+        if isinstance(placement_result, OrderPlaced):
+            await self.sessions.bump_stock()
+            if self.on_order_placed is not None:
+                await self.on_order_placed()
+        elif isinstance(placement_result, OutOfStock) and not self._someone_waits(request):
+            await self._tell_order_failed(request)  # nobody is on the line to be told
+        return placement_result
+
+    def _someone_waits(self, request: PlaceOrder) -> bool:
+        placement = self._placing.get(request.idempotency_key)
+        return placement is not None and placement.waiting > 0
+
+    async def _tell_order_failed(self, request: PlaceOrder) -> None:
+        """An order that ended after its hop gave up: say so by SMS (the cart is kept)."""
+        try:
+            async with self.db.write() as session:
+                await outbox.enqueue(
+                    session,
+                    to=request.msisdn,
+                    body=sms.order_failed(request.lang, self.dial),
+                    kind="order_failed",
+                    idempotency_key=f"order_failed:{request.idempotency_key}",
+                )
+        except Exception:
+            log.exception("could not queue the order-failed SMS")
+            return
+        if self.on_order_placed is not None:
+            await self.on_order_placed()  # wakes the dispatcher
+
+    async def close(self) -> None:
+        """Let orders in flight finish: they are never abandoned half way."""
+        pending = [p.task for p in self._placing.values()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

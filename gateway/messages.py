@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 class BadRequest(Exception):
@@ -16,13 +17,24 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One USSD hop, whatever aggregator it came from."""
+    """One USSD hop, whatever aggregator it came from.
+
+    Aggregators report input in one of two ways. Africa's Talking and its copies send the
+    whole path on every hop (``mode="path"``: ``inputs`` is every answer so far). Hubtel,
+    Arkesel, Nalo and HollaTags send only the latest answer (``mode="latest"``: ``inputs`` is
+    that one answer, or the shortcut digits of a new dial); the gateway keeps the path.
+    In both, a shortcut dial (``*123*1*2#``) arrives as its extra digits at the front of the
+    first hop's inputs, and ``service_code`` is the base code (``*123#``).
+    """
 
     channel: str
     session_ref: str  # the aggregator's session id
     msisdn: str  # E.164
-    service_code: str
-    path: tuple[str, ...]  # every input of this aggregator session so far, oldest first
+    service_code: str  # the base code dialled, shortcut digits removed
+    inputs: tuple[str, ...]
+    mode: Literal["path", "latest"] = "path"
+    new_session: bool = False  # the aggregator says this hop opens a session
+    sequence: int | None = None  # the aggregator's hop number in the session, when it sends one
     network: str = ""
 
 
@@ -30,3 +42,19 @@ class Inbound:
 class Reply:
     text: str
     end: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd:
+    """The aggregator says a session is over (AT's end notification, Hubtel's Release/Timeout)."""
+
+    channel: str
+    session_ref: str
+    msisdn: str
+    service_code: str
+    # "completed" (reached an END), "abandoned" (cut while waiting), "failed", "released"
+    status: str
+    hops: int | None = None
+    duration_ms: int | None = None
+    last_screen: str = ""
+    error: str = ""

@@ -31,6 +31,7 @@ class Record:
     version: int = 0
     ref: str = ""  # the aggregator session it belongs to
     path: list[str] = field(default_factory=list)  # inputs of that session already applied
+    hops: int = 0  # hops answered in that session
     reply: tuple[str, bool] = ("", False)  # the answer to ``path``, for replays
     state: str = ""
     ctx: dict[str, Any] = field(default_factory=dict)
@@ -40,6 +41,7 @@ class Record:
         body = {
             "ref": self.ref,
             "path": self.path,
+            "hops": self.hops,
             "reply": list(self.reply),
             "st": self.state,
             "c": self.ctx,
@@ -60,6 +62,7 @@ class Record:
                 version=int(head),
                 ref=data["ref"],
                 path=data["path"],
+                hops=data.get("hops", 0),
                 reply=(data["reply"][0], bool(data["reply"][1])),
                 state=data["st"],
                 ctx=data["c"],

@@ -23,13 +23,14 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None  # None: start an embedded redis-server
     redis_prefix: str = "okryu:"
-    service_code: str = "*123#"
+    service_codes: tuple[str, ...] = ("*123#",)  # the base codes this gateway answers
     default_region: str = "KP"
     screen_budget: Budget = field(default_factory=Budget)
     channel_budgets: Mapping[str, Budget] = field(default_factory=dict)  # slug -> budget
     default_language: str = "en"
     max_quantity: int = 10
     resume_ttl: int = 600
+    hop_deadline: float = 2.0  # seconds: every hop is answered within this
     cart_ttl: int = 86400
     sms_provider: str = "log"
     sms_sender: str = "OKRYU"
@@ -42,6 +43,11 @@ class Settings:
     demo: bool = False
     seed_if_empty: bool = False
     var_dir: Path = Path("var")
+
+    @property
+    def service_code(self) -> str:
+        """The code a handset dials by default: the first configured."""
+        return self.service_codes[0]
 
     def budget_for(self, channel: str) -> Budget:
         """The screen budget of ``channel``: its own if configured, else the default."""
@@ -83,12 +89,13 @@ class Settings:
             database_url=get("DATABASE_URL", DEFAULT_DATABASE_URL),
             redis_url=env.get("OKRYU_REDIS_URL") or None,
             redis_prefix=get("REDIS_PREFIX", cls.redis_prefix),
-            service_code=get("SERVICE_CODE", cls.service_code),
+            service_codes=_codes(get("SERVICE_CODES", get("SERVICE_CODE", "*123#"))),
             default_region=get("DEFAULT_REGION", cls.default_region),
             screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),
             channel_budgets=_budgets(get("SCREEN_BUDGETS", "")),
             default_language=_language(get("DEFAULT_LANGUAGE", "en")),
             max_quantity=integer("MAX_QUANTITY", cls.max_quantity),
+            hop_deadline=number("HOP_DEADLINE", cls.hop_deadline),
             resume_ttl=integer("RESUME_TTL", cls.resume_ttl),
             cart_ttl=integer("CART_TTL", cls.cart_ttl),
             sms_provider=provider,
@@ -124,3 +131,10 @@ def _budgets(value: str) -> dict[str, Budget]:
             )
         budgets[slug.strip()] = Budget(int(gsm7), int(ucs2))
     return budgets
+
+
+def _codes(value: str) -> tuple[str, ...]:
+    codes = tuple(code.strip() for code in value.split(",") if code.strip())
+    if not codes:
+        raise SettingsError("OKRYU_SERVICE_CODES must name at least one code, like *123#")
+    return codes

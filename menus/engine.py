@@ -24,6 +24,7 @@ from menus.screens import Budget, fits, measure, paginate
 from menus.text import Texts, texts
 
 BACK, HOME, MORE = "0", "00", "98"
+RESUME = "resume"  # the engine's own screen: "Continue where you left off?"
 HISTORY_LIMIT = 12
 
 
@@ -175,8 +176,13 @@ class Engine:
         catalog: Catalog,
         data: Mapping[Request, Any],
         inputs: Sequence[str] = (),
+        resume: str | None = None,
     ) -> Turn:
-        """A new session: the home screen, after the journey's own set-up, then ``inputs``."""
+        """A new session: the home screen, after the journey's own set-up, then ``inputs``.
+
+        With ``resume`` (the state a cut-off session was left at), a plain dial first asks
+        whether to continue there; the context still holds everything chosen so far.
+        """
         view = View(
             msisdn=msisdn,
             session_ref=session_ref,
@@ -185,10 +191,25 @@ class Engine:
             data=data,
             settings=self.settings,
         )
-        self.journey.begin(view)
-        ctx["hist"] = []
-        ctx["page"] = 0
+        if resume is not None and not inputs and self.can_resume(resume, view):
+            ctx["resume"] = resume
+            return self._run(RESUME, view, ())
+        self._begin(view)
         return self._run(self.journey.home, view, inputs)
+
+    def can_resume(self, state: str, view: View) -> bool:
+        """Whether a session left at ``state`` is worth offering to continue."""
+        if state not in self._states or state == self.journey.home:
+            return False
+        try:
+            return not self.journey.screens[state].content(view).end
+        except NeedData:
+            return True  # a screen that reads the store (orders) is still a place to return to
+
+    def _begin(self, view: View) -> None:
+        self.journey.begin(view)
+        view.ctx.pop("resume", None)
+        view.ctx["hist"], view.ctx["page"] = [], 0
 
     def step(
         self,
@@ -210,7 +231,7 @@ class Engine:
             data=data,
             settings=self.settings,
         )
-        if state not in self._states:  # a state renamed or removed since it was stored
+        if state not in self._states and state != RESUME:  # renamed or removed since stored
             state = self.journey.home
             ctx["hist"], ctx["page"] = [], 0
         return self._run(state, view, inputs)
@@ -221,14 +242,21 @@ class Engine:
         reason: str | None = None
         for raw in inputs:
             state, reason = self._feed(state, view, raw.strip())
-            if self.journey.screens[state].content(view).end:
-                break  # a final screen: later inputs of a shortcut have nowhere to go
+            if reason is not None or self._screen(state).content(view).end:
+                # A shortcut that stops being valid part way ends on the last valid screen,
+                # with the reason; after a final screen later inputs have nowhere to go.
+                break
         text, end = self.render(state, view, reason)
         view.ctx.pop("note", None)
         return Turn(state, view.ctx, text, end)
 
+    def _screen(self, state: str) -> Screen:
+        return _RESUME_SCREEN if state == RESUME else self.journey.screens[state]
+
     def _feed(self, state: str, view: View, raw: str) -> tuple[str, str | None]:
         ctx = view.ctx
+        if state == RESUME:
+            return self._answer_resume(view, raw)
         screen = self.journey.screens[state]
         content = screen.content(view)
         ctx.pop("note", None)
@@ -256,6 +284,14 @@ class Engine:
         if isinstance(outcome, Invalid):
             return state, view.t(outcome.key, **outcome.args)
         return self._transition(state, view, outcome), None
+
+    def _answer_resume(self, view: View, raw: str) -> tuple[str, str | None]:
+        if raw == "1" and view.ctx.get("resume") in self._states:
+            return view.ctx.pop("resume"), None
+        if raw in ("2", HOME):
+            self._begin(view)
+            return self.journey.home, None
+        return RESUME, view.t("error.choice")
 
     def _interpret(
         self, screen: Screen, content: Content, page: tuple[int, int], view: View, raw: str
@@ -312,9 +348,9 @@ class Engine:
         cart at 80 units), the reason takes the place of the title's first line instead:
         the subscriber has just seen the title, and the choices must stay exactly as shown.
         """
-        content = self.journey.screens[state].content(view)
+        content = self._screen(state).content(view)
         pages = self._pages_for(content, view)
-        page = min(view.ctx.get("page", 0), len(pages) - 1)
+        page = min(view.ctx.get("page", 0), len(pages) - 1) if state != RESUME else 0
         start, stop = pages[page]
         more = stop < len(content.rows)
         top = reason or view.ctx.get("note")
@@ -404,6 +440,25 @@ class Engine:
             elastic = elastic[: max(0, len(elastic) - len(ellipsis) - 1)].rstrip()
             elastic = elastic + ellipsis if elastic else ""
         return content.title.replace("{elastic}", "")
+
+
+class _ResumeScreen:
+    """Continue where you left off? 1 Yes 2 Start again (answered by the engine itself)."""
+
+    def content(self, view: View) -> Content:
+        t = view.t
+        return Content(
+            title=t("resume.title"), actions=(t("resume.yes"), t("resume.again")), nav=False
+        )
+
+    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
+        return Invalid()
+
+    def submit(self, view: View, text: str) -> Outcome:
+        return Invalid()
+
+
+_RESUME_SCREEN = _ResumeScreen()
 
 
 def make_engine_factory(journey: Journey, settings: Any) -> Callable[[Budget], Engine]:

@@ -91,7 +91,7 @@ class OrderLineRequest:
 
 @dataclass(frozen=True, slots=True)
 class PlaceOrder:
-    """Answer: ``OrderPlaced | OutOfStock``. Idempotent on ``idempotency_key``."""
+    """Answer: ``OrderPlaced | OutOfStock | OrderPending``. Idempotent on ``idempotency_key``."""
 
     idempotency_key: str
     msisdn: str
@@ -113,6 +113,21 @@ class OrderPlaced:
 @dataclass(frozen=True, slots=True)
 class OutOfStock:
     product_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPending:
+    """The store is slow: the order is still being placed and an SMS will say how it ended."""
+
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindOrder:
+    """Answer: ``OrderPlaced | None``: did the order under this key get placed?"""
+
+    msisdn: str
+    idempotency_key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,4 +176,4 @@ class GetOrder:
     code: str
 
 
-Request = LoadCustomer | SaveLanguage | PlaceOrder | ListOrders | GetOrder
+Request = LoadCustomer | SaveLanguage | PlaceOrder | ListOrders | GetOrder | FindOrder

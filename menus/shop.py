@@ -15,11 +15,13 @@ from statemachine import State, StateChart
 from menus.engine import Content, Go, Invalid, Outcome, View
 from menus.ports import (
     LANGS,
+    FindOrder,
     GetOrder,
     ListOrders,
     LoadCustomer,
     OrderDetail,
     OrderLineRequest,
+    OrderPending,
     OrderPlaced,
     OrderSummary,
     OutOfStock,
@@ -46,6 +48,7 @@ class ShopChart(StateChart[Any]):
     payment = State()
     confirm = State()
     placed = State()
+    pending = State()
     orders = State()
     order_detail = State()
     language = State()
@@ -67,6 +70,7 @@ class ShopChart(StateChart[Any]):
     set_address = address.to(payment)
     pick_payment = payment.to(confirm)
     place = confirm.to(placed)
+    wait = confirm.to(pending)
     ran_out = confirm.to(cart)
     cancel_checkout = confirm.to(cart)
     pick_order = orders.to(order_detail)
@@ -83,6 +87,7 @@ class ShopChart(StateChart[Any]):
         | payment.to(home)
         | confirm.to(home)
         | placed.to(home)
+        | pending.to(home)
         | orders.to(home)
         | order_detail.to(home)
         | language.to(home)
@@ -111,6 +116,12 @@ class ShopChart(StateChart[Any]):
     def on_remove_line(self, index: int) -> None:
         del self.ctx["cart"][index]
 
+    def on_checkout(self) -> None:
+        # One checkout, one idempotency key: kept until its order is known to be placed, so a
+        # confirm repeated in a later session (after a slow store) cannot order twice.
+        ctx = self.ctx
+        ctx.setdefault("ck", f"{self.model.view.session_ref}.{ctx.get('n', 0)}")
+
     def on_pick_zone(self, zone_id: int) -> None:
         self.ctx["z"] = zone_id
 
@@ -125,7 +136,11 @@ class ShopChart(StateChart[Any]):
         ctx["placed"] = [placed.code, placed.total]
         ctx["zone"], ctx["addr"] = ctx.get("z"), ctx.get("a")  # remembered for next time
         ctx["cart"] = []
-        ctx["n"] = ctx.get("n", 0) + 1  # the next checkout gets a new idempotency key
+        ctx["n"] = ctx.get("n", 0) + 1
+        ctx.pop("ck", None)  # the next checkout gets a new idempotency key
+
+    def on_wait(self) -> None:
+        self.ctx["pending"] = True  # the next session asks the store how it ended
 
     def on_ran_out(self, product_ids: tuple[int, ...]) -> None:
         gone = set(product_ids)
@@ -441,7 +456,7 @@ class Confirm(_Screen):
             return Invalid()
         result = view.fetch(
             PlaceOrder(
-                idempotency_key=f"{view.msisdn}:{view.session_ref}:{ctx.get('n', 0)}",
+                idempotency_key=_order_key(view),
                 msisdn=view.msisdn,
                 lang=view.lang,
                 lines=lines,
@@ -452,7 +467,13 @@ class Confirm(_Screen):
         )
         if isinstance(result, OutOfStock):
             return Go("ran_out", {"product_ids": result.product_ids})
+        if isinstance(result, OrderPending):
+            return Go("wait")
         return Go("place", {"placed": result})
+
+
+def _order_key(view: View) -> str:
+    return f"{view.msisdn}:{view.ctx.get('ck') or view.session_ref}"
 
 
 class Placed(_Screen):
@@ -462,6 +483,11 @@ class Placed(_Screen):
         return Content(
             title=t("placed.body", code=code, total=t.money(total)), end=True, reasons=()
         )
+
+
+class Pending(_Screen):
+    def content(self, view: View) -> Content:
+        return Content(title=view.t("placed.pending"), end=True, reasons=())
 
 
 def _orders(view: View) -> tuple[OrderSummary, ...]:
@@ -549,6 +575,7 @@ class Shop:
         "payment": Payment(),
         "confirm": Confirm(),
         "placed": Placed(),
+        "pending": Pending(),
         "orders": Orders(),
         "order_detail": OrderDetailScreen(),
         "language": Language(),
@@ -560,6 +587,12 @@ class Shop:
         ctx = view.ctx
         for key in ("placed", "note", "z", "a", "pay", "ord", "prod"):
             ctx.pop(key, None)
+        if ctx.pop("pending", False):
+            # The last order outlasted its hop: if it went through, its cart is done with.
+            if view.fetch(FindOrder(view.msisdn, _order_key(view))) is not None:
+                ctx["cart"] = []
+                ctx["n"] = ctx.get("n", 0) + 1
+                ctx.pop("ck", None)
         if "lang" in ctx:
             return
         profile = view.fetch(LoadCustomer(view.msisdn))

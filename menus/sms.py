@@ -16,3 +16,9 @@ def order_placed(placed: OrderPlaced, lang: str) -> str:
         fee=t.money(placed.fee),
         total=t.money(placed.total),
     )
+
+
+def order_failed(lang: str, dial: str) -> str:
+    """The order could not be placed after the subscriber was told it was pending."""
+    t = texts(lang if lang in ("en", "ko") else "en")
+    return t("sms.order_failed", dial=dial)

@@ -164,7 +164,7 @@ async def _place_once(
     render_confirmation: RenderConfirmation,
 ) -> OrderPlaced:
     async with db.write() as session:
-        existing = await _placed_by_key(session, req)
+        existing = await _placed_by_key(session, req.msisdn, req.idempotency_key)
         if existing is not None:
             return existing
         zone = await session.get(DeliveryZone, req.zone_id)
@@ -276,12 +276,12 @@ async def _unused_code(session: AsyncSession) -> str:
     raise StoreError("could not draw an unused order code")
 
 
-async def _placed_by_key(session: AsyncSession, req: PlaceOrder) -> OrderPlaced | None:
-    query = select(Order).where(Order.idempotency_key == req.idempotency_key)
+async def _placed_by_key(session: AsyncSession, msisdn: str, key: str) -> OrderPlaced | None:
+    query = select(Order).where(Order.idempotency_key == key)
     order = (await session.exec(query)).first()
     if order is None:
         return None
-    if order.msisdn != req.msisdn:
+    if order.msisdn != msisdn:
         # A key is one subscriber's; answering another with it would leak their order.
         raise StoreError("idempotency key already used by another subscriber")
     return _placed(order)
@@ -289,8 +289,13 @@ async def _placed_by_key(session: AsyncSession, req: PlaceOrder) -> OrderPlaced 
 
 async def _replay(db: Database, req: PlaceOrder) -> OrderPlaced | None:
     """The order already placed under the request's key, read in a fresh transaction."""
+    return await find_order(db, req.msisdn, req.idempotency_key)
+
+
+async def find_order(db: Database, msisdn: str, key: str) -> OrderPlaced | None:
+    """The order this subscriber placed under idempotency ``key``, if it exists (yet)."""
     async with db.session() as session:
-        return await _placed_by_key(session, req)
+        return await _placed_by_key(session, msisdn, key)
 
 
 def _quantities(req: PlaceOrder) -> dict[int, int]:

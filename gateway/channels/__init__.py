@@ -9,13 +9,14 @@ from aiohttp import web
 
 from gateway.channels import africastalking
 from gateway.messages import Inbound, Reply
+from gateway.settings import Settings
 
 
 class Channel(Protocol):
     slug: str
     method: str
 
-    async def parse(self, request: web.Request, default_region: str) -> Inbound:
+    async def parse(self, request: web.Request, settings: Settings) -> Inbound:
         """The hop, or :class:`gateway.messages.BadRequest` with a reason."""
         ...
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.dial import split_dial
 from gateway.messages import BadRequest, Inbound, Reply
 from gateway.numbers import normalise_msisdn
+from gateway.settings import Settings
 
 MAX_FIELD = 200
 MAX_TEXT = 2000
@@ -24,7 +26,7 @@ class AfricasTalking:
     slug = "africastalking"
     method = "POST"
 
-    async def parse(self, request: web.Request, default_region: str) -> Inbound:
+    async def parse(self, request: web.Request, settings: Settings) -> Inbound:
         if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             raise BadRequest(
                 "expected a form-encoded body (application/x-www-form-urlencoded)", 415
@@ -49,12 +51,15 @@ class AfricasTalking:
             raise BadRequest("serviceCode is empty")
         network = form.get("networkCode", "")
         text = fields["text"]
+        # A shortcut dial (*123*1*2#) may arrive as extra digits in serviceCode; they come
+        # before whatever the subscriber typed since.
+        base, shortcut = split_dial(fields["serviceCode"], settings.service_codes)
         return Inbound(
             channel=self.slug,
             session_ref=fields["sessionId"].strip(),
-            msisdn=normalise_msisdn(fields["phoneNumber"], default_region),
-            service_code=fields["serviceCode"].strip(),
-            path=tuple(text.split("*")) if text else (),
+            msisdn=normalise_msisdn(fields["phoneNumber"], settings.default_region),
+            service_code=base,
+            inputs=shortcut + (tuple(text.split("*")) if text else ()),
             network=network if isinstance(network, str) else "",
         )
 

@@ -113,11 +113,40 @@ async def test_ussd_late_hop_shows_the_current_screen_and_changes_nothing(
     assert (await post(client, "1*1*0"))[1].startswith("CON Categories")
 
 
-async def test_ussd_new_session_starts_at_home_and_keeps_the_cart(make_gateway: Make) -> None:
+async def test_ussd_cut_session_offers_to_resume_where_it_left_off(make_gateway: Make) -> None:
+    client = await make_gateway()
+    cart = await walk(client, ["1", "1", "1", "1", "2"])
+    status, body = await post(client, "", session="ATUid_2")
+    assert body == "CON Continue where you left off?\n1. Yes\n2. Start again"
+    assert await post(client, "1", session="ATUid_2") == (status, cart)
+
+
+async def test_ussd_start_again_goes_home_with_the_cart(make_gateway: Make) -> None:
     client = await make_gateway()
     await walk(client, ["1", "1", "1", "1", "2"])
-    status, body = await post(client, "", session="ATUid_2")
+    await post(client, "", session="ATUid_2")
+    _, body = await post(client, "2", session="ATUid_2")
     assert body.startswith("CON Okryu Shop\n1. Shop\n2. Cart (2)")
+
+
+async def test_ussd_no_resume_after_the_window_or_from_home(make_gateway: Make) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    now = [1_000_000.0]
+    gateway.clock = lambda: now[0]
+    await walk(client, ["1", "1"])
+    now[0] += gateway.resume_ttl + 1
+    _, body = await post(client, "", session="ATUid_2")
+    assert body.startswith("CON Okryu Shop")  # too late to resume
+    _, body = await post(client, "", session="ATUid_3")
+    assert body.startswith("CON Okryu Shop")  # left at home: nothing to resume
+
+
+async def test_ussd_finished_order_clears_the_resume_point(make_gateway: Make) -> None:
+    client = await make_gateway()
+    await walk(client, [*ORDER_PATH, "1"])
+    _, body = await post(client, "", session="ATUid_2")
+    assert body.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)")
 
 
 async def test_ussd_subscribers_do_not_share_sessions(make_gateway: Make) -> None:

@@ -196,7 +196,7 @@ def test_engine_confirm_places_the_order_and_ends_with_the_code() -> None:
     request = phone.store.asked[-1]
     assert isinstance(request, PlaceOrder)
     assert request.lines[0].product_id == 1 and request.lines[0].quantity == 2
-    assert request.idempotency_key == f"{MSISDN}:s1:0"
+    assert request.idempotency_key == f"{MSISDN}:s1.0"
     assert phone.turn is not None and phone.turn.end
     code = next(iter(phone.store.orders))
     assert screen.startswith(f"Order {code} placed.\nTotal KPW 2,500")
@@ -217,7 +217,7 @@ def test_engine_next_order_offers_the_saved_address_and_a_new_key() -> None:
     assert phone.ctx["a"] == "Changjon street 5"
     phone.send("1")
     keys = [r.idempotency_key for r in phone.store.asked if isinstance(r, PlaceOrder)]
-    assert keys == [f"{MSISDN}:s1:0", f"{MSISDN}:s2:1"]
+    assert keys == [f"{MSISDN}:s1.0", f"{MSISDN}:s2.1"]
 
 
 def test_engine_out_of_stock_at_confirm_returns_to_the_cart_with_a_reason() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import event, func
 from sqlmodel import select
 
 from gateway import keys
+from gateway.sessions import Record, SessionStore
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
 from tests.gateway_fixtures import AT_PATH, RoundTrips
@@ -253,3 +255,44 @@ async def test_healthz_and_readyz(make_gateway: Make) -> None:
     assert (await client.get("/healthz")).status == 200
     response = await client.get("/readyz")
     assert response.status == 200 and (await response.json())["status"] == "ok"
+
+
+async def test_ussd_concurrent_retries_answer_alike_and_move_once(make_gateway: Make) -> None:
+    client = await make_gateway()
+    await post(client, "")
+    await post(client, "1")
+    answers = await asyncio.gather(*(post(client, "1*1") for _ in range(12)))
+    assert len(set(answers)) == 1 and answers[0][1].startswith("CON Food")
+    _, body = await post(client, "1*1*1")  # one step from Food: a product, not further
+    assert body.startswith("CON Corn noodles\nKPW 4,500")
+
+
+async def test_ussd_concurrent_confirms_place_one_order(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    await walk(client, ORDER_PATH)
+    confirm = "*".join([*ORDER_PATH, "1"])
+    answers = await asyncio.gather(*(post(client, confirm) for _ in range(8)))
+    assert len(set(answers)) == 1 and answers[0][1].startswith("END Order ")
+    assert await count(seeded_db, Order) == 1
+    assert await count(seeded_db, OutboundMessage) == 1
+
+
+async def test_session_store_compare_and_set_lets_one_writer_win(
+    redis: Any, redis_prefix: str
+) -> None:
+    store = SessionStore(redis, redis_prefix, ttl=60)
+    key = store.key("*123#", MSISDN)
+    assert await store.save(key, Record(version=0, ref="a", state="home"))
+    first = Record.loads((await store.load(key))[0])
+    assert first is not None and first.version == 1
+    results = await asyncio.gather(
+        store.save(key, Record(version=1, ref="a", state="categories")),
+        store.save(key, Record(version=1, ref="a", state="cart")),
+    )
+    assert sorted(results) == [False, True]
+    stored = Record.loads((await store.load(key))[0])
+    assert stored is not None and stored.version == 2
+    assert stored.state in ("categories", "cart")
+    assert not await store.save(key, Record(version=1, ref="a", state="help"))  # stale

@@ -13,11 +13,13 @@ from menus.ports import (
     Catalog,
     Category,
     CustomerProfile,
+    FindOrder,
     GetOrder,
     ListOrders,
     LoadCustomer,
     OrderDetail,
     OrderLineView,
+    OrderPending,
     OrderPlaced,
     OrderSummary,
     OutOfStock,
@@ -60,8 +62,10 @@ class FakeStore:
 
     profile: CustomerProfile | None = None
     out_of_stock: tuple[int, ...] = ()
+    slow: bool = False  # PlaceOrder answers OrderPending (and places nothing)
     asked: list[Request] = field(default_factory=list)
     orders: dict[str, OrderDetail] = field(default_factory=dict)
+    by_key: dict[str, OrderPlaced] = field(default_factory=dict)
 
     def answer(self, request: Request, catalog: Catalog) -> Any:
         self.asked.append(request)
@@ -69,7 +73,13 @@ class FakeStore:
             return self.profile
         if isinstance(request, SaveLanguage):
             return None
+        if isinstance(request, FindOrder):
+            return self.by_key.get(request.idempotency_key)
         if isinstance(request, PlaceOrder):
+            if request.idempotency_key in self.by_key:
+                return self.by_key[request.idempotency_key]
+            if self.slow:
+                return OrderPending(request.idempotency_key)
             if self.out_of_stock:
                 return OutOfStock(self.out_of_stock)
             subtotal = sum(
@@ -97,7 +107,8 @@ class FakeStore:
                 request.address,
                 datetime(2026, 11, 28),
             )
-            return OrderPlaced(code, subtotal, fee, subtotal + fee)
+            placed = self.by_key[request.idempotency_key] = OrderPlaced(code, subtotal, fee, subtotal + fee)
+            return placed
         if isinstance(request, ListOrders):
             return tuple(
                 OrderSummary(d.code, d.status, d.total, d.created_at)
@@ -137,9 +148,11 @@ class Driver:
                 data[need.request] = self.store.answer(need.request, self.catalog)
         raise AssertionError("too many requests")
 
-    def dial(self, *inputs: str, ref: str | None = None) -> str:
+    def dial(self, *inputs: str, ref: str | None = None, resume: bool = False) -> str:
+        """A new session; with ``resume``, as the gateway does within the resume window."""
         self.ref = ref or self.ref
         ctx = json.loads(json.dumps(self.ctx))
+        left_at = self.state if resume else None
         turn = self._resolve(
             lambda d: self.engine.start(
                 json.loads(json.dumps(ctx)),
@@ -148,6 +161,7 @@ class Driver:
                 catalog=self.catalog,
                 data=d,
                 inputs=inputs,
+                resume=left_at,
             )
         )
         return self._keep(turn)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.settings import Settings
-from menus.engine import Engine, View
+from menus.engine import RESUME, Engine, View
 from menus.ports import (
     LANGS,
     Catalog,
@@ -69,6 +69,8 @@ def _contexts(catalog: Catalog, lang: str) -> list[tuple[str, dict[str, Any]]]:
     cases.append(("address", base))
     cases.append(("confirm", {**base, "z": zone, "a": LONG_ADDRESS, "pay": "cod"}))
     cases.append(("placed", {**base, "placed": ["WWWWWW", 99_999_999]}))
+    cases.append(("pending", base))
+    cases.append((RESUME, {**base, "resume": "cart"}))
     return cases
 
 
@@ -90,7 +92,7 @@ async def test_budget_every_screen_page_and_reprompt_fits(
                 data=data,
                 settings=Settings(),
             )
-            content = Shop.screens[state].content(view)
+            content = engine._screen(state).content(view)
             pages = engine._pages_for(content, view)
             for page in range(len(pages)):
                 view.ctx["page"] = page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from menus.ports import CustomerProfile, LoadCustomer, PlaceOrder, SaveLanguage
+from menus.ports import CustomerProfile, FindOrder, LoadCustomer, PlaceOrder, SaveLanguage
 from tests.menus.helpers import MSISDN, Driver, FakeStore
 
 
@@ -280,3 +280,77 @@ def test_engine_help_is_a_screen_with_a_way_back() -> None:
     assert screen.endswith("0 Back 00 Home")
     phone.send("0")
     assert phone.state == "home"
+
+
+def test_engine_resume_offers_to_continue_and_yes_lands_on_the_same_screen() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    cart = phone.send("2")
+    page_two = phone.send("0", "98")  # the product list, second page
+    assert phone.dial(ref="s2", resume=True) == "Continue where you left off?\n1. Yes\n2. Start again"
+    assert phone.send("1") == page_two
+    assert phone.ctx["cart"] == [[1, 2]]
+    phone.send("0", "00", "2")
+    assert phone.turn is not None and phone.turn.text == cart
+
+
+def test_engine_resume_start_again_goes_home_and_keeps_the_cart() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    phone.send("2", "1")  # at the district list
+    phone.dial(ref="s2", resume=True)
+    assert phone.send("2").startswith("Okryu Shop\n1. Shop\n2. Cart (2)")
+    assert phone.ctx["hist"] == [] and "resume" not in phone.ctx
+
+
+def test_engine_resume_reprompts_on_anything_else() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("1")
+    prompt = phone.dial(ref="s2", resume=True)
+    assert phone.send("7") == "Invalid choice. Try again.\n" + prompt
+
+
+def test_engine_no_resume_from_home_from_an_end_screen_or_with_a_shortcut() -> None:
+    phone = Driver()
+    phone.dial()
+    assert phone.dial(ref="s2", resume=True).startswith("Okryu Shop")
+    _checkout(phone)
+    phone.send("1")  # placed: an END screen
+    assert phone.dial(ref="s3", resume=True).startswith("Okryu Shop")
+    phone.send("1", "1")
+    assert phone.dial("1", ref="s4", resume=True).startswith("Categories")
+
+
+def test_engine_shortcut_that_turns_invalid_stops_on_the_last_valid_screen() -> None:
+    phone = Driver()
+    screen = phone.dial("1", "9", "1")
+    assert phone.state == "categories"
+    assert screen == "Invalid choice. Try again.\nCategories\n1. Food\n2. Medicine\n0 Back 00 Home"
+
+
+def test_engine_slow_order_is_pending_and_the_next_session_clears_a_placed_cart() -> None:
+    store = FakeStore(slow=True)
+    phone = Driver(store=store)
+    _checkout(phone)
+    assert phone.send("1") == "Your order is being placed.\nAn SMS will confirm it shortly."
+    assert phone.turn is not None and phone.turn.end
+    key = next(r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder))
+    store.slow = False
+    store.answer(next(r for r in store.asked if isinstance(r, PlaceOrder)), phone.catalog)
+    assert phone.dial(ref="s2", resume=True).startswith("Okryu Shop\n1. Shop\n2. Cart (0)")
+    assert FindOrder(MSISDN, key) in store.asked
+
+
+def test_engine_slow_order_not_placed_keeps_cart_and_key_for_the_retry() -> None:
+    store = FakeStore(slow=True)
+    phone = Driver(store=store)
+    _checkout(phone)
+    phone.send("1")
+    first_key = next(r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder))
+    store.slow = False
+    assert phone.dial(ref="s2", resume=True).startswith("Okryu Shop\n1. Shop\n2. Cart (2)")
+    phone.send("2", "1", "1", "Changjon street 5", "1", "1")
+    keys = [r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder)]
+    assert keys[-1] == first_key  # the same checkout: placing it twice is impossible
+    assert phone.turn is not None and phone.turn.text.startswith("Order ")

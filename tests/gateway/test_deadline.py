@@ -1,0 +1,74 @@
+"""A slow store never makes a hop wait past its deadline, and never costs an order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from gateway import keys
+from store.db import Database
+from store.models import Order, OutboundMessage, Product
+from tests.gateway.test_ussd import ORDER_PATH, post, walk
+
+Make = Callable[..., Awaitable[TestClient[Any, Any]]]
+DEADLINE = 0.6
+
+
+@asynccontextmanager
+async def slow_store(client: TestClient[Any, Any], test_db: Database) -> AsyncIterator[Any]:
+    """Hold the products locked, as a long transaction elsewhere would; yield a session."""
+    if test_db.is_sqlite:
+        # SQLite writers queue on the app's in-process write lock: take it.
+        async with client.app[keys.DATABASE].write() as session:
+            yield session
+        return
+    async with test_db.write() as session:
+        await session.exec(select(Product).with_for_update())  # type: ignore[call-overload]
+        yield session
+
+
+async def test_deadline_slow_order_is_pending_then_placed_exactly_once(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway(hop_deadline=DEADLINE)
+    await walk(client, ORDER_PATH)
+    confirm = "*".join([*ORDER_PATH, "1"])
+    async with slow_store(client, seeded_db):
+        started = time.monotonic()
+        status, body = await post(client, confirm)
+        waited = time.monotonic() - started
+        assert (status, body) == (200, "END Your order is being placed.\nAn SMS will confirm it shortly.")
+        assert waited < DEADLINE + 0.3
+        assert await post(client, confirm) == (status, body)  # the aggregator retries
+    await client.app[keys.GATEWAY].close()  # the placement finishes once the store frees up
+    async with seeded_db.session() as s:
+        assert len((await s.exec(select(Order))).all()) == 1
+        sms = (await s.exec(select(OutboundMessage))).all()
+    assert [m.kind for m in sms] == ["order_placed"]
+    _, home = await post(client, "", session="ATUid_2")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)")  # the cart went with the order
+
+
+async def test_deadline_slow_order_that_fails_says_so_by_sms_and_keeps_the_cart(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway(hop_deadline=DEADLINE)
+    await walk(client, ORDER_PATH)
+    async with slow_store(client, seeded_db) as session:
+        _, body = await post(client, "*".join([*ORDER_PATH, "1"]))
+        assert body.startswith("END Your order is being placed.")
+        await session.exec(update(Product).values(stock=0))  # meanwhile the goods run out
+    await client.app[keys.GATEWAY].close()
+    async with seeded_db.session() as s:
+        assert (await s.exec(select(Order))).all() == []
+        sms = (await s.exec(select(OutboundMessage).order_by(col(OutboundMessage.id)))).all()
+    assert [m.kind for m in sms] == ["order_failed"]
+    assert sms[0].body.startswith("Okryu: sorry, we could not place your order.")
+    _, home = await post(client, "", session="ATUid_2")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (2)")

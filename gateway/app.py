@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 import aiohttp
 from aiohttp import web
@@ -13,18 +14,19 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from gateway import keys
+from gateway.callbacks import add_routes
 from gateway.catalog import CatalogCache
-from gateway.channels import CHANNELS, Channel
+from gateway.channels import load_channels
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.ends import SessionEnds
 from gateway.hop import Gateway
-from gateway.messages import BadRequest, Reply
-from gateway.numbers import mask, normalise_msisdn
+from gateway.messages import BadRequest
+from gateway.numbers import normalise_msisdn
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
 from gateway.sms import Dispatcher, make_provider
 from menus.engine import make_engine_factory
 from menus.shop import Shop
-from menus.text import texts
 from store import outbox
 from store.db import Database
 from store.seed import seed_if_empty
@@ -44,8 +46,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> web.Applica
     app.cleanup_ctx.append(_gateway_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    for channel in CHANNELS.values():
-        app.router.add_route(channel.method, f"/ussd/{channel.slug}", _ussd_handler(channel))
+    add_routes(app, load_channels(settings.channels_file))
     if settings.demo or settings.sms_provider == "log":
         app.router.add_get("/dev/sms", dev_inbox)
     return app
@@ -114,8 +115,17 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
 
     catalogs = CatalogCache(db)
     app[keys.DISPATCHER] = dispatcher
+    sessions = SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl)
+    app[keys.ENDS] = SessionEnds(
+        db=db,
+        sessions=sessions,
+        dial=settings.service_code,
+        reminder_delay=timedelta(seconds=settings.reminder_delay),
+        default_language=settings.default_language,
+        notify=order_placed,
+    )
     gateway = app[keys.GATEWAY] = Gateway(
-        sessions=SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl),
+        sessions=sessions,
         catalogs=catalogs,
         db=db,
         engine_for=make_engine_factory(Shop(), settings),
@@ -147,30 +157,6 @@ async def _answer_bad_requests(request: web.Request, handler: Handler) -> web.St
         return await handler(request)
     except BadRequest as error:
         return web.Response(status=error.status, text=error.reason)
-
-
-def _ussd_handler(channel: Channel) -> Handler:
-    async def ussd(request: web.Request) -> web.StreamResponse:
-        settings = request.app[keys.SETTINGS]
-        inbound = await channel.parse(request, settings)
-        gateway = request.app[keys.GATEWAY]
-        try:
-            async with asyncio.timeout(settings.hop_deadline):
-                reply = await gateway.handle(inbound, settings.budget_for(channel.slug))
-        except TimeoutError:
-            log.warning(
-                "hop for %s on %s outlasted its deadline", mask(inbound.msisdn), channel.slug
-            )
-            reply = Reply(texts(settings.default_language)("error.unavailable"), end=True)
-        except Exception:
-            # The subscriber gets a polite last screen, the log the stack trace; no 5xx
-            # reaches the aggregator (it would show the handset a network error).
-            log.exception("hop failed for %s on %s", mask(inbound.msisdn), channel.slug)
-            sorry = texts(settings.default_language)("error.unavailable")
-            reply = Reply(sorry, end=True)
-        return channel.render(reply)
-
-    return ussd
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.ends import SessionEnds
 from gateway.hop import Gateway
 from gateway.settings import Settings
 from gateway.sms import Dispatcher
@@ -16,4 +17,5 @@ REDIS = web.AppKey("redis", Redis)
 DATABASE = web.AppKey("database", Database)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 GATEWAY = web.AppKey("gateway", Gateway)
+ENDS = web.AppKey("ends", SessionEnds)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)

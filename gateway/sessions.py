@@ -89,6 +89,11 @@ class SessionStore:
         raw, catalog, stock = await self.redis.mget(key, self.catalog_key, self.stock_key)
         return raw, catalog, stock  # type: ignore[return-value]  # bytes: no decode_responses
 
+    async def peek(self, key: str) -> bytes | None:
+        """The raw record alone (outside the hop: session ends, reports)."""
+        raw: bytes | None = await self.redis.get(key)  # type: ignore[assignment]
+        return raw
+
     async def save(self, key: str, record: Record) -> bool:
         """Write ``record`` if nobody saved since it was read; False when the race was lost."""
         saved = await self._cas(

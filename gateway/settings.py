@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.auth import CallbackAuth, parse_networks
 from menus.screens import Budget
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/okryu.db"
@@ -27,6 +28,9 @@ class Settings:
     default_region: str = "KP"
     screen_budget: Budget = field(default_factory=Budget)
     channel_budgets: Mapping[str, Budget] = field(default_factory=dict)  # slug -> budget
+    callback_auth: Mapping[str, CallbackAuth] = field(default_factory=dict)  # slug -> auth
+    channels_file: str | None = None  # TOML: Africa's Talking-compatible resellers
+    reminder_delay: int = 900  # seconds after a cut session before its cart is reminded of
     default_language: str = "en"
     max_quantity: int = 10
     resume_ttl: int = 600
@@ -36,7 +40,7 @@ class Settings:
     sms_sender: str = "OKRYU"
     at_sms_url: str = "https://api.africastalking.com/version1/messaging"
     at_username: str = "sandbox"
-    at_api_key: str = ""
+    at_api_key: str = field(default="", repr=False)  # never in logs
     sms_dispatch: bool = True  # run the outbox dispatcher inside this process
     sms_poll_interval: float = 1.0
     sms_max_attempts: int = 8
@@ -48,6 +52,10 @@ class Settings:
     def service_code(self) -> str:
         """The code a handset dials by default: the first configured."""
         return self.service_codes[0]
+
+    def auth_for(self, channel: str) -> CallbackAuth:
+        """How callbacks on ``channel`` are authenticated (by default: not at all)."""
+        return self.callback_auth.get(channel, _OPEN)
 
     def budget_for(self, channel: str) -> Budget:
         """The screen budget of ``channel``: its own if configured, else the default."""
@@ -93,6 +101,9 @@ class Settings:
             default_region=get("DEFAULT_REGION", cls.default_region),
             screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),
             channel_budgets=_budgets(get("SCREEN_BUDGETS", "")),
+            callback_auth=_auth(get("CALLBACK_SECRETS", ""), get("CALLBACK_ALLOW", "")),
+            channels_file=env.get("OKRYU_CHANNELS_FILE") or None,
+            reminder_delay=integer("REMINDER_DELAY", cls.reminder_delay),
             default_language=_language(get("DEFAULT_LANGUAGE", "en")),
             max_quantity=integer("MAX_QUANTITY", cls.max_quantity),
             hop_deadline=number("HOP_DEADLINE", cls.hop_deadline),
@@ -138,3 +149,31 @@ def _codes(value: str) -> tuple[str, ...]:
     if not codes:
         raise SettingsError("OKRYU_SERVICE_CODES must name at least one code, like *123#")
     return codes
+
+
+_OPEN = CallbackAuth()
+
+
+def _pairs(value: str, separator: str, variable: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(separator))):
+        slug, sign, rest = item.partition("=")
+        if not sign or not slug.strip() or not rest.strip():
+            raise SettingsError(f"{variable} entries look like slug=value, not {item!r}")
+        pairs[slug.strip()] = rest.strip()
+    return pairs
+
+
+def _auth(secrets: str, allow: str) -> dict[str, CallbackAuth]:
+    """``OKRYU_CALLBACK_SECRETS="hubtel=s3cret,africastalking=t0ken"`` and
+    ``OKRYU_CALLBACK_ALLOW="hubtel=10.0.0.0/8 192.0.2.7;nalo=198.51.100.0/24"``."""
+    by_secret = _pairs(secrets, ",", "OKRYU_CALLBACK_SECRETS")
+    by_allow = _pairs(allow, ";", "OKRYU_CALLBACK_ALLOW")
+    auth: dict[str, CallbackAuth] = {}
+    for slug in by_secret.keys() | by_allow.keys():
+        try:
+            networks = parse_networks(by_allow.get(slug, ""))
+        except ValueError as error:
+            raise SettingsError(f"OKRYU_CALLBACK_ALLOW for {slug}: {error}") from None
+        auth[slug] = CallbackAuth(by_secret.get(slug), networks)
+    return auth

@@ -106,6 +106,8 @@ class ShopChart(StateChart[Any]):
         self.ctx["prod"] = product_id
 
     def on_add_to_cart(self, product_id: int, quantity: int) -> None:
+        # A cart's identity, so that an abandoned cart is reminded of once, never more.
+        self.ctx.setdefault("cid", f"{self.model.view.session_ref}.{self.ctx.get('n', 0)}")
         cart: list[list[int]] = self.ctx.setdefault("cart", [])
         for line in cart:
             if line[0] == product_id:
@@ -138,6 +140,7 @@ class ShopChart(StateChart[Any]):
         ctx["cart"] = []
         ctx["n"] = ctx.get("n", 0) + 1
         ctx.pop("ck", None)  # the next checkout gets a new idempotency key
+        ctx.pop("cid", None)
 
     def on_wait(self) -> None:
         self.ctx["pending"] = True  # the next session asks the store how it ended
@@ -593,6 +596,7 @@ class Shop:
                 ctx["cart"] = []
                 ctx["n"] = ctx.get("n", 0) + 1
                 ctx.pop("ck", None)
+                ctx.pop("cid", None)
         if "lang" in ctx:
             return
         profile = view.fetch(LoadCustomer(view.msisdn))

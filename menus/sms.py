@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from menus.ports import OrderPlaced
-from menus.text import texts
+from menus.text import Texts, texts
 
 
 def order_placed(placed: OrderPlaced, lang: str) -> str:
@@ -22,3 +22,20 @@ def order_failed(lang: str, dial: str) -> str:
     """The order could not be placed after the subscriber was told it was pending."""
     t = texts(lang if lang in ("en", "ko") else "en")
     return t("sms.order_failed", dial=dial)
+
+
+def _texts(lang: str) -> Texts:
+    return texts(lang if lang in ("en", "ko") else "en")
+
+
+def cart_reminder(lang: str, dial: str) -> str:
+    """The one reminder about a cart left behind when a session was cut."""
+    return _texts(lang)("sms.cart_reminder", dial=dial)
+
+
+def stopped(lang: str) -> str:
+    return _texts(lang)("sms.stopped")
+
+
+def help_text(lang: str, dial: str) -> str:
+    return _texts(lang)("sms.help", dial=dial)

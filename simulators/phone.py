@@ -1,7 +1,7 @@
 """A headless handset: dials a USSD code over HTTP exactly as an aggregator would.
 
 Each aggregator dialect is one ``Dialect``: how a hop becomes an HTTP request and how the
-answer becomes a ``Screen``. Only Africa's Talking for now::
+answer becomes a ``Screen``. Africa's Talking sends the whole path on every hop::
 
     POST /ussd/africastalking
     sessionId=ATUid_3f..&serviceCode=*123%23&phoneNumber=%2B254711000111&networkCode=99999&text=1*2
@@ -10,15 +10,21 @@ answer becomes a ``Screen``. Only Africa's Talking for now::
     1. Small
     2. Large
 
+``at_compatible()`` makes the same dialect under a reseller's field names and method. Hubtel,
+Arkesel, Nalo and HollaTags send only the newest answer, with their own flag for the hop that
+opens a session, whose message is the whole dial string (``*123*1#``); they answer in JSON.
+They take the number without its ``+``.
+
 The phone also reads the gateway's development SMS inbox (``GET /dev/sms``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -40,11 +46,12 @@ class Screen:
     end: bool
     status: int
     raw: str = ""
+    well_formed: bool = True  # the body is in the dialect's format
 
     @property
     def ok(self) -> bool:
         """Whether the gateway answered 200 in the dialect's format."""
-        return self.status == 200 and self.raw != "" and _AT_REPLY.match(self.raw) is not None
+        return self.status == 200 and self.raw != "" and self.well_formed
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class Hop:
 class HttpRequest:
     """The HTTP request a dialect makes of a hop."""
 
+    method: str = "POST"
+    params: dict[str, str] | None = None  # the query string
     form: dict[str, str] | None = None
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -87,35 +96,179 @@ class Dialect:
 
 
 _AT_REPLY = re.compile(r"^(CON|END)(?: |$)")
+_AT_FIELDS = ("sessionId", "serviceCode", "phoneNumber", "networkCode", "text")
 
 
 def _at_session_id() -> str:
     return f"ATUid_{uuid.uuid4().hex}"
 
 
-def _at_encode(hop: Hop) -> HttpRequest:
-    # AT sends the whole path on every hop: "" first, then "1", then "1*2"...
-    return HttpRequest(
-        form={
-            "sessionId": hop.session_id,
-            "serviceCode": hop.service_code,
-            "phoneNumber": hop.msisdn,
-            "networkCode": hop.network_code,
-            "text": "*".join(hop.inputs),
+def _hex_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _numeric_session_id() -> str:
+    return str(uuid.uuid4().int % 10**17)
+
+
+def at_compatible(
+    name: str, method: str = "POST", fields: Mapping[str, str] | None = None
+) -> Dialect:
+    """Africa's Talking's dialect under other field names (AT's name -> theirs) and method.
+
+    ``at_compatible("africastalking")`` is Africa's Talking itself.
+    """
+    names = {field: field for field in _AT_FIELDS} | dict(fields or {})
+    method = method.upper()
+
+    def encode(hop: Hop) -> HttpRequest:
+        # The whole path on every hop: "" first, then "1", then "1*2"...
+        values = {
+            names["sessionId"]: hop.session_id,
+            names["serviceCode"]: hop.service_code,
+            names["phoneNumber"]: hop.msisdn,
+            names["networkCode"]: hop.network_code,
+            names["text"]: "*".join(hop.inputs),
         }
-    )
+        if method == "GET":
+            return HttpRequest(method="GET", params=values)
+        return HttpRequest(method=method, form=values)
+
+    return Dialect(name, _at_session_id, encode, _at_decode)
 
 
 def _at_decode(status: int, body: str) -> Screen:
     match = _AT_REPLY.match(body) if status == 200 else None
     if match is None:
         # AT ends the session on an HTTP error or a body without CON/END.
-        return Screen(text=body.strip(), end=True, status=status, raw=body)
+        return _broken(status, body)
     return Screen(text=body[4:], end=match.group(1) == "END", status=status, raw=body)
 
 
+def _broken(status: int, body: str) -> Screen:
+    """An HTTP error or a body out of format: the handset shows it and the session is over."""
+    return Screen(text=body.strip(), end=True, status=status, raw=body, well_formed=False)
+
+
+def _json_screen(
+    status: int, body: str, text_key: str, more: Callable[[dict[str, Any]], bool | None]
+) -> Screen:
+    """A JSON answer: the screen text under ``text_key``, ``more(answer)`` True to continue.
+
+    ``more`` returns None when the answer does not say, which makes it out of format.
+    """
+    try:
+        data = json.loads(body) if status == 200 else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get(text_key), str):
+        return _broken(status, body)
+    going_on = more(data)
+    if going_on is None:
+        return _broken(status, body)
+    return Screen(text=data[text_key], end=not going_on, status=status, raw=body)
+
+
+def _digits(msisdn: str) -> str:
+    return msisdn.removeprefix("+")
+
+
+def _latest(hop: Hop) -> str:
+    """The newest answer, or on the opening hop the whole dial string."""
+    return hop.inputs[-1] if hop.inputs else hop.service_code
+
+
+def _hubtel_encode(hop: Hop) -> HttpRequest:
+    return HttpRequest(
+        json={
+            "SessionId": hop.session_id,
+            # Hubtel sends the code registered with it ("123"); a handset cannot know which
+            # prefix that is, so it sends the whole dialled code, which resolves the same.
+            "ServiceCode": hop.service_code.strip("*#"),
+            "Type": "Response" if hop.inputs else "Initiation",
+            "Message": _latest(hop),
+            "Operator": hop.network_code,
+            "Platform": "USSD",
+            "Mobile": _digits(hop.msisdn),
+            "Sequence": len(hop.inputs) + 1,
+        }
+    )
+
+
+def _hubtel_decode(status: int, body: str) -> Screen:
+    kinds = {"Response": True, "Release": False}
+    return _json_screen(status, body, "Message", lambda data: kinds.get(str(data.get("Type"))))
+
+
+def _arkesel_encode(hop: Hop) -> HttpRequest:
+    return HttpRequest(
+        json={
+            "sessionID": hop.session_id,
+            "userID": "OKRYU",
+            "newSession": not hop.inputs,
+            "msisdn": _digits(hop.msisdn),
+            "userData": _latest(hop),
+            "network": hop.network_code,
+        }
+    )
+
+
+def _arkesel_decode(status: int, body: str) -> Screen:
+    return _json_screen(status, body, "message", lambda data: _flag(data.get("continueSession")))
+
+
+def _nalo_encode(hop: Hop) -> HttpRequest:
+    return HttpRequest(
+        json={
+            "USERID": "OKRYU",
+            "MSISDN": _digits(hop.msisdn),
+            "USERDATA": _latest(hop),
+            "MSGTYPE": not hop.inputs,
+            "NETWORK": hop.network_code,
+            "SESSIONID": hop.session_id,
+        }
+    )
+
+
+def _nalo_decode(status: int, body: str) -> Screen:
+    return _json_screen(status, body, "MSG", lambda data: _flag(data.get("MSGTYPE")))
+
+
+def _hollatags_encode(hop: Hop) -> HttpRequest:
+    return HttpRequest(
+        method="GET",
+        params={
+            "session_id": hop.session_id,
+            "session_operation": "continue" if hop.inputs else "begin",
+            "session_msg": _latest(hop),
+            "session_msisdn": _digits(hop.msisdn),
+            "session_from": hop.service_code,
+            "session_type": "1",
+            "session_mno": hop.network_code,
+        },
+    )
+
+
+def _hollatags_decode(status: int, body: str) -> Screen:
+    operations = {"continue": True, "end": False}
+    return _json_screen(
+        status, body, "session_msg", lambda data: operations.get(str(data.get("session_operation")))
+    )
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 DIALECTS: dict[str, Dialect] = {
-    "africastalking": Dialect("africastalking", _at_session_id, _at_encode, _at_decode),
+    dialect.name: dialect
+    for dialect in (
+        at_compatible("africastalking"),
+        Dialect("hubtel", _hex_session_id, _hubtel_encode, _hubtel_decode),
+        Dialect("arkesel", _hex_session_id, _arkesel_encode, _arkesel_decode),
+        Dialect("nalo", _numeric_session_id, _nalo_encode, _nalo_decode),
+        Dialect("hollatags", _numeric_session_id, _hollatags_encode, _hollatags_decode),
+    )
 }
 
 
@@ -127,17 +280,17 @@ class Phone:
         url: str,
         msisdn: str,
         *,
-        dialect: str = "africastalking",
+        dialect: str | Dialect = "africastalking",
         session: aiohttp.ClientSession | None = None,
         network_code: str = "99999",
         inbox_url: str | None = None,
         timeout: float = 15.0,
     ) -> None:
-        if dialect not in DIALECTS:
+        if isinstance(dialect, str) and dialect not in DIALECTS:
             raise PhoneError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
         self.url = url
         self.msisdn = msisdn
-        self.dialect = DIALECTS[dialect]
+        self.dialect = DIALECTS[dialect] if isinstance(dialect, str) else dialect
         self.network_code = network_code
         # AT gives up on an application after about 15 s (PROTOCOLS.md §1.3).
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -159,7 +312,7 @@ class Phone:
         self._hop = Hop(
             self.dialect.new_session_id(), service_code, self.msisdn, self.network_code, ()
         )
-        return await self._post(self._hop)
+        return await self._exchange(self._hop)
 
     async def send(self, answer: str) -> Screen:
         """Answer the open screen."""
@@ -174,7 +327,7 @@ class Phone:
             self.network_code,
             (*self._hop.inputs, answer),
         )
-        return await self._post(self._hop)
+        return await self._exchange(self._hop)
 
     def hang_up(self) -> None:
         """Drop the dialogue locally, as pressing Cancel on a handset does."""
@@ -228,11 +381,13 @@ class Phone:
             self._owns_session = True
         return self._session
 
-    async def _post(self, hop: Hop) -> Screen:
+    async def _exchange(self, hop: Hop) -> Screen:
         request = self.dialect.encode(hop)
         try:
-            async with self._http().post(
+            async with self._http().request(
+                request.method,
                 self.url,
+                params=request.params,
                 data=request.form,
                 json=request.json,
                 headers=request.headers,

@@ -131,3 +131,19 @@ class InboundMessage(SQLModel, table=True):
     text: str = Field(max_length=1000)
     provider_message_id: str | None = Field(default=None, unique=True, max_length=100)
     received_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class UssdSessionEnd(SQLModel, table=True):
+    """How a USSD session ended, as the aggregator told it: for funnels and abandoned carts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    session_ref: str = Field(index=True, max_length=100)
+    msisdn: str = Field(index=True, max_length=16)
+    service_code: str = Field(max_length=40)
+    status: str = Field(max_length=16)  # completed | abandoned | failed | released
+    hops: int | None = None
+    duration_ms: int | None = None
+    last_screen: str = Field(default="", max_length=400)
+    error: str = Field(default="", max_length=200)
+    ended_at: NaiveDatetime = Field(default_factory=utcnow, index=True)

@@ -27,7 +27,7 @@ from store.codes import new_code, normalise_code
 from store.db import Database
 from store.errors import StoreError
 from store.models import Customer, DeliveryZone, Order, OrderEvent, OrderLine, Product
-from store.outbox import enqueue
+from store.outbox import cancel_queued, enqueue
 
 RenderConfirmation = Callable[[OrderPlaced, str], str]
 
@@ -71,6 +71,19 @@ async def save_language(db: Database, msisdn: str, lang: str) -> None:
         raise StoreError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
     async with db.write() as session:
         await _upsert_customer(session, db.is_sqlite, msisdn, language=lang)
+
+
+async def set_reminders(db: Database, msisdn: str, allowed: bool) -> None:
+    """Opt the subscriber in to (or out of) abandoned-cart reminders."""
+    async with db.write() as session:
+        await _upsert_customer(session, db.is_sqlite, msisdn, reminders_opt_out=not allowed)
+
+
+async def wants_reminders(db: Database, msisdn: str) -> bool:
+    async with db.session() as session:
+        query = select(Customer.reminders_opt_out).where(Customer.msisdn == msisdn)
+        opted_out = (await session.exec(query)).first()
+    return not opted_out
 
 
 async def place_order(
@@ -223,6 +236,8 @@ async def _place_once(
             idempotency_key=f"order_placed:{order.code}",
             order_id=order_id,
         )
+        # A reminder about the cart this order came from would now only confuse.
+        await cancel_queued(session, to=req.msisdn, kind="cart_reminder")
         return placed
 
 

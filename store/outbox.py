@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,12 +43,57 @@ async def enqueue(
     kind: str,
     idempotency_key: str,
     order_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     """Add a message to the outbox inside the caller's write transaction."""
-    session.add(
-        OutboundMessage(
-            to=to, body=body, kind=kind, idempotency_key=idempotency_key, order_id=order_id
+    message = OutboundMessage(
+        to=to, body=body, kind=kind, idempotency_key=idempotency_key, order_id=order_id
+    )
+    if not_before is not None:
+        message.next_attempt_at = not_before
+    session.add(message)
+
+
+async def enqueue_once(
+    db: Database,
+    *,
+    to: str,
+    body: str,
+    kind: str,
+    idempotency_key: str,
+    not_before: datetime | None = None,
+) -> bool:
+    """Queue a message unless one with this key ever was; True when this call queued it."""
+    try:
+        async with db.write() as session:
+            query = select(OutboundMessage.id).where(
+                col(OutboundMessage.idempotency_key) == idempotency_key
+            )
+            if (await session.exec(query)).first() is not None:
+                return False
+            await enqueue(
+                session,
+                to=to,
+                body=body,
+                kind=kind,
+                idempotency_key=idempotency_key,
+                not_before=not_before,
+            )
+    except IntegrityError:
+        return False  # a concurrent call queued it first (the key is unique)
+    return True
+
+
+async def cancel_queued(session: AsyncSession, *, to: str, kind: str) -> None:
+    """Cancel the messages of ``kind`` to ``to`` not yet sent (inside a write transaction)."""
+    await session.exec(
+        update(OutboundMessage)
+        .where(
+            col(OutboundMessage.to) == to,
+            col(OutboundMessage.kind) == kind,
+            col(OutboundMessage.status) == "queued",
         )
+        .values(status="cancelled")
     )
 
 

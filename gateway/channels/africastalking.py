@@ -7,62 +7,52 @@ Request, form-encoded, on the first dial and after every answer::
 
 ``text`` holds every input of the session so far joined with ``*`` ("" on the first hop).
 Reply, ``text/plain``: ``CON <screen>`` to wait for input, ``END <screen>`` to close.
+
+Resellers copy this contract under other field names, so the parsing lives in
+:mod:`gateway.channels.atcompat`; Africa's Talking is that adapter with AT's own names.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.channels._wire import form_fields
+from gateway.channels.atcompat import MAX_FIELD, MAX_TEXT, AtCompatible
 from gateway.dial import split_dial
-from gateway.messages import BadRequest, Inbound, Reply
+from gateway.messages import BadRequest, SessionEnd
 from gateway.numbers import normalise_msisdn
 from gateway.settings import Settings
 
-MAX_FIELD = 200
-MAX_TEXT = 2000
+# Success: reached its end; Incomplete: cut while a menu waited (timeout or cancel);
+# Failed: our answer was an error or too late.
+END_STATUS = {"Success": "completed", "Incomplete": "abandoned", "Failed": "failed"}
 
 
-class AfricasTalking:
-    slug = "africastalking"
-    method = "POST"
+class AfricasTalking(AtCompatible):
+    """Africa's Talking itself: POST, AT's own field names."""
 
-    async def parse(self, request: web.Request, settings: Settings) -> Inbound:
-        if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            raise BadRequest(
-                "expected a form-encoded body (application/x-www-form-urlencoded)", 415
-            )
-        try:
-            form = await request.post()
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("the body is not a readable form") from None
-        fields: dict[str, str] = {}
-        for name in ("sessionId", "serviceCode", "phoneNumber", "text"):
-            value = form.get(name)
-            if value is None:
-                raise BadRequest(f"missing field {name}")
-            if not isinstance(value, str):
-                raise BadRequest(f"field {name} must be text")
-            if len(value) > (MAX_TEXT if name == "text" else MAX_FIELD):
-                raise BadRequest(f"field {name} is too long")
-            fields[name] = value
-        if not fields["sessionId"].strip():
-            raise BadRequest("sessionId is empty")
-        if not fields["serviceCode"].strip():
-            raise BadRequest("serviceCode is empty")
-        network = form.get("networkCode", "")
-        text = fields["text"]
-        # A shortcut dial (*123*1*2#) may arrive as extra digits in serviceCode; they come
-        # before whatever the subscriber typed since.
-        base, shortcut = split_dial(fields["serviceCode"], settings.service_codes)
-        return Inbound(
+    def __init__(self) -> None:
+        super().__init__("africastalking")
+
+    async def parse_end(self, request: web.Request, settings: Settings) -> SessionEnd:
+        """AT's end-of-session notification (PROTOCOLS.md §1.4), posted to ``/events``::
+
+        sessionId=ATUid_5f2a&serviceCode=*123#&phoneNumber=+8501912345678&status=Incomplete
+        &hopsCount=6&durationInMillis=41234&input=1*1*2&lastAppResponse=CON ...
+        """
+        data = await form_fields(request)
+        status = data.text("status", MAX_FIELD).strip()
+        if status not in END_STATUS:
+            raise BadRequest(f"status must be one of {', '.join(END_STATUS)}")
+        base, _ = split_dial(data.ident("serviceCode", MAX_FIELD), settings.service_codes)
+        return SessionEnd(
             channel=self.slug,
-            session_ref=fields["sessionId"].strip(),
-            msisdn=normalise_msisdn(fields["phoneNumber"], settings.default_region),
+            session_ref=data.ident("sessionId", MAX_FIELD),
+            msisdn=normalise_msisdn(data.text("phoneNumber", MAX_FIELD), settings.default_region),
             service_code=base,
-            inputs=shortcut + (tuple(text.split("*")) if text else ()),
-            network=network if isinstance(network, str) else "",
+            status=END_STATUS[status],
+            hops=data.number("hopsCount"),
+            duration_ms=data.number("durationInMillis"),
+            last_screen=data.text("lastAppResponse", MAX_TEXT, default=""),
+            error=data.text("errorMessage", MAX_FIELD, default=""),
         )
-
-    def render(self, reply: Reply) -> web.Response:
-        prefix = "END " if reply.end else "CON "
-        return web.Response(text=prefix + reply.text, content_type="text/plain", charset="utf-8")

@@ -1,0 +1,45 @@
+"""Callback authentication: a shared secret and an optional source-address allowlist.
+
+Aggregators can be configured to send a secret, as a header (``X-Okryu-Secret``) or a query
+parameter (``?secret=``); addresses outside the allowlist are refused whatever they send.
+A refused callback gets 403 and is logged without its body (it may carry phone numbers).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+SECRET_HEADER = "X-Okryu-Secret"
+SECRET_PARAM = "secret"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class CallbackAuth:
+    secret: str | None = field(default=None, repr=False)  # never in logs
+    allow: tuple[Network, ...] = ()
+
+    def refusal(self, request: web.Request) -> str | None:
+        """Why ``request`` is refused, or None when it may pass."""
+        if self.allow:
+            try:
+                address = ipaddress.ip_address(request.remote or "")
+            except ValueError:
+                return "unknown source address"
+            if not any(address in network for network in self.allow):
+                return f"source address {address} is not allowed"
+        if self.secret is not None:
+            given = request.headers.get(SECRET_HEADER) or request.query.get(SECRET_PARAM) or ""
+            if not hmac.compare_digest(given.encode(), self.secret.encode()):
+                return "missing or wrong secret"
+        return None
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """``"10.0.0.0/8 192.0.2.7"`` -> networks (a bare address is a /32 or /128)."""
+    return tuple(ipaddress.ip_network(item, strict=False) for item in value.split())

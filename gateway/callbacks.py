@@ -1,0 +1,112 @@
+"""The routes aggregators call: USSD hops, session ends, inbound SMS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.channels import Channel
+from gateway.channels._wire import form_fields
+from gateway.channels.africastalking import AfricasTalking
+from gateway.keywords import decider
+from gateway.messages import BadRequest, Reply, SessionEnd
+from gateway.numbers import mask, normalise_msisdn
+from menus.text import texts
+from store import inbox
+
+log = logging.getLogger("okryu.callbacks")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_FIELD = 200
+MAX_SMS = 1000
+
+
+def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
+    """One route per channel at ``/ussd/<slug>``, plus Africa's Talking's other callbacks."""
+    for channel in channels.values():
+        app.router.add_route(channel.method, f"/ussd/{channel.slug}", ussd_handler(channel))
+    at = channels.get("africastalking")
+    if isinstance(at, AfricasTalking):
+        app.router.add_post("/ussd/africastalking/events", at_events_handler(at))
+    app.router.add_post("/sms/africastalking", sms_africastalking)
+
+
+def authorise(request: web.Request, slug: str) -> None:
+    """Refuse a callback that fails the channel's authentication: 403, logged without body."""
+    refusal = request.app[keys.SETTINGS].auth_for(slug).refusal(request)
+    if refusal is not None:
+        log.warning("refused a %s callback from %s: %s", slug, request.remote, refusal)
+        raise BadRequest("forbidden", 403)
+
+
+def ussd_handler(channel: Channel) -> Handler:
+    async def ussd(request: web.Request) -> web.StreamResponse:
+        authorise(request, channel.slug)
+        settings = request.app[keys.SETTINGS]
+        hop = await channel.parse(request, settings)
+        if isinstance(hop, SessionEnd):
+            await _record_end(request, hop)
+            return channel.render(request, None)
+        try:
+            async with asyncio.timeout(settings.hop_deadline):
+                reply = await request.app[keys.GATEWAY].handle(
+                    hop, settings.budget_for(channel.slug)
+                )
+        except Exception as error:
+            # The subscriber gets a polite last screen and the log the reason; no 5xx reaches
+            # the aggregator (it would show the handset a network error).
+            if isinstance(error, TimeoutError):
+                log.warning(
+                    "hop for %s on %s outlasted its deadline", mask(hop.msisdn), channel.slug
+                )
+            else:
+                log.exception("hop failed for %s on %s", mask(hop.msisdn), channel.slug)
+            reply = Reply(texts(settings.default_language)("error.unavailable"), end=True)
+        return channel.render(request, reply)
+
+    return ussd
+
+
+def at_events_handler(channel: AfricasTalking) -> Handler:
+    async def at_events(request: web.Request) -> web.StreamResponse:
+        authorise(request, channel.slug)
+        end = await channel.parse_end(request, request.app[keys.SETTINGS])
+        await _record_end(request, end)
+        return channel.render(request, None)
+
+    return at_events
+
+
+async def _record_end(request: web.Request, end: SessionEnd) -> None:
+    try:
+        await request.app[keys.ENDS].record(end)
+    except Exception:
+        # Losing a session-end record costs a report line; failing the callback would only
+        # make the aggregator retry it.
+        log.exception("could not record the end of a session for %s", mask(end.msisdn))
+
+
+async def sms_africastalking(request: web.Request) -> web.StreamResponse:
+    """Africa's Talking incoming SMS (PROTOCOLS.md §3.2): keyword commands, answered by SMS."""
+    authorise(request, "africastalking")
+    settings = request.app[keys.SETTINGS]
+    data = await form_fields(request)
+    msisdn = normalise_msisdn(data.text("from", MAX_FIELD), settings.default_region)
+    text = data.text("text", MAX_SMS)
+    provider_id = data.text("id", MAX_FIELD, default="").strip() or None
+    answered = await inbox.receive(
+        request.app[keys.DATABASE],
+        msisdn=msisdn,
+        to=data.text("to", MAX_FIELD, default=""),
+        text=text,
+        provider_message_id=provider_id,
+        decide=decider(settings.service_code),
+        default_language=settings.default_language,
+    )
+    if answered:
+        request.app[keys.DISPATCHER].notify()
+    return web.Response(text="OK", content_type="text/plain")

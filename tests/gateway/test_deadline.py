@@ -43,7 +43,10 @@ async def test_deadline_slow_order_is_pending_then_placed_exactly_once(
         started = time.monotonic()
         status, body = await post(client, confirm)
         waited = time.monotonic() - started
-        assert (status, body) == (200, "END Your order is being placed.\nAn SMS will confirm it shortly.")
+        assert (status, body) == (
+            200,
+            "END Your order is being placed.\nAn SMS will confirm it shortly.",
+        )
         assert waited < DEADLINE + 0.3
         assert await post(client, confirm) == (status, body)  # the aggregator retries
     await client.app[keys.GATEWAY].close()  # the placement finishes once the store frees up

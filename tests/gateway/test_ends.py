@@ -12,14 +12,22 @@ from gateway import keys
 from gateway.messages import SessionEnd
 from store.db import Database
 from store.models import Customer, OutboundMessage, UssdSessionEnd
-from tests.gateway.test_ussd import MSISDN, ORDER_PATH, post, walk
+from tests.gateway.test_ussd import MSISDN, post, walk
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 def ended(status: str, session: str = "ATUid_1") -> SessionEnd:
-    return SessionEnd("africastalking", session, MSISDN, "*123#", status, hops=6,
-                      duration_ms=42_000, last_screen="Cart: KPW 9,000")
+    return SessionEnd(
+        "africastalking",
+        session,
+        MSISDN,
+        "*123#",
+        status,
+        hops=6,
+        duration_ms=42_000,
+        last_screen="Cart: KPW 9,000",
+    )
 
 
 async def messages(db: Database, kind: str | None = None) -> list[OutboundMessage]:
@@ -38,7 +46,10 @@ async def test_ends_are_recorded_with_status_hops_screen_and_duration(
     async with seeded_db.session() as s:
         (row,) = (await s.exec(select(UssdSessionEnd))).all()
     assert (row.status, row.hops, row.duration_ms, row.last_screen) == (
-        "completed", 6, 42_000, "Cart: KPW 9,000"
+        "completed",
+        6,
+        42_000,
+        "Cart: KPW 9,000",
     )
 
 
@@ -101,7 +112,9 @@ async def test_sms_stop_opts_out_of_reminders_and_is_answered_once(
 
 async def test_sms_anything_else_gets_help(make_gateway: Make, seeded_db: Database) -> None:
     client = await make_gateway()
-    response = await client.post("/sms/africastalking", data={"from": MSISDN, "to": "1", "text": "hello?"})
+    response = await client.post(
+        "/sms/africastalking", data={"from": MSISDN, "to": "1", "text": "hello?"}
+    )
     assert response.status == 200
     (reply,) = await messages(seeded_db, "reply")
     assert reply.body.startswith("Okryu: dial *123# to shop.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -36,8 +37,15 @@ log = logging.getLogger("okryu.app")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(settings: Settings, *, redis: Redis | None = None) -> web.Application:
-    """The gateway. ``redis`` lets a caller supply its own client (tests count its trips)."""
+def create_app(
+    settings: Settings, *, redis: Redis | None = None, freeze_gc: bool = False
+) -> web.Application:
+    """The gateway. ``redis`` lets a caller supply its own client (tests count its trips).
+
+    ``freeze_gc`` (for a serving process): once started, move everything alive into the
+    garbage collector's permanent generation. Full collections then walk only what hops
+    allocate, instead of pausing every hop in flight for ~45 ms every few seconds.
+    """
     app = web.Application(middlewares=[_answer_bad_requests])
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.append(_redis_ctx(redis))
@@ -47,9 +55,16 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> web.Applica
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_routes(app, load_channels(settings.channels_file))
+    if freeze_gc:
+        app.on_startup.append(_freeze_gc)
     if settings.demo or settings.sms_provider == "log":
         app.router.add_get("/dev/sms", dev_inbox)
     return app
+
+
+async def _freeze_gc(app: web.Application) -> None:
+    gc.collect()
+    gc.freeze()
 
 
 # --- resources ------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from menus.ports import Catalog
 from store.catalog import load_catalog
@@ -19,8 +21,19 @@ log = logging.getLogger("okryu.catalog")
 
 
 class CatalogCache:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        stock_refresh: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
+        # Stock changes with every order; reloading the catalog after each would cost a
+        # busy shop one catalog read per order per process. At most one per interval.
+        self.stock_refresh = stock_refresh
+        self.clock = clock
+        self._refreshed_at = -float("inf")
         self.snapshot: Catalog | None = None
         self._stock_tag: bytes | None = None
         self._lock = asyncio.Lock()
@@ -36,8 +49,11 @@ class CatalogCache:
                     self.snapshot = await load_catalog(self.db, version)
                     self._stock_tag = stock_tag
             return self.snapshot
-        if stock_tag != self._stock_tag and (self._refresh is None or self._refresh.done()):
+        idle = self._refresh is None or self._refresh.done()
+        due = self.clock() - self._refreshed_at >= self.stock_refresh
+        if stock_tag != self._stock_tag and idle and due:
             self._stock_tag = stock_tag
+            self._refreshed_at = self.clock()
             self._refresh = asyncio.create_task(self._reload(version))
         return snapshot
 

@@ -296,3 +296,18 @@ async def test_session_store_compare_and_set_lets_one_writer_win(
     assert stored is not None and stored.version == 2
     assert stored.state in ("categories", "cart")
     assert not await store.save(key, Record(version=1, ref="a", state="help"))  # stale
+
+
+async def test_ussd_shortcut_dial_in_the_service_code_lands_in_one_hop(make_gateway: Make) -> None:
+    client = await make_gateway()
+    form = {**hop(""), "serviceCode": "*123*1*2#"}
+    response = await client.post(AT_PATH, data=form)
+    assert (await response.text()).startswith("CON Medicine\n1. ")
+    response = await client.post(AT_PATH, data={**form, "text": "1"})  # then typed answers
+    assert "1. Add to cart" in await response.text()
+
+
+async def test_ussd_shortcut_that_turns_invalid_stops_with_the_reason(make_gateway: Make) -> None:
+    client = await make_gateway()
+    response = await client.post(AT_PATH, data={**hop(""), "serviceCode": "*123*1*9*1#"})
+    assert (await response.text()).startswith("CON Invalid choice. Try again.\nCategories\n1. Food")

@@ -39,3 +39,8 @@ def stopped(lang: str) -> str:
 
 def help_text(lang: str, dial: str) -> str:
     return _texts(lang)("sms.help", dial=dial)
+
+
+def status_changed(status: str, code: str, lang: str) -> str:
+    """What the customer is told when staff (or they) change an order's status."""
+    return _texts(lang)(f"sms.order_{status}", code=code)

@@ -20,3 +20,23 @@ def test_sms_order_confirmation_fits_two_parts(lang: str) -> None:
 
 def test_sms_english_confirmation_is_gsm7() -> None:
     assert is_gsm7(sms.order_placed(WORST, "en"))
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("status", ["confirmed", "dispatched", "delivered", "cancelled"])
+def test_sms_status_changes_fit_two_parts(status: str, lang: str) -> None:
+    body = sms.status_changed(status, WORST.code, lang)
+    assert WORST.code in body and sms_parts(body) <= 2
+    assert lang == "ko" or is_gsm7(body)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_sms_other_templates_fit_two_parts(lang: str) -> None:
+    bodies = [
+        sms.order_failed(lang, "*123*45*678#"),
+        sms.cart_reminder(lang, "*123*45*678#"),
+        sms.stopped(lang),
+        sms.help_text(lang, "*123*45*678#"),
+    ]
+    assert all(sms_parts(body) <= 2 for body in bodies)
+    assert lang == "ko" or all(is_gsm7(body) for body in bodies)

@@ -1,0 +1,109 @@
+"""An order's life after it is placed: confirmed, dispatched, delivered, or cancelled.
+
+Every change is one transaction: the status, an event saying who made it, the customer's SMS
+in their language, and on cancellation the stock given back. A change the order's status does
+not allow is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from store.codes import normalise_code
+from store.db import Database
+from store.errors import StoreError
+from store.models import Order, OrderEvent, OrderLine, Product, utcnow
+from store.outbox import enqueue
+
+STATUSES = ("placed", "confirmed", "dispatched", "delivered", "cancelled")
+# What staff may do from each status.
+NEXT: dict[str, frozenset[str]] = {
+    "placed": frozenset({"confirmed", "cancelled"}),
+    "confirmed": frozenset({"dispatched", "cancelled"}),
+    "dispatched": frozenset({"delivered", "cancelled"}),  # e.g. nobody home, goods back
+    "delivered": frozenset(),
+    "cancelled": frozenset(),
+}
+# Customers may cancel only before the order leaves the shop.
+CUSTOMER_CANCELLABLE = frozenset({"placed", "confirmed"})
+
+RenderStatusSms = Callable[[str, str, str], str]  # (status, order code, language) -> body
+
+
+class IllegalTransition(StoreError):
+    """The order's status does not allow the change asked for."""
+
+
+class UnknownOrder(StoreError):
+    """No such order (or, for a customer, not theirs: the two answer alike)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    code: str
+    old: str
+    new: str
+
+
+async def change_status(
+    db: Database,
+    code: str,
+    status: str,
+    *,
+    actor: str,
+    render_sms: RenderStatusSms,
+    note: str = "",
+    msisdn: str | None = None,
+) -> Changed:
+    """Move order ``code`` to ``status`` as ``actor``, telling the customer by SMS.
+
+    With ``msisdn`` the change is the customer's own: only their order, and only a
+    cancellation before dispatch.
+    """
+    if status not in STATUSES:
+        raise StoreError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+    async with db.write() as session:
+        query = select(Order).where(Order.code == normalise_code(code))
+        if not db.is_sqlite:
+            query = query.with_for_update()  # two staff pressing at once: one wins, one is told
+        order = (await session.exec(query)).first()
+        if order is None or (msisdn is not None and order.msisdn != msisdn):
+            raise UnknownOrder(f"no order {normalise_code(code)}")
+        old = order.status
+        if msisdn is not None:
+            if status != "cancelled":
+                raise IllegalTransition("customers can only cancel")
+            if old not in CUSTOMER_CANCELLABLE:
+                raise IllegalTransition(
+                    f"order {order.code} is {old}; it can no longer be cancelled"
+                )
+        elif status not in NEXT[old]:
+            raise IllegalTransition(f"order {order.code} is {old}; it cannot become {status}")
+        order.status = status
+        order.updated_at = utcnow()
+        session.add(order)
+        assert order.id is not None
+        session.add(OrderEvent(order_id=order.id, status=status, actor=actor, note=note[:200]))
+        if status == "cancelled":
+            lines = (
+                await session.exec(select(OrderLine).where(OrderLine.order_id == order.id))
+            ).all()
+            for line in lines:
+                await session.exec(
+                    update(Product)
+                    .where(col(Product.id) == line.product_id)
+                    .values(stock=col(Product.stock) + line.quantity)
+                )
+        await enqueue(
+            session,
+            to=order.msisdn,
+            body=render_sms(status, order.code, order.language),
+            kind=f"order_{status}",
+            idempotency_key=f"order_{status}:{order.code}",
+            order_id=order.id,
+        )
+        return Changed(order.code, old, status)

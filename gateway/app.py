@@ -125,7 +125,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         max_attempts=settings.sms_max_attempts,
     )
 
-    async def order_placed() -> None:
+    async def sms_queued() -> None:
         dispatcher.notify()
 
     catalogs = CatalogCache(db)
@@ -137,14 +137,14 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         dial=settings.service_code,
         reminder_delay=timedelta(seconds=settings.reminder_delay),
         default_language=settings.default_language,
-        notify=order_placed,
+        notify=sms_queued,
     )
     gateway = app[keys.GATEWAY] = Gateway(
         sessions=sessions,
         catalogs=catalogs,
         db=db,
         engine_for=make_engine_factory(Shop(), settings),
-        on_order_placed=order_placed,
+        on_sms_queued=sms_queued,
         resume_ttl=settings.resume_ttl,
         deadline=settings.hop_deadline,
         dial=settings.service_code,

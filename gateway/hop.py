@@ -23,6 +23,7 @@ from gateway.sessions import Record, SessionStore
 from menus import sms
 from menus.engine import Engine, NeedData, Turn
 from menus.ports import (
+    CancelOrder,
     Catalog,
     FindOrder,
     GetOrder,
@@ -36,7 +37,7 @@ from menus.ports import (
     SaveLanguage,
 )
 from menus.screens import Budget
-from store import orders, outbox
+from store import lifecycle, orders, outbox
 from store.db import Database
 
 log = logging.getLogger("okryu.hop")
@@ -100,7 +101,7 @@ class Gateway:
         catalogs: CatalogCache,
         db: Database,
         engine_for: Callable[[Budget], Engine],
-        on_order_placed: Callable[[], Awaitable[None]] | None = None,
+        on_sms_queued: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
         resume_ttl: float = 600,
         deadline: float = 2.0,
@@ -110,7 +111,7 @@ class Gateway:
         self.catalogs = catalogs
         self.db = db
         self.engine_for = engine_for
-        self.on_order_placed = on_order_placed
+        self.on_sms_queued = on_sms_queued
         self.clock = clock
         self.resume_ttl = resume_ttl
         self.deadline = deadline
@@ -201,7 +202,26 @@ class Gateway:
             return await orders.find_order(db, request.msisdn, request.idempotency_key)
         if isinstance(request, PlaceOrder):
             return await self._place(request, give_up_at)
+        if isinstance(request, CancelOrder):
+            return await self._cancel(request)
         raise HopFailed(f"no one fulfils {type(request).__name__}")
+
+    async def _cancel(self, request: CancelOrder) -> bool:
+        try:
+            await lifecycle.change_status(
+                self.db,
+                request.code,
+                "cancelled",
+                actor=f"customer:{request.msisdn}",
+                msisdn=request.msisdn,
+                render_sms=sms.status_changed,
+            )
+        except (lifecycle.IllegalTransition, lifecycle.UnknownOrder):
+            return False  # dispatched meanwhile, or not theirs: the screen says it cannot be
+        await self.sessions.bump_stock()  # the goods are back on the shelf
+        if self.on_sms_queued is not None:
+            await self.on_sms_queued()  # wakes the dispatcher for the SMS
+        return True
 
     async def _place(self, request: PlaceOrder, give_up_at: float | None) -> Any:
         """Place the order, or say it is pending when the store outlasts the hop's deadline.
@@ -238,8 +258,8 @@ class Gateway:
             raise
         if isinstance(placement_result, OrderPlaced):
             await self.sessions.bump_stock()
-            if self.on_order_placed is not None:
-                await self.on_order_placed()
+            if self.on_sms_queued is not None:
+                await self.on_sms_queued()
         elif isinstance(placement_result, OutOfStock) and not self._someone_waits(request):
             await self._tell_order_failed(request)  # nobody is on the line to be told
         return placement_result
@@ -262,8 +282,8 @@ class Gateway:
         except Exception:
             log.exception("could not queue the order-failed SMS")
             return
-        if self.on_order_placed is not None:
-            await self.on_order_placed()  # wakes the dispatcher
+        if self.on_sms_queued is not None:
+            await self.on_sms_queued()  # wakes the dispatcher
 
     async def close(self) -> None:
         """Let orders in flight finish: they are never abandoned half way."""

@@ -176,4 +176,12 @@ class GetOrder:
     code: str
 
 
-Request = LoadCustomer | SaveLanguage | PlaceOrder | ListOrders | GetOrder | FindOrder
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Answer: ``bool``: True when the subscriber's own order was cancelled (before dispatch)."""
+
+    msisdn: str
+    code: str
+
+
+Request = CancelOrder | LoadCustomer | SaveLanguage | PlaceOrder | ListOrders | GetOrder | FindOrder

@@ -15,6 +15,7 @@ from statemachine import State, StateChart
 from menus.engine import Content, Go, Invalid, Outcome, View
 from menus.ports import (
     LANGS,
+    CancelOrder,
     FindOrder,
     GetOrder,
     ListOrders,
@@ -51,6 +52,7 @@ class ShopChart(StateChart[Any]):
     pending = State()
     orders = State()
     order_detail = State()
+    cancel_order = State()
     language = State()
     help = State()
 
@@ -74,6 +76,9 @@ class ShopChart(StateChart[Any]):
     ran_out = confirm.to(cart)
     cancel_checkout = confirm.to(cart)
     pick_order = orders.to(order_detail)
+    start_cancelling = order_detail.to(cancel_order)
+    cancelled = cancel_order.to(order_detail)
+    keep_order = cancel_order.to(order_detail)
     set_language = language.to(home)
     go_home = (
         categories.to(home)
@@ -90,6 +95,7 @@ class ShopChart(StateChart[Any]):
         | pending.to(home)
         | orders.to(home)
         | order_detail.to(home)
+        | cancel_order.to(home)
         | language.to(home)
         | help.to(home)
     )
@@ -152,6 +158,10 @@ class ShopChart(StateChart[Any]):
 
     def on_pick_order(self, code: str) -> None:
         self.ctx["ord"] = code
+
+    def on_cancelled(self, code: str, done: bool) -> None:
+        t = texts(self.model.view.lang)
+        self.ctx["note"] = t("order.cancelled" if done else "order.not_cancelled", code=code)
 
     def on_set_language(self, lang: str) -> None:
         self.ctx["lang"] = lang
@@ -538,7 +548,34 @@ class OrderDetailScreen(_Screen):
                 for line in detail.lines
             ],
             numbered=False,
+            actions=(t("order.cancel"),) if detail.status in CANCELLABLE else (),
+            reasons=("error.choice", "order.cancelled", "order.not_cancelled"),
+            reason_args={"code": detail.code},
         )
+
+    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
+        return Go("start_cancelling") if action == 0 else Invalid()
+
+
+CANCELLABLE = frozenset({"placed", "confirmed"})  # before the order leaves the shop
+
+
+class CancelOrderScreen(_Screen):
+    def content(self, view: View) -> Content:
+        t = view.t
+        return Content(
+            title=t("order.cancel_confirm", code=view.ctx.get("ord", "")),
+            actions=(t("order.cancel_yes"), t("order.cancel_no")),
+        )
+
+    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
+        code = view.ctx.get("ord", "")
+        if action == 1:
+            return Go("keep_order")
+        if action != 0:
+            return Invalid()
+        done = view.fetch(CancelOrder(view.msisdn, code))
+        return Go("cancelled", {"code": code, "done": bool(done)})
 
 
 class Language(_Screen):
@@ -581,6 +618,7 @@ class Shop:
         "pending": Pending(),
         "orders": Orders(),
         "order_detail": OrderDetailScreen(),
+        "cancel_order": CancelOrderScreen(),
         "language": Language(),
         "help": Help(),
     }

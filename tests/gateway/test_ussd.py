@@ -311,3 +311,20 @@ async def test_ussd_shortcut_that_turns_invalid_stops_with_the_reason(make_gatew
     client = await make_gateway()
     response = await client.post(AT_PATH, data={**hop(""), "serviceCode": "*123*1*9*1#"})
     assert (await response.text()).startswith("CON Invalid choice. Try again.\nCategories\n1. Food")
+
+
+async def test_ussd_customer_cancels_before_dispatch_and_is_told_by_sms(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    async with seeded_db.session() as s:
+        before = (await s.exec(select(Product.stock).where(Product.sku == "FD-CORNNOODLE"))).one()
+    await walk(client, [*ORDER_PATH, "1"])
+    _, body = await post(client, "3*1*1*1", session="ATUid_2")
+    assert body.startswith("CON Order cancelled.\nOrder ")
+    async with seeded_db.session() as s:
+        order = (await s.exec(select(Order))).one()
+        after = (await s.exec(select(Product.stock).where(Product.sku == "FD-CORNNOODLE"))).one()
+        kinds = [m.kind for m in (await s.exec(select(OutboundMessage))).all()]
+    assert order.status == "cancelled" and after == before
+    assert kinds == ["order_placed", "order_cancelled"]

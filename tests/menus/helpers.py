@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,7 @@ from menus.engine import Engine, NeedData, Turn
 from menus.ports import (
     Catalog,
     Category,
+    CancelOrder,
     CustomerProfile,
     FindOrder,
     GetOrder,
@@ -63,6 +65,7 @@ class FakeStore:
     profile: CustomerProfile | None = None
     out_of_stock: tuple[int, ...] = ()
     slow: bool = False  # PlaceOrder answers OrderPending (and places nothing)
+    cancellable: bool = True
     asked: list[Request] = field(default_factory=list)
     orders: dict[str, OrderDetail] = field(default_factory=dict)
     by_key: dict[str, OrderPlaced] = field(default_factory=dict)
@@ -73,6 +76,12 @@ class FakeStore:
             return self.profile
         if isinstance(request, SaveLanguage):
             return None
+        if isinstance(request, CancelOrder):
+            order = self.orders.get(request.code)
+            if order is None or not self.cancellable:
+                return False
+            self.orders[request.code] = dataclasses.replace(order, status="cancelled")
+            return True
         if isinstance(request, FindOrder):
             return self.by_key.get(request.idempotency_key)
         if isinstance(request, PlaceOrder):
@@ -107,7 +116,9 @@ class FakeStore:
                 request.address,
                 datetime(2026, 11, 28),
             )
-            placed = self.by_key[request.idempotency_key] = OrderPlaced(code, subtotal, fee, subtotal + fee)
+            placed = self.by_key[request.idempotency_key] = OrderPlaced(
+                code, subtotal, fee, subtotal + fee
+            )
             return placed
         if isinstance(request, ListOrders):
             return tuple(

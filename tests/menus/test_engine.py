@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from menus.ports import CustomerProfile, FindOrder, LoadCustomer, PlaceOrder, SaveLanguage
+from menus.ports import (
+    CancelOrder,
+    CustomerProfile,
+    FindOrder,
+    LoadCustomer,
+    PlaceOrder,
+    SaveLanguage,
+)
 from tests.menus.helpers import MSISDN, Driver, FakeStore
 
 
@@ -240,7 +247,7 @@ def test_engine_my_orders_lists_newest_first_and_opens_detail() -> None:
     detail = phone.send("1")
     assert (
         detail
-        == f"Order {first}\nPlaced 11-28\nTotal KPW 2,500\n2 x Product number 1\n0 Back 00 Home"
+        == f"Order {first}\nPlaced 11-28\nTotal KPW 2,500\n2 x Product number 1\n1. Cancel order\n0 Back 00 Home"
     )
 
 
@@ -287,7 +294,9 @@ def test_engine_resume_offers_to_continue_and_yes_lands_on_the_same_screen() -> 
     _to_quantity(phone)
     cart = phone.send("2")
     page_two = phone.send("0", "98")  # the product list, second page
-    assert phone.dial(ref="s2", resume=True) == "Continue where you left off?\n1. Yes\n2. Start again"
+    assert (
+        phone.dial(ref="s2", resume=True) == "Continue where you left off?\n1. Yes\n2. Start again"
+    )
     assert phone.send("1") == page_two
     assert phone.ctx["cart"] == [[1, 2]]
     phone.send("0", "00", "2")
@@ -354,3 +363,35 @@ def test_engine_slow_order_not_placed_keeps_cart_and_key_for_the_retry() -> None
     keys = [r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder)]
     assert keys[-1] == first_key  # the same checkout: placing it twice is impossible
     assert phone.turn is not None and phone.turn.text.startswith("Order ")
+
+
+def test_engine_customer_cancels_an_order_after_confirming() -> None:
+    phone = Driver()
+    _checkout(phone)
+    phone.send("1")
+    code = next(iter(phone.store.orders))
+    phone.dial(ref="s2")
+    phone.send("3", "1")
+    assert (
+        phone.send("1")
+        == f"Cancel order {code}?\n1. Yes, cancel it\n2. No, keep it\n0 Back 00 Home"
+    )
+    assert phone.send("2").startswith(f"Order {code}\nPlaced")  # kept
+    phone.send("1")
+    screen = phone.send("1")
+    assert CancelOrder(MSISDN, code) in phone.store.asked
+    assert screen == (
+        f"Order cancelled.\nOrder {code}\nCancelled 11-28\nTotal KPW 2,500\n"
+        "2 x Product number 1\n0 Back 00 Home"
+    )
+    assert phone.state == "order_detail"
+
+
+def test_engine_cancel_refused_says_so() -> None:
+    store = FakeStore(cancellable=False)
+    phone = Driver(store=store)
+    _checkout(phone)
+    phone.send("1")
+    phone.dial(ref="s2")
+    phone.send("3", "1", "1")
+    assert phone.send("1").startswith("This order can no longer be cancelled.\n")

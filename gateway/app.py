@@ -21,6 +21,7 @@ from gateway.channels import load_channels
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.ends import SessionEnds
 from gateway.hop import Gateway
+from gateway.keywords import Commands
 from gateway.messages import BadRequest
 from gateway.numbers import normalise_msisdn
 from gateway.sessions import SessionStore
@@ -138,6 +139,9 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         reminder_delay=timedelta(seconds=settings.reminder_delay),
         default_language=settings.default_language,
         notify=sms_queued,
+    )
+    app[keys.COMMANDS] = Commands(
+        db, dial=settings.service_code, default_language=settings.default_language
     )
     gateway = app[keys.GATEWAY] = Gateway(
         sessions=sessions,

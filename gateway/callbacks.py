@@ -12,11 +12,10 @@ from gateway import keys
 from gateway.channels import Channel
 from gateway.channels._wire import form_fields
 from gateway.channels.africastalking import AfricasTalking
-from gateway.keywords import decider
 from gateway.messages import BadRequest, Reply, SessionEnd
 from gateway.numbers import mask, normalise_msisdn
 from menus.text import texts
-from store import inbox
+from store import inbox, outbox
 
 log = logging.getLogger("okryu.callbacks")
 
@@ -94,19 +93,24 @@ async def sms_africastalking(request: web.Request) -> web.StreamResponse:
     """Africa's Talking incoming SMS (PROTOCOLS.md §3.2): keyword commands, answered by SMS."""
     authorise(request, "africastalking")
     settings = request.app[keys.SETTINGS]
+    db = request.app[keys.DATABASE]
     data = await form_fields(request)
     msisdn = normalise_msisdn(data.text("from", MAX_FIELD), settings.default_region)
     text = data.text("text", MAX_SMS)
-    provider_id = data.text("id", MAX_FIELD, default="").strip() or None
-    answered = await inbox.receive(
-        request.app[keys.DATABASE],
+    received = await inbox.record(
+        db,
         msisdn=msisdn,
         to=data.text("to", MAX_FIELD, default=""),
         text=text,
-        provider_message_id=provider_id,
-        decide=decider(settings.service_code),
-        default_language=settings.default_language,
+        provider_message_id=data.text("id", MAX_FIELD, default="").strip() or None,
     )
-    if answered:
-        request.app[keys.DISPATCHER].notify()
+    if received.handled:
+        return web.Response(text="OK", content_type="text/plain")  # a retry: answered already
+    reply = await request.app[keys.COMMANDS].answer(msisdn, text)
+    if reply is not None:
+        await outbox.enqueue_once(
+            db, to=msisdn, body=reply, kind="reply", idempotency_key=f"reply:{received.id}"
+        )
+    await inbox.mark_handled(db, received.id)
+    request.app[keys.DISPATCHER].notify()
     return web.Response(text="OK", content_type="text/plain")

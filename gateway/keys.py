@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from gateway.ends import SessionEnds
 from gateway.hop import Gateway
+from gateway.keywords import Commands
 from gateway.settings import Settings
 from gateway.sms import Dispatcher
 from store.db import Database
@@ -18,4 +19,5 @@ DATABASE = web.AppKey("database", Database)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 GATEWAY = web.AppKey("gateway", Gateway)
 ENDS = web.AppKey("ends", SessionEnds)
+COMMANDS = web.AppKey("commands", Commands)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)

@@ -131,6 +131,7 @@ class InboundMessage(SQLModel, table=True):
     text: str = Field(max_length=1000)
     provider_message_id: str | None = Field(default=None, unique=True, max_length=100)
     received_at: NaiveDatetime = Field(default_factory=utcnow)
+    handled_at: NaiveDatetime | None = None  # answered: a provider's retry changes nothing
 
 
 class UssdSessionEnd(SQLModel, table=True):

@@ -11,9 +11,9 @@ from typing import Any
 from gateway.settings import Settings
 from menus.engine import Engine, NeedData, Turn
 from menus.ports import (
+    CancelOrder,
     Catalog,
     Category,
-    CancelOrder,
     CustomerProfile,
     FindOrder,
     GetOrder,

@@ -40,3 +40,26 @@ def test_sms_other_templates_fit_two_parts(lang: str) -> None:
     ]
     assert all(sms_parts(body) <= 2 for body in bodies)
     assert lang == "ko" or all(is_gsm7(body) for body in bodies)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_sms_command_replies_fit_two_parts(lang: str) -> None:
+    t = sms.catalog(lang)
+    longest_status = max(
+        (t(f"status.{s}") for s in ("placed", "confirmed", "dispatched", "delivered", "cancelled")),
+        key=len,
+    )
+    lines = t("fmt.separator").join(
+        t("sms.orders_line", code="WWWWWW", status=longest_status) for _ in range(2)
+    )
+    bodies = [
+        t("sms.status", code="WWWWWW", status=longest_status, total=t.money(10_099_998)),
+        t("sms.no_order", code="WWWWWWWWWWWWWWWWWWWW"),
+        t("sms.no_orders", dial="*123*45*678#"),
+        t("sms.orders", orders=lines),
+        t("sms.cannot_cancel", code="WWWWWW", status=longest_status),
+        t("sms.usage_cancel"),
+        t("sms.language"),
+    ]
+    assert all(sms_parts(body) <= 2 for body in bodies)
+    assert lang == "ko" or all(is_gsm7(body) for body in bodies)

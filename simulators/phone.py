@@ -314,20 +314,36 @@ class Phone:
         )
         return await self._exchange(self._hop)
 
-    async def send(self, answer: str) -> Screen:
-        """Answer the open screen."""
+    @property
+    def last_hop(self) -> Hop | None:
+        """The hop this handset sent last, or None before the first dial."""
+        return self._hop
+
+    def next_hop(self, answer: str) -> Hop:
+        """The hop that answering the open screen with ``answer`` sends."""
         if self._hop is None:
             raise PhoneError("no USSD session: dial a code first")
         if self._ended:
             raise PhoneError("the USSD session has ended: dial again")
-        self._hop = Hop(
+        return Hop(
             self._hop.session_id,
             self._hop.service_code,
             self.msisdn,
             self.network_code,
             (*self._hop.inputs, answer),
         )
+
+    async def send(self, answer: str) -> Screen:
+        """Answer the open screen."""
+        self._hop = self.next_hop(answer)
         return await self._exchange(self._hop)
+
+    async def resend(self, hop: Hop) -> Screen:
+        """Send ``hop`` again, as an aggregator's retry or a late delivery does.
+
+        The answer goes to the aggregator, not to the handset: the dialogue is unchanged.
+        """
+        return await self._request(hop)
 
     def hang_up(self) -> None:
         """Drop the dialogue locally, as pressing Cancel on a handset does."""
@@ -382,6 +398,16 @@ class Phone:
         return self._session
 
     async def _exchange(self, hop: Hop) -> Screen:
+        try:
+            screen = await self._request(hop)
+        except PhoneError:
+            self._ended = True
+            raise
+        self._ended = screen.end
+        return screen
+
+    async def _request(self, hop: Hop) -> Screen:
+        """One HTTP request of ``hop`` in the dialect, and its answer as a screen."""
         request = self.dialect.encode(hop)
         try:
             async with self._http().request(
@@ -395,12 +421,9 @@ class Phone:
             ) as response:
                 screen = self.dialect.decode(response.status, await response.text())
         except TimeoutError as exc:
-            self._ended = True
             raise PhoneError(f"no answer from {self.url} within {self.timeout.total:g}s") from exc
         except aiohttp.ClientError as exc:
-            self._ended = True
             raise PhoneError(f"cannot reach {self.url}: {exc}") from exc
-        self._ended = screen.end
         return screen
 
 

@@ -8,14 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Protocol
 
-from simulators.phone import Phone, PhoneError, Screen, Sms, draw_screen
+from simulators.network import Event, Network, NetworkProfile, SessionCut
+from simulators.phone import Dialect, Phone, PhoneError, Screen, Sms, draw_screen
 
 _QUIT = frozenset({"q", "quit", "exit"})
 _CANCEL = frozenset({"c", "cancel"})
+# The network's tricks the terminal reports, as it says them.
+_TRICKS = {
+    "duplicate": "the aggregator retried {}",
+    "late": "an earlier hop, {}, arrived again late",
+    "stale": "a hop of the session before, {}, arrived after the new dial",
+    "cut": "{}",
+}
+CUT = "(network: session cut — press Enter to dial again)"
+
+
+class Handset(Protocol):
+    """What the terminal drives: a ``Phone``, or a ``Network`` in front of one."""
+
+    @property
+    def in_session(self) -> bool: ...
+
+    async def dial(self, service_code: str) -> Screen: ...
+
+    async def send(self, answer: str) -> Screen: ...
+
+    def hang_up(self) -> None: ...
 
 
 def banner(msisdn: str, url: str, service_code: str) -> str:
@@ -72,10 +96,22 @@ async def run_terminal(
     poll_sms: bool = True,
     *,
     poll_interval: float = 2.0,
+    dialect: str | Dialect = "africastalking",
+    network: NetworkProfile | str | None = None,
+    seed: int | None = None,
 ) -> None:
-    """Run an interactive handset until ``q`` or the end of ``lines``."""
+    """Run an interactive handset until ``q`` or the end of ``lines``.
+
+    ``dialect`` is the aggregator the handset speaks like; with ``network`` (a profile or its
+    name) its hops cross a simulated network, which may cut, retry or delay them.
+    """
     write(banner(msisdn, url, service_code))
-    async with Phone(url, msisdn) as phone:
+    async with Phone(url, msisdn, dialect=dialect) as phone:
+        handset: Handset = phone
+        if network is not None:
+            seed = random.randrange(2**32) if seed is None else seed
+            handset = Network(phone, network, seed=seed, on_event=_reporter(write))
+            write(f"(network: {handset.profile.name}, seed {seed})")
         inbox = _Inbox(phone, write)
         poller = asyncio.create_task(inbox.poll(poll_interval)) if poll_sms else None
         try:
@@ -83,7 +119,7 @@ async def run_terminal(
                 line = raw.strip()
                 if line.lower() in _QUIT:
                     break
-                screen = await _step(phone, line, service_code, write)
+                screen = await _step(handset, line, service_code, write)
                 if screen is not None:
                     write(draw_screen(screen))
                     if screen.end:
@@ -96,8 +132,19 @@ async def run_terminal(
                     await poller
 
 
+def _reporter(write: Callable[[str], None]) -> Callable[[Event], None]:
+    """Say the network's tricks as they happen (screens are drawn, not reported)."""
+
+    def report(event: Event) -> None:
+        said = _TRICKS.get(event.kind)
+        if said is not None:
+            write(f"(network: {said.format(event.detail)})")
+
+    return report
+
+
 async def _step(
-    phone: Phone, line: str, service_code: str, write: Callable[[str], None]
+    phone: Handset, line: str, service_code: str, write: Callable[[str], None]
 ) -> Screen | None:
     """Act on one line: dial, answer or cancel; the screen to draw, if any."""
     try:
@@ -113,6 +160,9 @@ async def _step(
             write("Cancelled. Enter dials again.")
             return None
         return await phone.send(line)
+    except SessionCut:
+        write(CUT)
+        return None
     except PhoneError as exc:
         write(f"Error: {exc}")
         return None

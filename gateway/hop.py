@@ -44,6 +44,7 @@ log = logging.getLogger("okryu.hop")
 
 MAX_REQUESTS_PER_HOP = 6
 MAX_SAVE_ATTEMPTS = 4
+RECENT_SESSIONS = 4
 SAVE_MARGIN = 0.25  # seconds of the deadline kept for rendering and saving after the store
 
 
@@ -60,9 +61,17 @@ class _Plan:
     inputs: tuple[str, ...] = ()  # the inputs this hop adds
 
 
-def plan(inbound: Inbound, record: Record | None) -> _Plan:
+def plan(
+    inbound: Inbound, record: Record | None, *, now: float = 0.0, retry_window: float = 0.0
+) -> _Plan:
     """Classify a hop: a new session, the next step, a retry, or a late arrival."""
     if record is None or record.ref != inbound.session_ref:
+        if record is not None and inbound.session_ref in record.recent:
+            return _Plan("late")  # a hop of a session already over: the subscriber redialled
+        if not inbound.new_session:
+            # A session never seen opening (its first hop lost, or long forgotten): start
+            # clean. Replaying its inputs from home could run a whole order again.
+            return _Plan("start")
         return _Plan("start", inbound.inputs, inbound.inputs)
     done = tuple(record.path)
     if inbound.mode == "path":
@@ -72,7 +81,8 @@ def plan(inbound: Inbound, record: Record | None) -> _Plan:
             return _Plan("late")  # an earlier hop that lost its way: the subscriber moved on
         return _Plan("continue", inbound.inputs, inbound.inputs[len(done) :])
     # Aggregators that send only the latest answer: a hop number, when given, tells a retry
-    # from a new answer. Without one, a repeated answer is taken as the subscriber's.
+    # from a new answer. Without one, the same answer again within the retry window is taken
+    # for the aggregator's retry: nobody reads a new screen and answers that fast.
     if inbound.sequence is not None:
         if inbound.sequence == record.hops:
             return _Plan("replay")
@@ -80,6 +90,8 @@ def plan(inbound: Inbound, record: Record | None) -> _Plan:
             return _Plan("late")
     elif inbound.new_session:
         return _Plan("replay")  # the session-opening request, sent again
+    elif done and inbound.inputs == done[-1:] and now - record.at < retry_window:
+        return _Plan("replay")
     return _Plan("continue", done + inbound.inputs, inbound.inputs)
 
 
@@ -106,6 +118,7 @@ class Gateway:
         resume_ttl: float = 600,
         deadline: float = 2.0,
         dial: str = "*123#",
+        retry_window: float = 1.0,
     ) -> None:
         self.sessions = sessions
         self.catalogs = catalogs
@@ -116,6 +129,7 @@ class Gateway:
         self.resume_ttl = resume_ttl
         self.deadline = deadline
         self.dial = dial  # what the subscriber is told to dial to come back
+        self.retry_window = retry_window
         self._placing: dict[str, _Placement] = {}
 
     async def handle(self, inbound: Inbound, budget: Budget) -> Reply:
@@ -127,7 +141,7 @@ class Gateway:
         for _ in range(MAX_SAVE_ATTEMPTS):
             raw, catalog_tag, stock_tag = await self.sessions.load(key)
             record = Record.loads(raw)
-            hop = plan(inbound, record)
+            hop = plan(inbound, record, now=self.clock(), retry_window=self.retry_window)
             if hop.kind == "replay":
                 assert record is not None
                 return Reply(*record.reply)  # a retry of a hop already answered
@@ -139,6 +153,7 @@ class Gateway:
             saved = Record(
                 version=record.version if record is not None else 0,
                 ref=inbound.session_ref,
+                recent=_recent(record, inbound.session_ref),
                 path=list(hop.path),
                 hops=(record.hops + 1) if record is not None and hop.kind == "continue" else 1,
                 reply=(turn.text, turn.end),
@@ -290,3 +305,12 @@ class Gateway:
         pending = [p.task for p in self._placing.values()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _recent(record: Record | None, ref: str) -> list[str]:
+    """The sessions before this one, newest first: their late hops must change nothing."""
+    if record is None:
+        return []
+    if record.ref == ref:
+        return record.recent
+    return [record.ref, *record.recent][:RECENT_SESSIONS]

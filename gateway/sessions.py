@@ -32,6 +32,7 @@ class Record:
     ref: str = ""  # the aggregator session it belongs to
     path: list[str] = field(default_factory=list)  # inputs of that session already applied
     hops: int = 0  # hops answered in that session
+    recent: list[str] = field(default_factory=list)  # the sessions before it, newest first
     reply: tuple[str, bool] = ("", False)  # the answer to ``path``, for replays
     state: str = ""
     ctx: dict[str, Any] = field(default_factory=dict)
@@ -42,6 +43,7 @@ class Record:
             "ref": self.ref,
             "path": self.path,
             "hops": self.hops,
+            "recent": self.recent,
             "reply": list(self.reply),
             "st": self.state,
             "c": self.ctx,
@@ -63,6 +65,7 @@ class Record:
                 ref=data["ref"],
                 path=data["path"],
                 hops=data.get("hops", 0),
+                recent=data.get("recent", []),
                 reply=(data["reply"][0], bool(data["reply"][1])),
                 state=data["st"],
                 ctx=data["c"],

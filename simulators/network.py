@@ -67,7 +67,7 @@ class NetworkProfile:
 
 
 GOOD = NetworkProfile("good")
-FLAKY = NetworkProfile("flaky", drop=0.1, duplicate=0.2, late=0.1, slow_typist=0.05)
+FLAKY = NetworkProfile("flaky", drop=0.1, duplicate=0.2, late=0.1, slow_typist=0.05, stale=0.05)
 PROFILES: Mapping[str, NetworkProfile] = MappingProxyType({p.name: p for p in (GOOD, FLAKY)})
 
 

@@ -107,6 +107,9 @@ class AtCompatible:
             msisdn=normalise_msisdn(phone, settings.default_region),
             service_code=base,
             inputs=shortcut + (tuple(text.split("*")) if text else ()),
+            # AT's first hop carries no text: a hop with text of a session never seen is
+            # not an opening one (a late hop, or one whose session was lost).
+            new_session=not text,
             network=network,
         )
 

@@ -60,20 +60,20 @@ AT_HOP = {
     "networkCode": "99999",
     "text": "",
 }
-AT = Inbound("africastalking", "ATUid_1", MSISDN, "*123#", (), network="99999")
+AT = Inbound("africastalking", "ATUid_1", MSISDN, "*123#", (), new_session=True, network="99999")
 
 AFRICASTALKING: Table = [
     Case("new session", post_form(AT_HOP), AT, **plain("CON Echo: ()")),
     Case(
         "continue",
         post_form(AT_HOP, text="1*2"),
-        dataclasses.replace(AT, inputs=("1", "2")),
+        dataclasses.replace(AT, inputs=("1", "2"), new_session=False),
         **plain("CON Echo: ('1', '2')"),
     ),
     Case(
         "shortcut dial",
         post_form(AT_HOP, serviceCode="*123*1*2#", text="3"),
-        dataclasses.replace(AT, inputs=("1", "2", "3")),
+        dataclasses.replace(AT, inputs=("1", "2", "3"), new_session=False),
         **plain("CON Echo: ('1', '2', '3')"),
     ),
     NotApplicable("user ends", "AT reports ends on its separate notification URL (§1.4)"),
@@ -89,7 +89,7 @@ AFRICASTALKING: Table = [
     Case(
         "final screen rendering",
         post_form(AT_HOP, text="1"),
-        dataclasses.replace(AT, inputs=("1",)),
+        dataclasses.replace(AT, inputs=("1",), new_session=False),
         end=True,
         **plain("END Echo: ('1',)"),
     ),
@@ -110,14 +110,14 @@ CROSSGATE_HOP = {
     "msisdn": DIGITS,
     "ussd_string": "",
 }
-CROSSGATE = Inbound("crossgate", "cg-1", MSISDN, "*123#", ())
+CROSSGATE = Inbound("crossgate", "cg-1", MSISDN, "*123#", (), new_session=True)
 
 ATCOMPAT: Table = [
     Case("new session", get(CROSSGATE_HOP), CROSSGATE, **plain("CON Echo: ()")),
     Case(
         "continue",
         get(CROSSGATE_HOP, ussd_string="1*2"),
-        dataclasses.replace(CROSSGATE, inputs=("1", "2")),
+        dataclasses.replace(CROSSGATE, inputs=("1", "2"), new_session=False),
         **plain("CON Echo: ('1', '2')"),
     ),
     Case(
@@ -141,7 +141,7 @@ ATCOMPAT: Table = [
     Case(
         "final screen rendering",
         get(CROSSGATE_HOP, ussd_string="1"),
-        dataclasses.replace(CROSSGATE, inputs=("1",)),
+        dataclasses.replace(CROSSGATE, inputs=("1",), new_session=False),
         end=True,
         **plain("END Echo: ('1',)"),
     ),
@@ -540,7 +540,9 @@ async def test_channel_phone_round_trip_reads_as_the_phone_meant(
     assert ref
     if channel.slug in ("africastalking", "crossgate", "bonga"):
         meant = [
-            Inbound(channel.slug, ref, MSISDN, "*123#", ("1", "2"), network="99999"),
+            Inbound(
+                channel.slug, ref, MSISDN, "*123#", ("1", "2"), new_session=True, network="99999"
+            ),
             Inbound(channel.slug, ref, MSISDN, "*123#", ("1", "2", "3"), network="99999"),
             Inbound(channel.slug, ref, MSISDN, "*123#", ("1", "2", "3", "4"), network="99999"),
         ]

@@ -249,7 +249,7 @@ async def test_network_same_seed_same_transcript(server: TestServer) -> None:
 def test_network_profiles_by_name_and_checked() -> None:
     assert network_profile("flaky") is FLAKY and network_profile("good") is GOOD
     assert (FLAKY.drop, FLAKY.duplicate, FLAKY.late, FLAKY.slow_typist) == (0.1, 0.2, 0.1, 0.05)
-    assert FLAKY.stale == 0.0  # the gateway cannot yet tell a cut session's hop (see test_flaky)
+    assert FLAKY.stale > 0  # hops of a cut session arriving after the redial (see test_flaky)
     with pytest.raises(ValueError, match="known: good, flaky"):
         network_profile("carrier-pigeon")
     with pytest.raises(ValueError, match="drop is a probability"):

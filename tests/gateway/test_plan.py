@@ -1,0 +1,53 @@
+"""How a hop is classified against the stored session: start, continue, replay or late."""
+
+from __future__ import annotations
+
+from gateway.hop import plan
+from gateway.messages import Inbound
+from gateway.sessions import Record
+
+MSISDN = "+8501912345678"
+
+
+def at(ref: str, *inputs: str) -> Inbound:
+    return Inbound("africastalking", ref, MSISDN, "*123#", inputs, new_session=not inputs)
+
+
+def latest(ref: str, *inputs: str, new: bool = False, seq: int | None = None) -> Inbound:
+    return Inbound("arkesel", ref, MSISDN, "*123#", inputs, "latest", new_session=new, sequence=seq)
+
+
+STORED = Record(ref="s2", path=["1", "1"], hops=3, at=100.0, recent=["s1"])
+
+
+def test_plan_path_dialect() -> None:
+    assert plan(at("s2", "1", "1"), STORED).kind == "replay"
+    assert plan(at("s2", "1", "1", "2"), STORED).inputs == ("2",)
+    assert plan(at("s2", "2"), STORED).kind == "late"
+    assert plan(at("s3"), STORED).kind == "start"
+
+
+def test_plan_hop_of_an_earlier_session_is_late_not_a_new_session() -> None:
+    assert plan(at("s1", "1", "1", "1", "1", "2", "1", "1", "x", "1", "1"), STORED).kind == "late"
+
+
+def test_plan_stray_hop_of_an_unknown_session_starts_clean() -> None:
+    stray = plan(at("s9", "1", "1", "1", "1", "2", "1", "1", "x", "1", "1"), STORED)
+    assert (stray.kind, stray.inputs) == ("start", ())  # its inputs are never replayed
+    shortcut = plan(
+        Inbound("africastalking", "s9", MSISDN, "*123#", ("1", "2"), new_session=True), STORED
+    )
+    assert (shortcut.kind, shortcut.inputs) == ("start", ("1", "2"))
+
+
+def test_plan_latest_dialect_by_hop_number() -> None:
+    assert plan(latest("s2", "2", seq=4), STORED).kind == "continue"
+    assert plan(latest("s2", "1", seq=3), STORED).kind == "replay"
+    assert plan(latest("s2", "1", seq=2), STORED).kind == "late"
+
+
+def test_plan_latest_dialect_without_hop_numbers_uses_the_retry_window() -> None:
+    assert plan(latest("s2", "1"), STORED, now=100.5, retry_window=1.0).kind == "replay"
+    assert plan(latest("s2", "1"), STORED, now=101.5, retry_window=1.0).kind == "continue"
+    assert plan(latest("s2", "2"), STORED, now=100.5, retry_window=1.0).kind == "continue"
+    assert plan(latest("s2", new=True), STORED).kind == "replay"  # the opening request again

@@ -152,6 +152,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         resume_ttl=settings.resume_ttl,
         deadline=settings.hop_deadline,
         dial=settings.service_code,
+        retry_window=settings.retry_window,
     )
     task = None
     if settings.sms_dispatch:

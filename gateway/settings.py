@@ -35,6 +35,7 @@ class Settings:
     max_quantity: int = 10
     resume_ttl: int = 600
     hop_deadline: float = 2.0  # seconds: every hop is answered within this
+    retry_window: float = 1.0  # seconds: the same answer again this soon is a retry
     cart_ttl: int = 86400
     sms_provider: str = "log"
     sms_sender: str = "OKRYU"
@@ -107,6 +108,7 @@ class Settings:
             default_language=_language(get("DEFAULT_LANGUAGE", "en")),
             max_quantity=integer("MAX_QUANTITY", cls.max_quantity),
             hop_deadline=number("HOP_DEADLINE", cls.hop_deadline),
+            retry_window=number("RETRY_WINDOW", cls.retry_window),
             resume_ttl=integer("RESUME_TTL", cls.resume_ttl),
             cart_ttl=integer("CART_TTL", cls.cart_ttl),
             sms_provider=provider,

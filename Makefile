@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	OKRYU_DEMO=$${OKRYU_DEMO:-1} OKRYU_SEED_IF_EMPTY=$${OKRYU_SEED_IF_EMPTY:-1} $(BIN)/okryu serve
+	OKRYU_DEMO=$${OKRYU_DEMO:-1} OKRYU_SEED_IF_EMPTY=$${OKRYU_SEED_IF_EMPTY:-1} \
+	OKRYU_LOG_FORMAT=$${OKRYU_LOG_FORMAT:-text} OKRYU_SIMULATOR=$${OKRYU_SIMULATOR:-1} \
+	$(BIN)/okryu serve
 
 phone: $(STAMP)
 	$(BIN)/okryu phone

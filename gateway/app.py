@@ -23,14 +23,17 @@ from gateway.ends import SessionEnds
 from gateway.hop import Gateway
 from gateway.keywords import Commands
 from gateway.messages import BadRequest
+from gateway.metrics import Metrics
 from gateway.numbers import normalise_msisdn
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
+from gateway.smpp import RetryReceipt, SmppProvider
 from gateway.sms import Dispatcher, make_provider
 from menus.engine import make_engine_factory
 from menus.shop import Shop
-from store import outbox
+from store import outbox, reports
 from store.db import Database
+from store.models import utcnow
 from store.seed import seed_if_empty
 
 log = logging.getLogger("okryu.app")
@@ -49,12 +52,15 @@ def create_app(
     """
     app = web.Application(middlewares=[_answer_bad_requests])
     app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(_redis_ctx(redis))
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_http_ctx)
+    app.cleanup_ctx.append(_sms_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     add_routes(app, load_channels(settings.channels_file))
     if freeze_gc:
         app.on_startup.append(_freeze_gc)
@@ -117,20 +123,53 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The SMS provider and the outbox dispatcher (whose loop runs here unless turned off)."""
     settings = app[keys.SETTINGS]
     db = app[keys.DATABASE]
-    dispatcher = Dispatcher(
-        db,
-        make_provider(settings, app[keys.HTTP]),
-        max_attempts=settings.sms_max_attempts,
+    provider = make_provider(settings, app[keys.HTTP])
+    dispatcher = app[keys.DISPATCHER] = Dispatcher(
+        db, provider, max_attempts=settings.sms_max_attempts
     )
+    if isinstance(provider, SmppProvider):
+        provider.on_receipt = _receipt_handler(db)
+        await provider.start()  # binds in the background; a down SMSC is retried, not fatal
+    task = None
+    if settings.sms_dispatch:
+        task = asyncio.create_task(dispatcher.run(settings.sms_poll_interval), name="sms")
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if isinstance(provider, SmppProvider):
+            await provider.close()
+
+
+def _receipt_handler(db: Database) -> Callable[[str, str], Awaitable[None]]:
+    async def on_receipt(message_id: str, state: str) -> None:
+        if await outbox.mark_delivery(db, message_id, state, utcnow()):
+            return
+        if await outbox.sending_now(db):
+            # Possibly the receipt of a message whose "sent" is not recorded yet: ask the
+            # SMSC to deliver it again rather than lose it.
+            raise RetryReceipt(message_id)
+
+    return on_receipt
+
+
+async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sessions, the catalog, the hop, session ends and SMS commands."""
+    settings = app[keys.SETTINGS]
+    db = app[keys.DATABASE]
+    dispatcher = app[keys.DISPATCHER]
 
     async def sms_queued() -> None:
         dispatcher.notify()
 
     catalogs = CatalogCache(db)
-    app[keys.DISPATCHER] = dispatcher
     sessions = SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl)
     app[keys.ENDS] = SessionEnds(
         db=db,
@@ -153,17 +192,11 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         deadline=settings.hop_deadline,
         dial=settings.service_code,
         retry_window=settings.retry_window,
+        metrics=app[keys.METRICS],
     )
-    task = None
-    if settings.sms_dispatch:
-        task = asyncio.create_task(dispatcher.run(settings.sms_poll_interval), name="sms")
     try:
         yield
     finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await gateway.close()
         await catalogs.close()
 
@@ -197,6 +230,15 @@ async def readyz(request: web.Request) -> web.Response:
     if problems:
         return web.json_response({"status": "unavailable", "problems": problems}, status=503)
     return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics: this process's counters, the database's order and SMS counts."""
+    db = request.app[keys.DATABASE]
+    body = request.app[keys.METRICS].render(
+        await reports.orders_by_status(db), await reports.sms_by_status(db)
+    )
+    return web.Response(body=body, headers={"Content-Type": Metrics.content_type})
 
 
 async def dev_inbox(request: web.Request) -> web.Response:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import keys
 from gateway.channels import Channel
@@ -16,6 +19,7 @@ from gateway.messages import BadRequest, Reply, SessionEnd
 from gateway.numbers import mask, normalise_msisdn
 from menus.text import texts
 from store import inbox, outbox
+from store.models import utcnow
 
 log = logging.getLogger("okryu.callbacks")
 
@@ -32,6 +36,7 @@ def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
     if isinstance(at, AfricasTalking):
         app.router.add_post("/ussd/africastalking/events", at_events_handler(at))
     app.router.add_post("/sms/africastalking", sms_africastalking)
+    app.router.add_post("/sms/africastalking/dlr", dlr_africastalking)
 
 
 def authorise(request: web.Request, slug: str) -> None:
@@ -50,6 +55,9 @@ def ussd_handler(channel: Channel) -> Handler:
         if isinstance(hop, SessionEnd):
             await _record_end(request, hop)
             return channel.render(request, None)
+        metrics = request.app[keys.METRICS]
+        started = time.perf_counter()
+        metrics.inflight.inc()
         try:
             async with asyncio.timeout(settings.hop_deadline):
                 reply = await request.app[keys.GATEWAY].handle(
@@ -58,13 +66,18 @@ def ussd_handler(channel: Channel) -> Handler:
         except Exception as error:
             # The subscriber gets a polite last screen and the log the reason; no 5xx reaches
             # the aggregator (it would show the handset a network error).
+            metrics.errors.labels(_component(error)).inc()
             if isinstance(error, TimeoutError):
                 log.warning(
                     "hop for %s on %s outlasted its deadline", mask(hop.msisdn), channel.slug
                 )
             else:
                 log.exception("hop failed for %s on %s", mask(hop.msisdn), channel.slug)
-            reply = Reply(texts(settings.default_language)("error.unavailable"), end=True)
+            reply = Reply(texts(settings.default_language)("error.unavailable"), True, "error")
+        finally:
+            metrics.inflight.dec()
+        metrics.hops.labels(channel.slug, reply.screen).inc()
+        metrics.hop_seconds.labels(channel.slug).observe(time.perf_counter() - started)
         return channel.render(request, reply)
 
     return ussd
@@ -80,7 +93,19 @@ def at_events_handler(channel: AfricasTalking) -> Handler:
     return at_events
 
 
+def _component(error: BaseException) -> str:
+    """Which part failed, for the error counter."""
+    if isinstance(error, RedisError):
+        return "redis"
+    if isinstance(error, SQLAlchemyError | OSError):
+        return "database"
+    if isinstance(error, TimeoutError):
+        return "deadline"
+    return "hop"
+
+
 async def _record_end(request: web.Request, end: SessionEnd) -> None:
+    request.app[keys.METRICS].sessions.labels(end.status).inc()
     try:
         await request.app[keys.ENDS].record(end)
     except Exception:
@@ -113,4 +138,31 @@ async def sms_africastalking(request: web.Request) -> web.StreamResponse:
         )
     await inbox.mark_handled(db, received.id)
     request.app[keys.DISPATCHER].notify()
+    return web.Response(text="OK", content_type="text/plain")
+
+
+# Africa's Talking delivery statuses (PROTOCOLS.md §3.3): the final ones change the row.
+AT_DELIVERY = {
+    "Success": "delivered",
+    "Failed": "failed",
+    "Rejected": "rejected",
+    "Sent": "enroute",
+    "Submitted": "enroute",
+    "Buffered": "enroute",
+}
+
+
+async def dlr_africastalking(request: web.Request) -> web.StreamResponse:
+    """Africa's Talking delivery reports: the outbox row of that message id learns its fate."""
+    authorise(request, "africastalking")
+    data = await form_fields(request)
+    message_id = data.ident("id", MAX_FIELD)
+    status = data.text("status", MAX_FIELD).strip()
+    if status not in AT_DELIVERY:
+        raise BadRequest(f"status must be one of {', '.join(AT_DELIVERY)}")
+    changed = await outbox.mark_delivery(
+        request.app[keys.DATABASE], message_id, AT_DELIVERY[status], utcnow()
+    )
+    if changed:
+        request.app[keys.METRICS].sms_receipts.labels(AT_DELIVERY[status]).inc()
     return web.Response(text="OK", content_type="text/plain")

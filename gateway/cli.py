@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from gateway import logs
 from gateway.settings import Settings, SettingsError
 
 DEFAULT_PHONE = "+8501912345678"
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"okryu: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_format)
     if args.command == "serve":
         return serve(settings)
     if args.command == "seed":

@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 from gateway.catalog import CatalogCache
 from gateway.messages import Inbound, Reply
+from gateway.metrics import Metrics
 from gateway.sessions import Record, SessionStore
 from menus import sms
-from menus.engine import Engine, NeedData, Turn
+from menus.engine import RESUME, Engine, NeedData, Turn
 from menus.ports import (
     CancelOrder,
     Catalog,
@@ -119,6 +120,7 @@ class Gateway:
         deadline: float = 2.0,
         dial: str = "*123#",
         retry_window: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalogs = catalogs
@@ -130,6 +132,7 @@ class Gateway:
         self.deadline = deadline
         self.dial = dial  # what the subscriber is told to dial to come back
         self.retry_window = retry_window
+        self.metrics = metrics
         self._placing: dict[str, _Placement] = {}
 
     async def handle(self, inbound: Inbound, budget: Budget) -> Reply:
@@ -144,12 +147,12 @@ class Gateway:
             hop = plan(inbound, record, now=self.clock(), retry_window=self.retry_window)
             if hop.kind == "replay":
                 assert record is not None
-                return Reply(*record.reply)  # a retry of a hop already answered
+                return Reply(*record.reply, screen=record.state)  # a retry already answered
             catalog = await self.catalogs.get(catalog_tag, stock_tag)
             step = functools.partial(self._step, engine, inbound, record, hop, catalog)
             turn = await self._resolve(step, data, give_up_at)
             if hop.kind == "late":
-                return Reply(turn.text, turn.end)  # shown, not saved: nothing changes
+                return Reply(turn.text, turn.end, turn.state)  # shown, not saved: no change
             saved = Record(
                 version=record.version if record is not None else 0,
                 ref=inbound.session_ref,
@@ -162,9 +165,19 @@ class Gateway:
                 at=self.clock(),
             )
             if await self.sessions.save(key, saved):
-                return Reply(turn.text, turn.end)
+                self._count(hop, record, turn)
+                return Reply(turn.text, turn.end, turn.state)
             log.info("session save lost a race; re-reading")
         raise HopFailed("could not save the session after several attempts")
+
+    def _count(self, hop: _Plan, record: Record | None, turn: Turn) -> None:
+        if self.metrics is None:
+            return
+        if hop.kind == "start":
+            self.metrics.sessions.labels("started").inc()
+        elif record is not None and record.state == RESUME and turn.state != RESUME:
+            if turn.state != "home":
+                self.metrics.sessions.labels("resumed").inc()
 
     def _step(
         self,

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from gateway.ends import SessionEnds
 from gateway.hop import Gateway
 from gateway.keywords import Commands
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.sms import Dispatcher
 from store.db import Database
@@ -20,4 +21,5 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 GATEWAY = web.AppKey("gateway", Gateway)
 ENDS = web.AppKey("ends", SessionEnds)
 COMMANDS = web.AppKey("commands", Commands)
+METRICS = web.AppKey("metrics", Metrics)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)

@@ -42,6 +42,7 @@ class Inbound:
 class Reply:
     text: str
     end: bool
+    screen: str = ""  # the screen (journey state) shown, for metrics and funnels
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,10 +42,18 @@ class Settings:
     at_sms_url: str = "https://api.africastalking.com/version1/messaging"
     at_username: str = "sandbox"
     at_api_key: str = field(default="", repr=False)  # never in logs
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int = 2775
+    smpp_system_id: str = ""
+    smpp_password: str = field(default="", repr=False)  # never in logs
+    smpp_system_type: str = ""
+    smpp_enquire_interval: float = 30.0  # seconds between enquire_link keep-alives
+    admin_token: str = field(default="", repr=False)  # never in logs; empty: no admin API
     sms_dispatch: bool = True  # run the outbox dispatcher inside this process
     sms_poll_interval: float = 1.0
     sms_max_attempts: int = 8
     demo: bool = False
+    log_format: str = "json"  # json (one object per line) or text
     seed_if_empty: bool = False
     var_dir: Path = Path("var")
 
@@ -88,9 +96,9 @@ class Settings:
             return get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
 
         provider = get("SMS_PROVIDER", "log")
-        if provider not in {"log", "africastalking"}:
+        if provider not in {"log", "africastalking", "smpp"}:
             raise SettingsError(
-                f"OKRYU_SMS_PROVIDER must be log or africastalking, not {provider!r}"
+                f"OKRYU_SMS_PROVIDER must be log, africastalking or smpp, not {provider!r}"
             )
         return cls(
             host=get("HOST", cls.host),
@@ -116,10 +124,18 @@ class Settings:
             at_sms_url=get("AT_SMS_URL", cls.at_sms_url),
             at_username=get("AT_USERNAME", cls.at_username),
             at_api_key=get("AT_API_KEY", cls.at_api_key),
+            smpp_host=get("SMPP_HOST", cls.smpp_host),
+            smpp_port=integer("SMPP_PORT", cls.smpp_port),
+            smpp_system_id=get("SMPP_SYSTEM_ID", cls.smpp_system_id),
+            smpp_password=get("SMPP_PASSWORD", cls.smpp_password),
+            smpp_system_type=get("SMPP_SYSTEM_TYPE", cls.smpp_system_type),
+            smpp_enquire_interval=number("SMPP_ENQUIRE_INTERVAL", cls.smpp_enquire_interval),
+            admin_token=get("ADMIN_TOKEN", "").strip(),
             sms_dispatch=flag("SMS_DISPATCH", True),
             sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval),
             sms_max_attempts=integer("SMS_MAX_ATTEMPTS", cls.sms_max_attempts),
             demo=flag("DEMO", False),
+            log_format=_log_format(get("LOG_FORMAT", "json")),
             seed_if_empty=flag("SEED_IF_EMPTY", False),
             var_dir=Path(get("VAR_DIR", "var")),
         )
@@ -179,3 +195,9 @@ def _auth(secrets: str, allow: str) -> dict[str, CallbackAuth]:
             raise SettingsError(f"OKRYU_CALLBACK_ALLOW for {slug}: {error}") from None
         auth[slug] = CallbackAuth(by_secret.get(slug), networks)
     return auth
+
+
+def _log_format(value: str) -> str:
+    if value not in {"json", "text"}:
+        raise SettingsError(f"OKRYU_LOG_FORMAT must be json or text, not {value!r}")
+    return value

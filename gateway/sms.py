@@ -188,6 +188,14 @@ def make_provider(settings: Settings, session: aiohttp.ClientSession | None) -> 
             settings.at_api_key,
             settings.sms_sender or None,
         )
+    if settings.sms_provider == "smpp":
+        if not settings.smpp_system_id:
+            raise SettingsError("OKRYU_SMPP_SYSTEM_ID is required with OKRYU_SMS_PROVIDER=smpp")
+        # Imported here: gateway.smpp imports SendResult from this module.
+        from gateway.smpp import SmppProvider
+
+        # Not bound yet: the app starts it (start()/close()) and wires on_receipt.
+        return SmppProvider.from_settings(settings)
     raise SettingsError(f"unknown SMS provider {settings.sms_provider!r}")
 
 

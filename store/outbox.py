@@ -191,3 +191,42 @@ def _int(value: int | None) -> int:
     # Rows read back from the database always have their primary key.
     assert value is not None
     return value
+
+
+# Receipt states that end a message's life; any other state ("enroute", "accepted",
+# "unknown") is news about a message still on its way and changes nothing.
+_DELIVERED = "delivered"
+_UNDELIVERED = frozenset({"failed", "rejected", "expired", "undeliverable", "deleted"})
+
+
+async def mark_delivery(db: Database, provider_message_id: str, state: str, now: datetime) -> bool:
+    """Record a delivery receipt for the sent message with this provider id.
+
+    Only a ``sent`` row changes: receipts arrive out of order, and an ENROUTE after a
+    DELIVRD (or a second final receipt) must not undo the first final one. True when a row
+    changed.
+    """
+    values: dict[str, object]
+    if state == _DELIVERED:
+        values = {"status": "delivered", "delivered_at": now}
+    elif state in _UNDELIVERED:
+        values = {"status": "failed", "last_error": f"receipt: {state}"[:_ERROR_LENGTH]}
+    else:
+        return False
+    async with db.write() as session:
+        result = await session.exec(
+            update(OutboundMessage)
+            .where(
+                col(OutboundMessage.provider_message_id) == provider_message_id,
+                col(OutboundMessage.status) == "sent",
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount)
+
+
+async def sending_now(db: Database) -> bool:
+    """Whether any message is claimed and being sent at this moment."""
+    async with db.session() as session:
+        query = select(OutboundMessage.id).where(col(OutboundMessage.status) == "sending")
+        return (await session.exec(query.limit(1))).first() is not None

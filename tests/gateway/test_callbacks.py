@@ -108,3 +108,34 @@ async def test_callback_allowlist_refuses_other_addresses(make_gateway: Make) ->
 async def test_callback_auth_of_one_channel_leaves_others_open(make_gateway: Make) -> None:
     client = await make_gateway(callback_auth={"hubtel": CallbackAuth(secret="x")})
     assert (await client.post("/ussd/africastalking", data=hop(""))).status == 200
+
+
+async def test_at_delivery_reports_settle_the_outbox_row(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    await walk(client, ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1", "1"])
+    async with seeded_db.write() as s:
+        row = (await s.exec(select(OutboundMessage))).one()
+        row.status, row.provider_message_id = "sent", "ATXid_42"
+        s.add(row)
+    dlr = {"id": "ATXid_42", "phoneNumber": MSISDN, "networkCode": "99999", "retryCount": "0"}
+    assert (
+        await client.post("/sms/africastalking/dlr", data={**dlr, "status": "Buffered"})
+    ).status == 200
+    assert (
+        await client.post("/sms/africastalking/dlr", data={**dlr, "status": "Success"})
+    ).status == 200
+    # out of order: a late in-progress report must not undo the final one
+    assert (
+        await client.post("/sms/africastalking/dlr", data={**dlr, "status": "Submitted"})
+    ).status == 200
+    async with seeded_db.session() as s:
+        row = (await s.exec(select(OutboundMessage))).one()
+    assert row.status == "delivered" and row.delivered_at is not None
+    bad = await client.post("/sms/africastalking/dlr", data={**dlr, "status": "Lost"})
+    assert bad.status == 400 and "status must be one of" in await bad.text()
+    unknown = await client.post(
+        "/sms/africastalking/dlr", data={**dlr, "id": "nope", "status": "Failed"}
+    )
+    assert unknown.status == 200  # someone else's or a forgotten message: nothing to change

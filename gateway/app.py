@@ -20,6 +20,7 @@ from gateway.catalog import CatalogCache
 from gateway.channels import load_channels
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.ends import SessionEnds
+from gateway.funnel import FunnelCounter
 from gateway.hop import Gateway
 from gateway.keywords import Commands
 from gateway.messages import BadRequest
@@ -37,6 +38,7 @@ from store.models import utcnow
 from store.seed import seed_if_empty
 
 log = logging.getLogger("okryu.app")
+FUNNEL_FLUSH_SECONDS = 10.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -170,6 +172,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.notify()
 
     catalogs = CatalogCache(db)
+    funnel = FunnelCounter(db)
     sessions = SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl)
     app[keys.ENDS] = SessionEnds(
         db=db,
@@ -193,11 +196,17 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         dial=settings.service_code,
         retry_window=settings.retry_window,
         metrics=app[keys.METRICS],
+        funnel=funnel,
     )
+    flusher = asyncio.create_task(funnel.run(FUNNEL_FLUSH_SECONDS), name="funnel")
     try:
         yield
     finally:
         await gateway.close()
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        await funnel.close()
         await catalogs.close()
 
 

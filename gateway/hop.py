@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.catalog import CatalogCache
+from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.sessions import Record, SessionStore
@@ -121,6 +122,7 @@ class Gateway:
         dial: str = "*123#",
         retry_window: float = 1.0,
         metrics: Metrics | None = None,
+        funnel: FunnelCounter | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalogs = catalogs
@@ -133,6 +135,7 @@ class Gateway:
         self.dial = dial  # what the subscriber is told to dial to come back
         self.retry_window = retry_window
         self.metrics = metrics
+        self.funnel = funnel
         self._placing: dict[str, _Placement] = {}
 
     async def handle(self, inbound: Inbound, budget: Budget) -> Reply:
@@ -153,6 +156,8 @@ class Gateway:
             turn = await self._resolve(step, data, give_up_at)
             if hop.kind == "late":
                 return Reply(turn.text, turn.end, turn.state)  # shown, not saved: no change
+            seen = record.seen if record is not None and hop.kind == "continue" else 0
+            seen, first_time = reach(seen, turn.state)
             saved = Record(
                 version=record.version if record is not None else 0,
                 ref=inbound.session_ref,
@@ -163,9 +168,12 @@ class Gateway:
                 state=turn.state,
                 ctx=turn.ctx,
                 at=self.clock(),
+                seen=seen,
             )
             if await self.sessions.save(key, saved):
                 self._count(hop, record, turn)
+                if first_time and self.funnel is not None:
+                    self.funnel.reached(turn.state)
                 return Reply(turn.text, turn.end, turn.state)
             log.info("session save lost a race; re-reading")
         raise HopFailed("could not save the session after several attempts")

@@ -33,6 +33,7 @@ class Record:
     path: list[str] = field(default_factory=list)  # inputs of that session already applied
     hops: int = 0  # hops answered in that session
     recent: list[str] = field(default_factory=list)  # the sessions before it, newest first
+    seen: int = 0  # the screens this session has reached (gateway.funnel.BITS)
     reply: tuple[str, bool] = ("", False)  # the answer to ``path``, for replays
     state: str = ""
     ctx: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +45,7 @@ class Record:
             "path": self.path,
             "hops": self.hops,
             "recent": self.recent,
+            "seen": self.seen,
             "reply": list(self.reply),
             "st": self.state,
             "c": self.ctx,
@@ -66,6 +68,7 @@ class Record:
                 path=data["path"],
                 hops=data.get("hops", 0),
                 recent=data.get("recent", []),
+                seen=data.get("seen", 0),
                 reply=(data["reply"][0], bool(data["reply"][1])),
                 state=data["st"],
                 ctx=data["c"],

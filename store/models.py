@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pydantic import NaiveDatetime
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Times are naive UTC. sqlmodel maps a bare ``datetime`` to a timezone-aware column that
@@ -148,3 +148,14 @@ class UssdSessionEnd(SQLModel, table=True):
     last_screen: str = Field(default="", max_length=400)
     error: str = Field(default="", max_length=200)
     ended_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+
+
+class FunnelCount(SQLModel, table=True):
+    """How many sessions reached a screen in an hour (added to by every gateway process)."""
+
+    __table_args__ = (UniqueConstraint("hour", "screen", name="funnel_hour_screen"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: NaiveDatetime = Field(index=True)
+    screen: str = Field(max_length=32)
+    sessions: int = 0

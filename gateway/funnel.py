@@ -1,0 +1,97 @@
+"""The shopping funnel: how many sessions reached each screen, and where they dropped off.
+
+Each session record carries the set of screens it has reached (a bitmask), so a session is
+counted once per screen however often it comes back. Counts gather in memory and are added
+to the database every few seconds by every process: the hop itself spends no extra round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from store import reports
+from store.db import Database
+from store.models import utcnow
+
+log = logging.getLogger("okryu.funnel")
+
+# The order journey, in order: a session that reached a later step passed the earlier ones.
+STEPS = (
+    "home", "categories", "products", "product", "quantity", "cart", "zone", "address",
+    "payment", "confirm", "placed",
+)  # fmt: skip
+# Every screen gets a bit; the steps first, in order.
+_OTHERS = ("pending", "orders", "order_detail", "cancel_order", "language", "help", "resume")
+BITS = {screen: 1 << i for i, screen in enumerate(STEPS + _OTHERS)}
+
+
+def reach(seen: int, screen: str) -> tuple[int, bool]:
+    """The mask with ``screen`` added, and whether it is new for this session."""
+    bit = BITS.get(screen, 0)
+    return seen | bit, bit != 0 and not seen & bit
+
+
+class FunnelCounter:
+    """Counts first arrivals per (hour, screen) and adds them to the database now and then."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+        self._counts: Counter[tuple[datetime, str]] = Counter()
+
+    def reached(self, screen: str) -> None:
+        hour = self.clock().replace(minute=0, second=0, microsecond=0)
+        self._counts[(hour, screen)] += 1
+
+    async def flush(self) -> None:
+        counts, self._counts = self._counts, Counter()
+        try:
+            await reports.add_funnel(self.db, counts)
+        except Exception:
+            self._counts.update(counts)  # keep them for the next try
+            raise
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not save funnel counts; will try again")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+
+@dataclass(frozen=True)
+class Step:
+    screen: str
+    sessions: int
+    dropped: int  # reached this step but not the next
+
+
+def report(reached: dict[str, int]) -> list[Step]:
+    """The funnel along the order journey, with the drop-off after each step."""
+    counts = [reached.get(screen, 0) for screen in STEPS]
+    following: list[int | None] = [*counts[1:], None]
+    return [
+        Step(screen, count, 0 if after is None else max(0, count - after))
+        for screen, count, after in zip(STEPS, counts, following, strict=True)
+    ]
+
+
+def format_report(steps: list[Step]) -> str:
+    """The funnel as a text table, with each step's share of the sessions that started."""
+    top = steps[0].sessions if steps and steps[0].sessions else 1
+    lines = [f"{'screen':<12}{'sessions':>9}{'share':>8}{'dropped':>9}"]
+    for step in steps:
+        share = f"{100 * step.sessions / top:.0f}%"
+        lines.append(f"{step.screen:<12}{step.sessions:>9}{share:>8}{step.dropped:>9}")
+    return "\n".join(lines)

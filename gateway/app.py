@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from gateway import keys
+from gateway.admin import add_admin_routes
 from gateway.callbacks import add_routes
 from gateway.catalog import CatalogCache
 from gateway.channels import load_channels
@@ -28,6 +29,7 @@ from gateway.metrics import Metrics
 from gateway.numbers import normalise_msisdn
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
+from gateway.simulator_web import add_simulator_routes
 from gateway.smpp import RetryReceipt, SmppProvider
 from gateway.sms import Dispatcher, make_provider
 from menus.engine import make_engine_factory
@@ -64,6 +66,9 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     add_routes(app, load_channels(settings.channels_file))
+    add_admin_routes(app)  # refuses (SettingsError) without a token outside demo mode
+    if settings.simulator:
+        add_simulator_routes(app)
     if freeze_gc:
         app.on_startup.append(_freeze_gc)
     if settings.demo or settings.sms_provider == "log":

@@ -1,4 +1,5 @@
-"""``okryu``: serve the gateway, seed the demo catalog, hold a handset in the terminal."""
+"""``okryu``: serve the gateway, seed the demo catalog, hold a handset in the terminal, run
+scenarios and load."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway import logs
 from gateway.settings import Settings, SettingsError
 
+if TYPE_CHECKING:
+    from simulators.phone import Dialect
+    from simulators.scenario import SessionEvent
+
 DEFAULT_PHONE = "+8501912345678"
+RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated answer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,8 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gateway (OKRYU_* variables configure it)")
     commands.add_parser("seed", help="load the demo catalog into an empty database")
-    phone = commands.add_parser("phone", help="a handset in this terminal")
-    phone.add_argument("--msisdn", default=DEFAULT_PHONE, help="the handset's number")
+    phone = commands.add_parser(
+        "phone", help="a handset in this terminal, or a scenario file played through one"
+    )
+    phone.add_argument(
+        "--msisdn",
+        default=None,
+        help=f"the handset's number (default {DEFAULT_PHONE}; a fresh one per --script run)",
+    )
     phone.add_argument("--url", default=None, help="the gateway (default: OKRYU_HOST:OKRYU_PORT)")
     phone.add_argument("--code", default=None, help="the service code to dial (default *123#)")
     phone.add_argument(
@@ -40,6 +53,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cross a simulated network: flaky drops, retries and delays hops",
     )
     phone.add_argument("--seed", type=int, default=None, help="replay one flaky network's run")
+    phone.add_argument(
+        "--script",
+        action="append",
+        metavar="FILE",
+        help="play a scenario file (repeatable) instead of reading the keyboard; exit 1 and "
+        "print the transcript if one fails",
+    )
+    phone.add_argument(
+        "--record",
+        metavar="FILE",
+        help="save this terminal session as a scenario file when you quit",
+    )
+    load = commands.add_parser(
+        "load", help="drive many simulated handsets at a running gateway and report"
+    )
+    load.add_argument(
+        "--url",
+        default=None,
+        help="the gateway, e.g. http://host:8080 (then /ussd/<dialect> is added), or the full "
+        "USSD callback URL (default: OKRYU_HOST:OKRYU_PORT)",
+    )
+    load.add_argument("--subscribers", type=int, default=10, help="concurrent handsets")
+    load.add_argument("--duration", type=float, default=10.0, help="seconds to run")
+    load.add_argument(
+        "--mix",
+        default="browse:70,order:30",
+        help="journeys by weight (default browse:70,order:30)",
+    )
+    load.add_argument("--dialect", default="africastalking", help="as for okryu phone")
+    load.add_argument(
+        "--network",
+        default="good",
+        choices=tuple(PROFILES),
+        help="good: straight to the gateway; flaky: cuts, retries and late hops (and redials)",
+    )
+    load.add_argument("--seed", type=int, default=0, help="numbers, journeys and network tricks")
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -51,6 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     if args.command == "seed":
         return asyncio.run(seed(settings))
+    if args.command == "load":
+        return load_command(
+            settings,
+            args.url,
+            subscribers=args.subscribers,
+            duration=args.duration,
+            mix=args.mix,
+            dialect=args.dialect,
+            network=args.network,
+            seed=args.seed,
+            as_json=args.json,
+        )
     return phone_command(
         settings,
         args.msisdn,
@@ -59,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         dialect=args.dialect,
         network=args.network,
         seed=args.seed,
+        scripts=args.script or (),
+        record=args.record,
     )
 
 
@@ -66,13 +130,20 @@ def serve(settings: Settings) -> int:
     from gateway.app import create_app
     from gateway.logs import AccessLogger
 
+    try:
+        app = create_app(settings, freeze_gc=True)
+    except SettingsError as error:
+        print(f"okryu: {error}", file=sys.stderr)
+        return 2
+    base = f"http://{settings.host}:{settings.port}"
     print(
-        f"Okryu gateway on http://{settings.host}:{settings.port}  "
-        f"(USSD: POST /ussd/africastalking; handset: `okryu phone` in another terminal)",
+        f"Okryu gateway on {base}  (USSD: POST /ussd/<aggregator>; a handset: `okryu phone`"
+        + (f" or {base}/simulator/" if settings.simulator else "")
+        + ")",
         flush=True,
     )
     web.run_app(
-        create_app(settings, freeze_gc=True),
+        app,
         host=settings.host,
         port=settings.port,
         print=None,
@@ -97,49 +168,171 @@ async def seed(settings: Settings) -> int:
 
 def phone_command(
     settings: Settings,
-    msisdn: str,
+    msisdn: str | None,
     url: str | None,
     code: str | None,
     *,
     dialect: str = "africastalking",
     network: str | None = None,
     seed: int | None = None,
+    scripts: Sequence[str] = (),
+    record: str | None = None,
 ) -> int:
-    from gateway.channels import load_channels
-    from gateway.channels.atcompat import AtCompatible
-    from simulators.phone import DIALECTS, Dialect, at_compatible
     from simulators.terminal import run_terminal, stdin_lines
 
     logging.getLogger().setLevel(logging.WARNING)
-    speaks: Dialect | None = DIALECTS.get(dialect)
-    if speaks is None:  # a reseller configured in the channels file speaks AT under its names
-        try:
-            channels = load_channels(settings.channels_file)
-        except SettingsError as error:
-            print(f"okryu: {error}", file=sys.stderr)
-            return 2
-        channel = channels.get(dialect)
-        if not isinstance(channel, AtCompatible):
-            known = ", ".join(dict.fromkeys([*DIALECTS, *channels]))
-            print(f"okryu: unknown dialect {dialect!r}; known: {known}", file=sys.stderr)
-            return 2
-        speaks = at_compatible(dialect, channel.method, channel.fields)
+    if scripts and record:
+        print("okryu: --script plays a scenario, --record makes one: not both", file=sys.stderr)
+        return 2
+    speaks = _dialect(settings, dialect)
+    if speaks is None:
+        return 2
     base = url or f"http://{settings.host}:{settings.port}/ussd/{speaks.name}"
+    if scripts:
+        return asyncio.run(_play(settings, scripts, base, msisdn, speaks, network, seed))
+    events: list[SessionEvent] = []
     try:
         asyncio.run(
             run_terminal(
                 base,
-                msisdn,
+                msisdn or DEFAULT_PHONE,
                 code or settings.service_code,
                 stdin_lines(),
                 _write,
                 dialect=speaks,
                 network=network,
                 seed=seed,
+                record=events.append if record else None,
             )
         )
     except KeyboardInterrupt:
         pass
+    if record:
+        from simulators.scenario import save_scenario
+
+        try:
+            with open(record, "w", encoding="utf-8") as file:
+                file.write(save_scenario(events))
+        except OSError as error:
+            print(f"okryu: cannot save the scenario: {error}", file=sys.stderr)
+            return 1
+        steps = sum(1 for event in events if event.kind in ("dial", "answer"))
+        _write(f"Saved {steps} steps to {record}; replay: okryu phone --script {record}")
+    return 0
+
+
+def _dialect(settings: Settings, name: str) -> Dialect | None:
+    """The dialect called ``name``: a built-in one or a reseller in the channels file."""
+    from gateway.channels import load_channels
+    from gateway.channels.atcompat import AtCompatible
+    from simulators.phone import DIALECTS, at_compatible
+
+    speaks = DIALECTS.get(name)
+    if speaks is not None:
+        return speaks
+    # A reseller configured in the channels file speaks AT under its own names.
+    try:
+        channels = load_channels(settings.channels_file)
+    except SettingsError as error:
+        print(f"okryu: {error}", file=sys.stderr)
+        return None
+    channel = channels.get(name)
+    if not isinstance(channel, AtCompatible):
+        known = ", ".join(dict.fromkeys([*DIALECTS, *channels]))
+        print(f"okryu: unknown dialect {name!r}; known: {known}", file=sys.stderr)
+        return None
+    return at_compatible(name, channel.method, channel.fields)
+
+
+async def _play(
+    settings: Settings,
+    scripts: Sequence[str],
+    url: str,
+    msisdn: str | None,
+    speaks: Dialect,
+    network: str | None,
+    seed: int | None,
+) -> int:
+    """Play each scenario on a fresh number (unless one is given); 1 if any failed."""
+    import random
+
+    from simulators.load import phone_numbers
+    from simulators.scenario import ScenarioError, load_scenario, run_scenario
+
+    failed = 0
+    for path in scripts:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as error:
+            print(f"okryu: {error}", file=sys.stderr)
+            return 2
+        number = msisdn or phone_numbers(1, random.randrange(2**32))[0]
+        result = await run_scenario(
+            scenario,
+            url=url,
+            msisdn=number,
+            dialect=speaks,
+            network=network,
+            seed=0 if seed is None else seed,
+            retry_window=settings.retry_window + RETRY_MARGIN,
+        )
+        if result.passed:
+            _write(f"PASS {path} ({speaks.name}, {number})")
+        else:
+            failed += 1
+            _write(result.report())
+    return 1 if failed else 0
+
+
+def load_command(
+    settings: Settings,
+    url: str | None,
+    *,
+    subscribers: int,
+    duration: float,
+    mix: str,
+    dialect: str,
+    network: str,
+    seed: int,
+    as_json: bool,
+) -> int:
+    """``okryu load``: the report on stdout, the progress bar on stderr (a terminal only)."""
+    from yarl import URL
+
+    from simulators.load import LoadConfig, LoadError, ProgressBar, parse_mix, run_load
+    from simulators.network import GOOD, network_profile
+
+    logging.getLogger().setLevel(logging.WARNING)
+    speaks = _dialect(settings, dialect)
+    if speaks is None:
+        return 2
+    target = URL(url or f"http://{settings.host}:{settings.port}")
+    if target.path in ("", "/"):
+        target = target.with_path(f"/ussd/{speaks.name}")
+    profile = network_profile(network)
+    try:
+        config = LoadConfig(
+            str(target),
+            subscribers=subscribers,
+            duration=duration,
+            mix=parse_mix(mix),
+            dialect=speaks,
+            network=None if profile == GOOD else profile,
+            seed=seed,
+            retry_window=settings.retry_window + RETRY_MARGIN,
+            service_code=settings.service_code,
+        )
+    except LoadError as error:
+        print(f"okryu: {error}", file=sys.stderr)
+        return 2
+    progress = None
+    if not as_json and sys.stderr.isatty():
+        progress = ProgressBar(sys.stderr, duration)
+    try:
+        report = asyncio.run(run_load(config, progress=progress))
+    except KeyboardInterrupt:
+        return 130
+    _write(report.to_json() if as_json else report.render())
     return 0
 
 

@@ -1,0 +1,121 @@
+"""Order handlers: search, detail with history, and the status changes staff make.
+
+A status change is one store transaction (status, event with the actor, the customer's SMS in
+their language, restock on cancel); the handler then wakes the SMS dispatcher.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.admin._http import answer, database, iso
+from gateway.admin._validate import Input
+from gateway.admin.openapi import STAFF_HEADER, STAFF_PREFIX
+from gateway.numbers import normalise_msisdn
+from menus.sms import status_changed
+from store import admin
+from store.codes import normalise_code
+from store.lifecycle import change_status
+from store.models import Order
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    return {
+        "code": order.code,
+        "status": order.status,
+        "msisdn": order.msisdn,
+        "subtotal": order.subtotal,
+        "fee": order.fee,
+        "total": order.total,
+        "payment_method": order.payment_method,
+        "language": order.language,
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
+    }
+
+
+def detail_json(detail: admin.OrderDetail) -> dict[str, Any]:
+    zone = detail.zone
+    return {
+        **order_json(detail.order),
+        "address": detail.order.address,
+        "zone": None
+        if zone is None
+        else {"id": zone.id, "name_en": zone.name_en, "name_ko": zone.name_ko},
+        "lines": [
+            {
+                "product_id": line.product_id,
+                "sku": sku,
+                "name_en": line.name_en,
+                "name_ko": line.name_ko,
+                "unit_price": line.unit_price,
+                "quantity": line.quantity,
+            }
+            for line, sku in detail.lines
+        ],
+        "history": [
+            {"status": e.status, "actor": e.actor, "note": e.note, "at": iso(e.created_at)}
+            for e in detail.events
+        ],
+    }
+
+
+async def list_orders(request: web.Request, given: Input) -> web.Response:
+    query = given.query
+    phone = query.get("phone")
+    region = request.config_dict[keys.SETTINGS].default_region
+    page = await admin.search_orders(
+        database(request),
+        status=query.get("status"),
+        since=_moment(query.get("from"), end=False),
+        until=_moment(query.get("to"), end=True),
+        msisdn=None if phone is None else normalise_msisdn(phone, region),
+        limit=query["limit"],
+        cursor=query.get("cursor"),
+    )
+    return answer({"items": [order_json(o) for o in page.rows], "next_cursor": page.next_cursor})
+
+
+def _moment(text: str | None, *, end: bool) -> datetime | None:
+    """A bound as naive UTC. A date means its start, or as an end, the start of the next day.
+
+    A bound past what ``datetime`` holds (year 1 at +10:00, 9999-12-31 as an end) bounds
+    nothing, so it is dropped rather than refused.
+    """
+    if text is None:
+        return None
+    try:
+        if len(text) == len("YYYY-MM-DD"):
+            day = datetime.combine(date.fromisoformat(text), datetime.min.time())
+            return day + timedelta(days=1) if end else day
+        return datetime.fromisoformat(text.upper()).astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        return None
+
+
+async def get_order(request: web.Request, given: Input) -> web.Response:
+    code = normalise_code(given.path["code"])
+    return answer(detail_json(await admin.order_detail(database(request), code)))
+
+
+async def change_order_status(request: web.Request, given: Input) -> web.Response:
+    db = database(request)
+    code = normalise_code(given.path["code"])
+    staff = given.headers.get(STAFF_HEADER)
+    status = given.body["status"]
+    await change_status(
+        db,
+        code,
+        status,
+        actor=f"{STAFF_PREFIX}{staff}" if staff else "staff",
+        render_sms=status_changed,
+        note=given.body.get("note", ""),
+    )
+    request.config_dict[keys.DISPATCHER].notify()
+    if status == "cancelled":  # the goods are back on the shelf
+        await request.config_dict[keys.GATEWAY].sessions.bump_stock()
+    return answer(detail_json(await admin.order_detail(db, code)))

@@ -53,6 +53,7 @@ class Settings:
     sms_poll_interval: float = 1.0
     sms_max_attempts: int = 8
     demo: bool = False
+    simulator: bool = False  # serve the web handset at /simulator/
     log_format: str = "json"  # json (one object per line) or text
     seed_if_empty: bool = False
     var_dir: Path = Path("var")
@@ -135,6 +136,7 @@ class Settings:
             sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval),
             sms_max_attempts=integer("SMS_MAX_ATTEMPTS", cls.sms_max_attempts),
             demo=flag("DEMO", False),
+            simulator=flag("SIMULATOR", False),
             log_format=_log_format(get("LOG_FORMAT", "json")),
             seed_if_empty=flag("SEED_IF_EMPTY", False),
             var_dir=Path(get("VAR_DIR", "var")),

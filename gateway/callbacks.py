@@ -78,6 +78,7 @@ def ussd_handler(channel: Channel) -> Handler:
             metrics.inflight.dec()
         metrics.hops.labels(channel.slug, reply.screen).inc()
         metrics.hop_seconds.labels(channel.slug).observe(time.perf_counter() - started)
+        metrics.hop_done()
         return channel.render(request, reply)
 
     return ussd

@@ -6,6 +6,9 @@ scrapes, and its counters cost about a microsecond on the hop's path.
 
 from __future__ import annotations
 
+import time
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -42,9 +45,20 @@ class Metrics:
             "okryu_errors", "Failures by component (redis, database, hop)", ["component"],
             registry=registry,
         )  # fmt: skip
+        self._recent: deque[float] = deque(maxlen=100_000)  # hop end times, for the rate
         self.inflight = Gauge(
             "okryu_hops_in_flight", "USSD hops being answered now", registry=registry
         )
+
+    def hop_done(self) -> None:
+        self._recent.append(time.monotonic())
+
+    def hop_rate(self, window: float = 10.0) -> float:
+        """Hops per second over the last ``window`` seconds, in this process."""
+        since = time.monotonic() - window
+        while self._recent and self._recent[0] < since:
+            self._recent.popleft()
+        return round(len(self._recent) / window, 2)
 
     def render(self, orders: dict[str, int], sms: dict[str, int]) -> bytes:
         """The exposition, with the database's current counts."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -40,3 +40,20 @@ def iso(moment: datetime) -> str:
 
 def maybe_iso(moment: datetime | None) -> str | None:
     return None if moment is None else iso(moment)
+
+
+def moment(text: str | None, *, end: bool) -> datetime | None:
+    """A bound as naive UTC. A date means its start, or as an end, the start of the next day.
+
+    A bound past what ``datetime`` holds (year 1 at +10:00, 9999-12-31 as an end) bounds
+    nothing, so it is dropped rather than refused.
+    """
+    if text is None:
+        return None
+    try:
+        if len(text) == len("YYYY-MM-DD"):
+            day = datetime.combine(date.fromisoformat(text), datetime.min.time())
+            return day + timedelta(days=1) if end else day
+        return datetime.fromisoformat(text.upper()).astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        return None

@@ -293,6 +293,18 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("list_outbox", "GET", "/outbox", "Outbound SMS, newest first",
         params=(Param("status", "query", MESSAGE["properties"]["status"]), LIMIT, CURSOR),
         answer=_page(MESSAGE), links=(("retry_message", "id", "$response.body#/items/0/id"),)),
+    _op("funnel", "GET", "/reports/funnel",
+        "Sessions that reached each step of the order journey in a period, and the drop-off",
+        params=(
+            Param("from", "query", DAY_OR_TIME, "the start (default: a day before the end)"),
+            Param("to", "query", DAY_OR_TIME, "the period's end (default: now)"),
+        ),
+        answer=_record(**{"from": TIME, "to": TIME}, steps={"type": "array", "items": _record(
+            screen=STRING, sessions=INTEGER, dropped=INTEGER)})),
+    _op("stats", "GET", "/stats", "The live hop rate of this process; orders and SMS by status",
+        answer=_record(hops_per_second={"type": "number"},
+                       orders={"type": "object", "additionalProperties": INTEGER},
+                       sms={"type": "object", "additionalProperties": INTEGER})),
     _op("retry_message", "POST", "/outbox/{id}/retry",
         "Queue a failed message again, due now, its attempts reset",
         params=(MESSAGE_ID,), answer=MESSAGE, errors=(404, 409)),

@@ -6,13 +6,12 @@ their language, restock on cancel); the handler then wakes the SMS dispatcher.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from gateway import keys
-from gateway.admin._http import answer, database, iso
+from gateway.admin._http import answer, database, iso, moment
 from gateway.admin._validate import Input
 from gateway.admin.openapi import STAFF_HEADER, STAFF_PREFIX
 from gateway.numbers import normalise_msisdn
@@ -71,30 +70,13 @@ async def list_orders(request: web.Request, given: Input) -> web.Response:
     page = await admin.search_orders(
         database(request),
         status=query.get("status"),
-        since=_moment(query.get("from"), end=False),
-        until=_moment(query.get("to"), end=True),
+        since=moment(query.get("from"), end=False),
+        until=moment(query.get("to"), end=True),
         msisdn=None if phone is None else normalise_msisdn(phone, region),
         limit=query["limit"],
         cursor=query.get("cursor"),
     )
     return answer({"items": [order_json(o) for o in page.rows], "next_cursor": page.next_cursor})
-
-
-def _moment(text: str | None, *, end: bool) -> datetime | None:
-    """A bound as naive UTC. A date means its start, or as an end, the start of the next day.
-
-    A bound past what ``datetime`` holds (year 1 at +10:00, 9999-12-31 as an end) bounds
-    nothing, so it is dropped rather than refused.
-    """
-    if text is None:
-        return None
-    try:
-        if len(text) == len("YYYY-MM-DD"):
-            day = datetime.combine(date.fromisoformat(text), datetime.min.time())
-            return day + timedelta(days=1) if end else day
-        return datetime.fromisoformat(text.upper()).astimezone(UTC).replace(tzinfo=None)
-    except OverflowError:
-        return None
 
 
 async def get_order(request: web.Request, given: Input) -> web.Response:

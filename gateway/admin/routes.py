@@ -11,13 +11,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from gateway import keys
-from gateway.admin import catalog, orders, outbox
+from gateway.admin import catalog, orders, outbox, reports
 from gateway.admin._http import Handler, error
 from gateway.admin._validate import Input, read_input
 from gateway.admin.openapi import OPERATIONS, PREFIX, Operation, document
@@ -55,6 +56,24 @@ def add_admin_routes(app: web.Application) -> None:
     for op in OPERATIONS:
         admin.router.add_route(op.method, op.path.removeprefix(PREFIX), _bind(op, handlers[op.id]))
     app.add_subapp(PREFIX, admin)
+    # The dashboard page holds no data: everything it shows comes from the API, with the token.
+    app.router.add_get("/admin", _to_dashboard)
+    app.router.add_get("/admin/", _dashboard)
+    app.router.add_static("/admin/", DASHBOARD, append_version=False)
+
+
+DASHBOARD = Path(__file__).parent.parent / "static" / "admin"
+
+
+async def _to_dashboard(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/admin/")
+
+
+async def _dashboard(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(
+        DASHBOARD / "index.html",
+        headers={"Content-Security-Policy": "default-src 'self'", "Cache-Control": "no-store"},
+    )
 
 
 HANDLERS: dict[str, Handler] = {
@@ -73,6 +92,8 @@ HANDLERS: dict[str, Handler] = {
     "change_order_status": orders.change_order_status,
     "list_outbox": outbox.list_outbox,
     "retry_message": outbox.retry_message,
+    "funnel": reports.funnel,
+    "stats": reports.stats,
 }
 
 

@@ -31,7 +31,7 @@ from gateway.sessions import SessionStore
 from gateway.settings import Settings
 from gateway.simulator_web import add_simulator_routes
 from gateway.smpp import RetryReceipt, SmppProvider
-from gateway.sms import Dispatcher, make_provider
+from gateway.sms import Dispatcher, Pacer, make_provider
 from menus.engine import make_engine_factory
 from menus.shop import Shop
 from store import outbox, reports
@@ -136,7 +136,10 @@ async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[keys.DATABASE]
     provider = make_provider(settings, app[keys.HTTP])
     dispatcher = app[keys.DISPATCHER] = Dispatcher(
-        db, provider, max_attempts=settings.sms_max_attempts
+        db,
+        provider,
+        max_attempts=settings.sms_max_attempts,
+        pacer=Pacer(settings.sms_rate) if settings.sms_rate > 0 else None,
     )
     if isinstance(provider, SmppProvider):
         provider.on_receipt = _receipt_handler(db)

@@ -51,6 +51,7 @@ class Settings:
     admin_token: str = field(default="", repr=False)  # never in logs; empty: no admin API
     sms_dispatch: bool = True  # run the outbox dispatcher inside this process
     sms_poll_interval: float = 1.0
+    sms_rate: float = 0.0  # messages a second through the provider; 0: as fast as it takes
     sms_max_attempts: int = 8
     demo: bool = False
     simulator: bool = False  # serve the web handset at /simulator/
@@ -133,6 +134,7 @@ class Settings:
             smpp_enquire_interval=number("SMPP_ENQUIRE_INTERVAL", cls.smpp_enquire_interval),
             admin_token=get("ADMIN_TOKEN", "").strip(),
             sms_dispatch=flag("SMS_DISPATCH", True),
+            sms_rate=number("SMS_RATE", cls.sms_rate),
             sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval),
             sms_max_attempts=integer("SMS_MAX_ATTEMPTS", cls.sms_max_attempts),
             demo=flag("DEMO", False),

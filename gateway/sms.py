@@ -22,7 +22,8 @@ import itertools
 import json
 import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -199,6 +200,36 @@ def make_provider(settings: Settings, session: aiohttp.ClientSession | None) -> 
     raise SettingsError(f"unknown SMS provider {settings.sms_provider!r}")
 
 
+class Pacer:
+    """At most ``rate`` sends a second: each send waits for its own slot (a leaky bucket).
+
+    Operators cap what a gateway may submit (SMPP binds are often 10-50 messages a second);
+    sending faster only earns throttling replies.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = -float("inf")
+
+    async def take(self) -> None:
+        """Wait for the next free slot."""
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+
 class Dispatcher:
     """Drains the outbox: claims due rows, sends them, records the outcome."""
 
@@ -214,9 +245,15 @@ class Dispatcher:
         backoff_base: float = 2.0,
         backoff_cap: float = 300.0,
         rand: random.Random | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.db = db
         self.provider = provider
+        self._pacer = pacer
+        if pacer is not None:
+            # Claim no more than can be sent well within the lease, or paced rows would be
+            # reclaimed (and sent twice) by another worker.
+            batch = max(1, min(batch, int(lease.total_seconds() / 2 / pacer.interval)))
         self._clock = clock
         self._max_attempts = max_attempts
         self._batch = batch
@@ -255,6 +292,8 @@ class Dispatcher:
         return len(items)
 
     async def _handle(self, item: outbox.OutboxItem) -> None:
+        if self._pacer is not None:
+            await self._pacer.take()
         try:
             result = await self.provider.send(item.to, item.body)
         except Exception as exc:

@@ -20,6 +20,7 @@ from gateway.sms import (
     AfricasTalkingProvider,
     Dispatcher,
     LogProvider,
+    Pacer,
     SendResult,
     make_provider,
 )
@@ -465,3 +466,44 @@ async def test_dispatcher_run_survives_a_failing_batch(
             await task
     assert "batch failed" in caplog.text and "database is down" in caplog.text
     assert calls == 2 and len(sink[0].messages) == 1
+
+
+async def test_pacer_spaces_sends_to_the_rate() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(4.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        await pacer.take()
+    assert now[0] == pytest.approx(1.0)  # five sends at 4/s: the fifth a second after the first
+    assert waits == pytest.approx([0.25, 0.25, 0.25, 0.25])
+    now[0] += 10  # idle time earns no burst beyond one slot
+    await pacer.take()
+    assert len(waits) == 4
+
+
+async def test_dispatcher_with_a_pacer_sends_no_faster_than_the_rate(
+    db: Database, sink: tuple[SmsSink, str], provider: AfricasTalkingProvider, clock: Clock
+) -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    for n in range(6):
+        await queue(db, key=f"order:{n}")
+    paced = Dispatcher(
+        db, provider, clock=clock, pacer=Pacer(2.0, clock=lambda: now[0], sleep=sleep)
+    )
+    assert await paced.run_once() == 6
+    assert len(sink[0].messages) == 6
+    assert now[0] == pytest.approx(2.5)  # six sends at 2/s span two and a half seconds
+
+
+def test_dispatcher_with_a_slow_pacer_claims_only_what_fits_in_the_lease(db: Database) -> None:
+    slow = Dispatcher(db, LogProvider(), pacer=Pacer(0.1), lease=timedelta(seconds=60))
+    assert slow._batch == 3  # 30 s of the 60 s lease at one message every 10 s

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import os
 import re
 import resource
@@ -41,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -49,6 +48,19 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+# The load generator's pieces, shared with `okryu load`.
+from simulators.load import (
+    ERROR_PAUSE,
+    HOP_TIMEOUT,
+    Tally,
+    Window,
+    cpu_seconds,
+    percentile,
+    process_cpu,
+    run_window,
+    share,
+)
 
 # The gateway is imported only where it runs: the baseline's process should not carry the
 # gateway's modules (a bigger heap makes every full garbage collection slower).
@@ -101,9 +113,6 @@ ORDERED_SKU = "FD-RICE5"  # the product ORDER_JOURNEY buys (category 1, product 
 # journey, not a slower one.
 BENCH_STOCK = 10_000_000
 
-HOP_TIMEOUT = 10.0
-ERROR_PAUSE = 0.01  # after a failed hop, so a dead server shows as errors, not a busy loop
-ERROR_SAMPLES = 3
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 WATCHDOG_INTERVAL = 1.0
@@ -286,32 +295,6 @@ def _baseline_record(version: int, ref: str, text: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class Window:
-    """The measured interval, in ``time.perf_counter`` seconds; before it is the warm-up."""
-
-    start: float
-    end: float
-
-    def holds(self, moment: float) -> bool:
-        return self.start <= moment <= self.end
-
-
-@dataclass
-class Tally:
-    """What the subscribers of one run saw."""
-
-    latencies: list[float] = field(default_factory=list)  # seconds, hops done in the window
-    journeys: int = 0  # journeys whose last hop was done in the window
-    errors: int = 0  # over the whole run, warm-up included
-    error_samples: list[str] = field(default_factory=list)
-
-    def fail(self, what: str) -> None:
-        self.errors += 1
-        if len(self.error_samples) < ERROR_SAMPLES:
-            self.error_samples.append(what)
-
-
-@dataclass(frozen=True)
 class Run:
     """One scenario against one server."""
 
@@ -382,17 +365,17 @@ async def subscriber(
                 async with client.post(url, data=form) as response:
                     status, body = response.status, await response.text()
             except (aiohttp.ClientError, TimeoutError) as error:
-                tally.fail(f"{text!r}: {type(error).__name__}: {error}")
+                tally.fail("connection_errors", f"{text!r}: {type(error).__name__}: {error}")
                 await asyncio.sleep(ERROR_PAUSE)
                 break
             done = time.perf_counter()
             if status != 200 or not body.startswith(expected_prefixes(server, journey, step)):
-                tally.fail(f"{text!r}: {status} {body[:80]!r}")
+                tally.fail("unexpected_screens", f"{text!r}: {status} {body[:80]!r}")
                 break  # the session is off the script: start a fresh one
             if window.holds(done):
                 tally.latencies.append(done - began)
                 if step == len(journey) - 1 and scenario == "order":
-                    tally.journeys += 1
+                    tally.journeys[scenario] += 1
 
 
 @dataclass(frozen=True)
@@ -405,18 +388,7 @@ class Usage:
 
     @classmethod
     async def take(cls, server_pid: int, redis: Redis) -> Usage:
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        return cls(own.ru_utime + own.ru_stime, _process_cpu(server_pid), await _redis_cpu(redis))
-
-
-def _process_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` from /proc (None where there is no /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cls(cpu_seconds(), process_cpu(server_pid), await _redis_cpu(redis))
 
 
 async def _redis_cpu(redis: Redis) -> float | None:
@@ -425,20 +397,6 @@ async def _redis_cpu(redis: Redis) -> float | None:
     except Exception:  # a managed Redis may refuse INFO; the figure is only a hint
         return None
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-
-def _share(before: float | None, after: float | None, seconds: float) -> float | None:
-    if before is None or after is None:
-        return None
-    return (after - before) / seconds
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 async def drive(
@@ -457,17 +415,11 @@ async def drive(
     connector = aiohttp.TCPConnector(limit=subscribers)
     timeout = aiohttp.ClientTimeout(total=HOP_TIMEOUT)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
-        began = time.perf_counter()
-        window = Window(began + warmup, began + warmup + seconds)
-        tasks = [
-            asyncio.create_task(subscriber(client, url, server, scenario, i, window, tally))
-            for i in range(subscribers)
+        window = Window.after(warmup, seconds)
+        loops = [
+            subscriber(client, url, server, scenario, i, window, tally) for i in range(subscribers)
         ]
-        await asyncio.sleep(window.start - time.perf_counter())
-        before = await Usage.take(server_pid, redis)
-        await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
-        after = await Usage.take(server_pid, redis)
-        await asyncio.gather(*tasks)
+        before, after = await run_window(loops, window, lambda: Usage.take(server_pid, redis))
     latencies = sorted(tally.latencies)
     return Run(
         scenario=scenario,
@@ -477,10 +429,10 @@ async def drive(
         hops_per_s=len(latencies) / seconds,
         p50_ms=percentile(latencies, 50) * 1000,
         p99_ms=percentile(latencies, 99) * 1000,
-        errors=tally.errors,
-        journeys_per_s=tally.journeys / seconds if scenario == "order" else None,
-        server_cpu=_share(before.server, after.server, seconds),
-        redis_cpu=_share(before.redis, after.redis, seconds),
+        errors=tally.error_count,
+        journeys_per_s=tally.journeys[scenario] / seconds if scenario == "order" else None,
+        server_cpu=share(before.server, after.server, seconds),
+        redis_cpu=share(before.redis, after.redis, seconds),
         loadgen_cpu=(after.loadgen - before.loadgen) / seconds,
         error_samples=tally.error_samples,
     )

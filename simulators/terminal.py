@@ -16,6 +16,7 @@ from typing import Protocol
 
 from simulators.network import Event, Network, NetworkProfile, SessionCut
 from simulators.phone import Dialect, Phone, PhoneError, Screen, Sms, draw_screen
+from simulators.scenario import Recording, SessionEvent
 
 _QUIT = frozenset({"q", "quit", "exit"})
 _CANCEL = frozenset({"c", "cancel"})
@@ -60,9 +61,15 @@ def format_sms(sms: Sms) -> str:
 class _Inbox:
     """Shows new SMS once each, from the foreground and the background poller alike."""
 
-    def __init__(self, phone: Phone, write: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        phone: Phone,
+        write: Callable[[str], None],
+        record: Callable[[SessionEvent], None] | None = None,
+    ) -> None:
         self._phone = phone
         self._write = write
+        self._record = record
         # Two readers at once would both see the same new ids and print them twice.
         self._lock = asyncio.Lock()
         self.available = True
@@ -80,6 +87,8 @@ class _Inbox:
                 return
             for sms in messages:
                 self._write(format_sms(sms))
+                if self._record is not None:
+                    self._record(SessionEvent("sms", sms.body))
 
     async def poll(self, interval: float) -> None:
         while self.available:
@@ -99,11 +108,14 @@ async def run_terminal(
     dialect: str | Dialect = "africastalking",
     network: NetworkProfile | str | None = None,
     seed: int | None = None,
+    record: Callable[[SessionEvent], None] | None = None,
 ) -> None:
     """Run an interactive handset until ``q`` or the end of ``lines``.
 
     ``dialect`` is the aggregator the handset speaks like; with ``network`` (a profile or its
-    name) its hops cross a simulated network, which may cut, retry or delay them.
+    name) its hops cross a simulated network, which may cut, retry or delay them. ``record``
+    is told each dial, answer, screen, hang-up and SMS (``scenario.save_scenario`` makes a
+    scenario of them).
     """
     write(banner(msisdn, url, service_code))
     async with Phone(url, msisdn, dialect=dialect) as phone:
@@ -112,7 +124,9 @@ async def run_terminal(
             seed = random.randrange(2**32) if seed is None else seed
             handset = Network(phone, network, seed=seed, on_event=_reporter(write))
             write(f"(network: {handset.profile.name}, seed {seed})")
-        inbox = _Inbox(phone, write)
+        if record is not None:
+            handset = Recording(handset, record)
+        inbox = _Inbox(phone, write, record)
         poller = asyncio.create_task(inbox.poll(poll_interval)) if poll_sms else None
         try:
             async for raw in _aiter(lines):

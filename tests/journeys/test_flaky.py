@@ -9,11 +9,10 @@ it placed), the cart survives every cut, no 5xx, and every screen fits the budge
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -24,21 +23,24 @@ from gateway.sessions import Record
 from menus.screens import Budget, fits
 from simulators.network import FLAKY, Network, SessionCut, VirtualClock
 from simulators.phone import DIALECTS, Dialect, Phone, Screen, at_compatible
+from simulators.shopper import (
+    ADDRESS,
+    CART_COUNT,
+    DIAL,
+    MAX_REDIALS,
+    PLACED,
+    RESUME_PROMPT,
+    TEXTED,
+    Outcome,
+    Shopper,
+    ShopperLost,
+)
 from store.db import Database
 from store.models import Order
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 BUDGET = Budget()
-DIAL = "*123#"
-ADDRESS = "Changjon street 5"
 JOURNEYS = 8  # per dialect, each with its own seed and phone number
-MAX_ANSWERS = 120  # a journey that needs more than this is lost in the menus
-MAX_REDIALS = 30
-
-RESUME_PROMPT = "Continue where you left off?\n1. Yes\n2. Start again"
-CART_COUNT = re.compile(r"^2\. Cart \((\d+)\)$", re.M)
-PLACED = re.compile(r"^Order (\w+) placed\.")
-TEXTED = re.compile(r"^Okryu: order (\w+) placed\.")
 
 # A reseller that copies Africa's Talking: GET under its own field names.
 CROSSGATE_TOML = """\
@@ -65,14 +67,6 @@ SPEAKERS: dict[str, Dialect] = {**DIALECTS, "atcompat": CROSSGATE}
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How a journey ended: the placed screen seen, a pending screen, or an SMS instead."""
-
-    kind: Literal["placed", "pending", "texted"]
-    code: str | None
-
-
-@dataclass(frozen=True)
 class Stored:
     """The session as the gateway holds it, read just before the subscriber redials."""
 
@@ -81,8 +75,8 @@ class Stored:
     reply: str
 
 
-class Subscriber:
-    """Knows the menus: answers what each screen asks, and redials whenever cut off.
+class Subscriber(Shopper):
+    """A ``Shopper`` that checks, on every redial, that the cart (and the place) survived.
 
     Like a real subscriber it learns of an order whose screen it missed from the SMS that
     confirms it (PROTOCOLS.md §5.3): in Arkesel, Nalo and HollaTags a retried "1" on the
@@ -97,61 +91,10 @@ class Subscriber:
         product: int,
         quantity: int,
     ) -> None:
+        super().__init__(network, product=product, quantity=quantity, address=ADDRESS)
         self.client = client
         self.network = network
         self.msisdn = network.phone.msisdn
-        self.product = product
-        self.quantity = quantity
-
-    async def order(self) -> Outcome:
-        """Dial, shop and order, whatever the network does."""
-        screen = await self.redial()
-        for _ in range(MAX_ANSWERS):
-            if isinstance(screen, Outcome):
-                return screen
-            if screen.end:
-                return self.finish(screen)
-            try:
-                screen = self.see(await self.network.send(self.answer(screen.text)))
-            except SessionCut:
-                screen = await self.redial()
-        raise AssertionError(f"no order after {MAX_ANSWERS} answers")
-
-    def answer(self, text: str) -> str:
-        """The answer to a screen, read as a subscriber reads it (a reason may sit on top)."""
-        lines = text.split("\n")
-        if (count := CART_COUNT.search(text)) is not None:  # home
-            return "2" if int(count.group(1)) > 0 else "1"
-        if "Categories" in lines:
-            return "1"
-        if "Food" in lines:
-            return str(self.product)
-        if "1. Add to cart" in lines:
-            return "1"
-        if any(line.startswith("How many?") for line in lines):
-            return str(self.quantity)
-        if "1. Shop" in lines:  # an empty cart
-            return "1"
-        if any(line.startswith("Cart: ") for line in lines):
-            return "1"  # Checkout
-        if "Remove which item?" in lines:
-            return "0"
-        if "Delivery district" in lines:
-            return "1"
-        if "Delivery address?" in lines:
-            return ADDRESS
-        if "Payment" in lines:
-            return "1"
-        if "1. Confirm" in lines:
-            return "2" if lines[0] == "Your cart is empty." else "1"
-        return "00"  # somewhere a stray hop led: home
-
-    def finish(self, screen: Screen) -> Outcome:
-        """What a last screen says: placed (with its code) or pending."""
-        if (placed := PLACED.match(screen.text)) is not None:
-            return Outcome("placed", placed.group(1))
-        assert screen.text.startswith("Your order is being placed."), screen.text
-        return Outcome("pending", None)
 
     async def texted(self) -> Outcome | None:
         """The order an SMS confirmed while the subscriber was cut off, if any."""
@@ -176,7 +119,7 @@ class Subscriber:
                     return screen
                 if self.expects_resume(stored):
                     assert screen.text == RESUME_PROMPT, f"no offer to resume at {stored.state}"
-                    return await self.resume(stored)
+                    return await self.resume_at(stored)
                 count = CART_COUNT.search(screen.text)
                 assert count is not None, "a redial must show home or offer to resume"
                 assert int(count.group(1)) == stored.cart, f"the cart held {stored.cart}"
@@ -185,10 +128,10 @@ class Subscriber:
                 continue
         raise AssertionError(f"still cut off after {MAX_REDIALS} dials")
 
-    async def resume(self, stored: Stored) -> Screen:
+    async def resume_at(self, stored: Stored) -> Screen:
         """Answer Yes to the offer to continue; back at the exact screen the cut took away."""
         mark = len(self.network.transcript)
-        screen = self.see(await self.network.send("1"))
+        screen = await self.resume()
         retried = any(e.kind == "duplicate" for e in self.network.transcript[mark:])
         if not retried:  # a retry racing "1" may move on before the handset hears back
             # Without the reason once shown above it, if any.
@@ -246,7 +189,7 @@ async def journey(
             assert len(placed) <= 1, f"{len(placed)} orders: {[o.code for o in placed]}"
             if outcome.kind != "pending":
                 assert [o.code for o in placed] == [outcome.code]
-        except AssertionError:
+        except (AssertionError, ShopperLost):
             print(network.report())
             raise
     return outcome

@@ -166,6 +166,8 @@ def _receipt_handler(db: Database) -> Callable[[str, str], Awaitable[None]]:
             # Possibly the receipt of a message whose "sent" is not recorded yet: ask the
             # SMSC to deliver it again rather than lose it.
             raise RetryReceipt(message_id)
+        # Nothing is being sent now: if ours was, it has just been recorded as sent.
+        await outbox.mark_delivery(db, message_id, state, utcnow())
 
     return on_receipt
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -90,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     load.add_argument("--seed", type=int, default=0, help="numbers, journeys and network tricks")
     load.add_argument("--json", action="store_true", help="print the report as JSON")
+    report = commands.add_parser("report", help="reports from the database")
+    report.add_argument("name", choices=("funnel",), help="which report")
+    report.add_argument("--from", dest="since", default=None, help="start, ISO date or time (UTC)")
+    report.add_argument("--to", dest="until", default=None, help="end, ISO date or time (UTC)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -101,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     if args.command == "seed":
         return asyncio.run(seed(settings))
+    if args.command == "report":
+        return asyncio.run(funnel_report(settings, args.since, args.until, as_json=args.json))
     if args.command == "load":
         return load_command(
             settings,
@@ -163,6 +171,38 @@ async def seed(settings: Settings) -> int:
     finally:
         await db.close()
     print("seeded the demo catalog" if seeded else "the catalog already has data; left it alone")
+    return 0
+
+
+async def funnel_report(
+    settings: Settings, since: str | None, until: str | None, *, as_json: bool
+) -> int:
+    """The funnel for a period (default: the last day) from the database."""
+    from datetime import datetime, timedelta
+
+    from gateway.funnel import format_report, report
+    from store import reports
+    from store.db import Database
+    from store.models import utcnow
+
+    try:
+        end = datetime.fromisoformat(until) if until else utcnow()
+        start = datetime.fromisoformat(since) if since else end - timedelta(days=1)
+    except ValueError as error:
+        print(f"okryu: --from/--to: {error}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        await db.create_all()
+        steps = report(await reports.funnel(db, start, end))
+    finally:
+        await db.close()
+    if as_json:
+        rows = [{"screen": s.screen, "sessions": s.sessions, "dropped": s.dropped} for s in steps]
+        print(json.dumps({"from": start.isoformat(), "to": end.isoformat(), "steps": rows}))
+    else:
+        print(f"funnel {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
+        print(format_report(steps))
     return 0
 
 

@@ -1,0 +1,47 @@
+"""The okryu command line: reports read from the database it is configured with."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+
+from gateway.cli import main
+from store import reports
+from store.db import Database
+from store.models import utcnow
+
+
+async def test_cli_report_funnel_prints_the_steps(
+    seeded_db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    await reports.add_funnel(seeded_db, {(hour, "home"): 4, (hour, "categories"): 3})
+    monkeypatch.setenv("OKRYU_DATABASE_URL", seeded_db.url)
+    handlers = logging.getLogger().handlers[:]
+    try:
+        since = (hour - timedelta(hours=1)).isoformat()
+        until = (hour + timedelta(hours=1)).isoformat()
+        status = await _run(["report", "funnel", "--from", since, "--to", until, "--json"])
+    finally:
+        logging.getLogger().handlers[:] = handlers
+    assert status == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    assert steps[0] == {"screen": "home", "sessions": 4, "dropped": 1}
+
+
+async def _run(argv: list[str]) -> int:
+    # main() runs its own event loop: give it a thread of its own.
+    return await asyncio.to_thread(main, argv)
+
+
+def test_cli_bad_report_dates_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    handlers = logging.getLogger().handlers[:]
+    try:
+        assert main(["report", "funnel", "--from", "yesterday"]) == 2
+    finally:
+        logging.getLogger().handlers[:] = handlers
+    assert "--from/--to" in capsys.readouterr().err

@@ -7,10 +7,10 @@ so a retried hop racing the original can never clobber the winner's session.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 # KEYS[1] = session key; ARGV = expected version (0: must not exist), new record, ttl seconds
@@ -51,9 +51,7 @@ class Record:
             "c": self.ctx,
             "at": round(self.at, 3),
         }
-        return (
-            b"%d|" % version + json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        return b"%d|" % version + orjson.dumps(body)
 
     @classmethod
     def loads(cls, raw: bytes | None) -> Record | None:
@@ -61,7 +59,7 @@ class Record:
             return None
         head, _, body = raw.partition(b"|")
         try:
-            data = json.loads(body)
+            data = orjson.loads(body)
             return cls(
                 version=int(head),
                 ref=data["ref"],
@@ -74,7 +72,7 @@ class Record:
                 ctx=data["c"],
                 at=data["at"],
             )
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError):
             return None  # unreadable (an older format): start afresh rather than fail the hop
 
 

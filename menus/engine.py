@@ -155,13 +155,25 @@ class Engine:
     """Runs one journey. Holds one live machine; ``step`` is synchronous, so hops served by
     one event loop never interleave inside it."""
 
-    def __init__(self, journey: Journey, budget: Budget, settings: Any, cache_size: int = 512):
+    def __init__(
+        self,
+        journey: Journey,
+        budget: Budget,
+        settings: Any,
+        cache_size: int = 512,
+        *,
+        compiled: bool = True,
+    ):
         self.journey = journey
         self.budget = budget
         self.settings = settings
         self._model = _Model()
         self._chart = journey.chart(model=self._model, state_field="state")
         self._states = set(self._chart.states_map)
+        # python-statemachine declares and checks the journey; its SCXML engine costs about
+        # 0.1 ms a send, a fifth of a whole hop, so transitions run from the compiled table
+        # (tests/menus/test_compiled.py proves the two agree on every transition).
+        self._table = Transitions(journey.chart) if compiled else None
         self._pages: OrderedDict[tuple[Any, ...], list[tuple[int, int]]] = OrderedDict()
         self._cache_size = cache_size
 
@@ -240,13 +252,15 @@ class Engine:
 
     def _run(self, state: str, view: View, inputs: Sequence[str]) -> Turn:
         reason: str | None = None
+        content: Content | None = None  # the screen reached, once built (lists cost)
         for raw in inputs:
             state, reason = self._feed(state, view, raw.strip())
-            if reason is not None or self._screen(state).content(view).end:
+            content = self._screen(state).content(view)
+            if reason is not None or content.end:
                 # A shortcut that stops being valid part way ends on the last valid screen,
                 # with the reason; after a final screen later inputs have nowhere to go.
                 break
-        text, end = self.render(state, view, reason)
+        text, end = self.render(state, view, reason, content)
         view.ctx.pop("note", None)
         return Turn(state, view.ctx, text, end)
 
@@ -314,8 +328,11 @@ class Engine:
         model = self._model
         model.state, model.view = state, view
         try:
-            self._chart.send(go.event, **go.args)
-            target = model.state
+            if self._table is None:
+                self._chart.send(go.event, **go.args)
+                target = model.state
+            else:
+                target = self._table.apply(self._chart, state, go)
         finally:
             model.view = None
         assert target is not None
@@ -341,14 +358,17 @@ class Engine:
 
     # --- rendering ----------------------------------------------------------------------
 
-    def render(self, state: str, view: View, reason: str | None = None) -> tuple[str, bool]:
+    def render(
+        self, state: str, view: View, reason: str | None = None, content: Content | None = None
+    ) -> tuple[str, bool]:
         """The screen for ``state``, with ``reason`` (or a pending note) above it.
 
         The reason goes above the screen. Where the screen is too full for that (a Korean
         cart at 80 units), the reason takes the place of the title's first line instead:
         the subscriber has just seen the title, and the choices must stay exactly as shown.
         """
-        content = self._screen(state).content(view)
+        if content is None:
+            content = self._screen(state).content(view)
         pages = self._pages_for(content, view)
         page = min(view.ctx.get("page", 0), len(pages) - 1) if state != RESUME else 0
         start, stop = pages[page]
@@ -440,6 +460,44 @@ class Engine:
             elastic = elastic[: max(0, len(elastic) - len(ellipsis) - 1)].rstrip()
             elastic = elastic + ellipsis if elastic else ""
         return content.title.replace("{elastic}", "")
+
+
+class InvalidJourney(Exception):
+    """The journey's chart uses something the compiled transitions cannot run faithfully."""
+
+
+class Transitions:
+    """A chart's transitions as a table: (event, source) -> target, plus ``on_<event>``.
+
+    Only what the shop uses is allowed: plain transitions, one target, no guards, and
+    ``on_<event>`` callbacks. Anything else is refused when the engine is built, so the
+    table can never quietly behave differently from the library.
+    """
+
+    UNSUPPORTED = ("before_", "after_", "on_enter_", "on_exit_", "enter_", "exit_")
+
+    def __init__(self, chart: type[StateChart[Any]]) -> None:
+        odd = [name for name in vars(chart) if name.startswith(self.UNSUPPORTED)]
+        if odd:
+            raise InvalidJourney(f"{chart.__name__}: unsupported callbacks {odd}")
+        self.targets: dict[str, dict[str, str]] = {}
+        for state in chart.states:
+            for transition in state.transitions:
+                if list(transition.cond) or transition.internal or len(transition.targets) != 1:
+                    raise InvalidJourney(f"{chart.__name__}: {state.id}: only plain transitions")
+                for event in transition.events:
+                    self.targets.setdefault(str(event), {})[state.id] = transition.target.id
+        self.callbacks = {event: f"on_{event}" for event in self.targets}
+
+    def apply(self, chart: StateChart[Any], state: str, go: Go) -> str:
+        """Run ``go`` from ``state`` on the live ``chart``: its callback, then the target."""
+        target = self.targets.get(go.event, {}).get(state)
+        if target is None:
+            raise InvalidJourney(f"no transition {go.event!r} from {state!r}")
+        callback = getattr(chart, self.callbacks[go.event], None)
+        if callback is not None:
+            callback(**go.args)
+        return target
 
 
 class _ResumeScreen:

@@ -60,6 +60,7 @@ from simulators.phone import (
     at_compatible,
     draw_screen,
 )
+from simulators.scenario import SessionEvent, save_scenario
 
 STATIC = Path(__file__).parent / "static" / "simulator"
 IDLE_TIMEOUT = 1800.0  # seconds a handle lives without being used
@@ -94,6 +95,7 @@ class Handset:
     shown: float  # when the subscriber last saw a screen: the time they took to answer
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lines: list[str] = field(default_factory=list)  # the transcript
+    recorded: list[SessionEvent] = field(default_factory=list)  # for "save as scenario"
     actions: int = 0
     events_seen: int = 0
 
@@ -204,6 +206,7 @@ def add_simulator_routes(
     app.router.add_post(f"{api}/sessions/{{handle}}/send", _json_errors(send))
     app.router.add_post(f"{api}/sessions/{{handle}}/cancel", _json_errors(cancel))
     app.router.add_get(f"{api}/sessions/{{handle}}/transcript", _json_errors(transcript))
+    app.router.add_get(f"{api}/sessions/{{handle}}/scenario", _json_errors(scenario))
     app.router.add_get("/simulator", _to_index)
     app.router.add_get("/simulator/", index)
     app.router.add_static("/simulator/", STATIC, append_version=False)
@@ -327,6 +330,7 @@ async def dial(request: web.Request) -> web.Response:
         _count(handset)
         think = _think(request, handset)
         handset.lines += ["", f"> dial {code}"]
+        handset.recorded.append(SessionEvent("dial", code))
         return await _exchange(handset, handset.network.dial(code, think=think))
 
 
@@ -341,6 +345,7 @@ async def send(request: web.Request) -> web.Response:
         _count(handset)
         think = _think(request, handset)
         handset.lines += ["", f"> send {answer!r}"]
+        handset.recorded.append(SessionEvent("answer", answer))
         return await _exchange(handset, handset.network.send(answer, think=think))
 
 
@@ -350,6 +355,7 @@ async def cancel(request: web.Request) -> web.Response:
         handset.network.hang_up()
         handset.shown = request.app[SIMULATOR].handsets.clock()
         handset.lines += ["", "> cancel"]
+        handset.recorded.append(SessionEvent("hangup"))
         return _shown(handset, None)
 
 
@@ -358,6 +364,18 @@ async def transcript(request: web.Request) -> web.Response:
     name = f"okryu-{handset.msisdn.lstrip('+')}-{handset.dialect}.txt"
     return web.Response(
         text="\n".join(handset.lines) + "\n",
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def scenario(request: web.Request) -> web.Response:
+    """The session so far as a scenario file, to replay with ``okryu phone --script``."""
+    handset = await _handset(request)
+    name = f"okryu-{handset.dialect}.scn"
+    return web.Response(
+        text=save_scenario(handset.recorded, f"Recorded in the web handset ({handset.dialect})"),
         content_type="text/plain",
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
@@ -448,12 +466,15 @@ def _shown(
     events = handset.new_events()
     handset.lines += [f"  ~ {event}" for event in events]
     if screen is None:
+        if cut:
+            handset.recorded.append(SessionEvent("hangup"))
         if note:
             handset.lines.append(f"({note})")
         return web.json_response(
             {"text": note, "end": True, "status": 0, "encoding": None, "units": None}
             | {"limit": None, "cut": cut, "error": error, "events": events}
         )
+    handset.recorded.append(SessionEvent("screen", screen.text, screen.end))
     size = measure(screen.text)
     limit = handset.budget.limit(size.encoding)
     handset.lines += [draw_screen(screen), f"{LABELS[size.encoding]} {size.units}/{limit}"]

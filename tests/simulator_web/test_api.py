@@ -14,6 +14,7 @@ from gateway.auth import CallbackAuth
 from gateway.settings import Settings
 from gateway.simulator_web import SIMULATOR
 from menus.screens import measure
+from simulators.scenario import parse_scenario, run_scenario
 from store.db import Database
 from tests.simulator_web import ORDER, Clock, simulator_app
 
@@ -277,3 +278,23 @@ async def test_simulator_closes_its_handsets_with_the_app(make_simulator: Make) 
     assert len(handsets) == 1
     await client.close()
     assert len(handsets) == 0
+
+
+async def test_simulator_session_saves_as_a_scenario_that_replays(make_simulator: Make) -> None:
+    client = await make_simulator()
+    handle = await handset(client)
+    await post(client, f"sessions/{handle}/dial", {"code": "*123#"})
+    for answer in ["1", "1", "1"]:
+        await post(client, f"sessions/{handle}/send", {"answer": answer})
+    response = await client.get(f"{API}/sessions/{handle}/scenario")
+    assert response.status == 200
+    text = await response.text()
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines == ["dial *123#", "< Okryu Shop", "> 1", "< Categories", "> 1", "< Food",
+                     "> 1", "< Corn noodles"]  # fmt: skip
+    parsed = parse_scenario(text, "recorded.scn")
+    result = await run_scenario(
+        parsed, url=str(client.make_url("/ussd/africastalking")), msisdn="+8501912340077",
+        dialect="africastalking",
+    )  # fmt: skip
+    assert result.passed, result.transcript

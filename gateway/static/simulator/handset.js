@@ -7,7 +7,7 @@
   const el = {
     settings: $("settings"), msisdn: $("msisdn"), numbers: $("numbers"), dialect: $("dialect"),
     network: $("network"), seed: $("seed"), code: $("code"), info: $("session-info"),
-    transcript: $("transcript"), carrier: $("carrier"), screen: $("screen"), answer: $("answer"),
+    transcript: $("transcript"), scenario: $("scenario"), carrier: $("carrier"), screen: $("screen"), answer: $("answer"),
     badge: $("badge"), phone: document.querySelector(".phone"), sms: $("sms"),
     inboxNumber: $("inbox-number"), inboxStatus: $("inbox-status"), events: $("events"),
   };
@@ -53,6 +53,8 @@
     inSession = false;
     el.transcript.href = `api/sessions/${made.handle}/transcript`;
     el.transcript.setAttribute("aria-disabled", "false");
+    el.scenario.href = `api/sessions/${made.handle}/scenario`;
+    el.scenario.setAttribute("aria-disabled", "false");
     el.info.textContent = `${made.msisdn} via ${made.dialect}, ${made.network} network ` +
       `(seed ${made.seed})`;
     el.carrier.textContent = made.dialect.toUpperCase().slice(0, 14);

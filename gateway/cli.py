@@ -264,24 +264,17 @@ def phone_command(
 def _dialect(settings: Settings, name: str) -> Dialect | None:
     """The dialect called ``name``: a built-in one or a reseller in the channels file."""
     from gateway.channels import load_channels
-    from gateway.channels.atcompat import AtCompatible
-    from simulators.phone import DIALECTS, at_compatible
+    from gateway.simulator_web import speakers_of
 
-    speaks = DIALECTS.get(name)
-    if speaks is not None:
-        return speaks
-    # A reseller configured in the channels file speaks AT under its own names.
     try:
-        channels = load_channels(settings.channels_file)
+        speakers = speakers_of(load_channels(settings.channels_file))
     except SettingsError as error:
         print(f"okryu: {error}", file=sys.stderr)
         return None
-    channel = channels.get(name)
-    if not isinstance(channel, AtCompatible):
-        known = ", ".join(dict.fromkeys([*DIALECTS, *channels]))
-        print(f"okryu: unknown dialect {name!r}; known: {known}", file=sys.stderr)
+    if name not in speakers:
+        print(f"okryu: unknown dialect {name!r}; known: {', '.join(speakers)}", file=sys.stderr)
         return None
-    return at_compatible(name, channel.method, channel.fields)
+    return speakers[name]
 
 
 async def _play(

@@ -16,6 +16,7 @@ from gateway.sessions import Record, SessionStore
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
 from tests.gateway_fixtures import AT_PATH, RoundTrips
+from tests.store.factories import product_by_sku, set_product
 
 MSISDN = "+8501912345678"
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -227,17 +228,8 @@ async def test_ussd_catalog_change_reaches_the_next_hop(
 ) -> None:
     client = await make_gateway()
     await post(client, "")
-    async with seeded_db.write() as s:
-        product = (
-            await s.exec(
-                select(Product)
-                .where(Product.category_id == 1)
-                .order_by(Product.position, Product.id)
-            )
-        ).first()
-        assert product is not None
-        product.name_en = "Renamed noodles"
-        s.add(product)
+    noodles = await product_by_sku(seeded_db, "FD-CORNNOODLE")  # the first product of Food
+    await set_product(seeded_db, noodles.id, name_en="Renamed noodles")  # type: ignore[arg-type]
     await client.app[keys.GATEWAY].sessions.bump_catalog()
     _, body = await post(client, "1*1")
     assert "1. Renamed noodles" in body

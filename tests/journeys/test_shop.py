@@ -16,6 +16,7 @@ from simulators.smsink import SmsSink
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
 from tests.gateway_fixtures import AT_PATH
+from tests.store.factories import product_by_sku, set_product
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 BUDGET = Budget()
@@ -123,18 +124,9 @@ async def test_journey_sms_reaches_the_africastalking_url_exactly_once(
 async def test_journey_two_buyers_race_for_the_last_unit(
     make_gateway: Make, seeded_db: Database
 ) -> None:
-    async with seeded_db.write() as s:
-        product = (
-            await s.exec(
-                select(Product)
-                .where(Product.category_id == 1)
-                .order_by(Product.position, Product.id)
-            )
-        ).first()
-        assert product is not None
-        product.stock = 1
-        s.add(product)
-        product_id = product.id
+    noodles = await product_by_sku(seeded_db, "FD-CORNNOODLE")  # the first product of Food
+    product_id = noodles.id
+    await set_product(seeded_db, product_id, stock=1)  # type: ignore[arg-type]
     client = await make_gateway()
     await client.app[keys.GATEWAY].sessions.bump_catalog()
     shoppers = []

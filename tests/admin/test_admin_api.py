@@ -274,6 +274,19 @@ async def test_admin_catalog_change_shows_on_the_very_next_ussd_hop(
     assert body.startswith("CON Food\n1. ") and "Renamed noodles" not in body
 
 
+async def test_admin_catalog_change_reaches_another_gateway_process_by_its_next_hop(
+    admin: TestClient[Any, Any], make_gateway: Make
+) -> None:
+    other = await make_gateway(admin_token=TOKEN)  # a second process: same Redis, same database
+    await post(other, "", session="ATUid_other")
+    assert (await post(other, "1*1", session="ATUid_other"))[1].startswith(
+        "CON Food\n1. Corn noodles"
+    )  # its catalog is cached now
+    await call(admin, "PATCH", f"/products/{NOODLES}", json={"name_en": "Renamed noodles"})
+    _, body = await post(other, "1*1*0*1", session="ATUid_other")
+    assert body.startswith("CON Food\n1. Renamed noodles")
+
+
 # --- CSV ------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from gateway.messages import BadRequest
 from gateway.metrics import Metrics
 from gateway.numbers import normalise_msisdn
 from gateway.sessions import SessionStore
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
 from gateway.smpp import RetryReceipt, SmppProvider
 from gateway.sms import Dispatcher, Pacer, make_provider
@@ -68,6 +68,10 @@ def create_app(
     add_routes(app, load_channels(settings.channels_file))
     add_admin_routes(app)  # refuses (SettingsError) without a token outside demo mode
     if settings.simulator:
+        if not settings.demo:
+            # The web handset dials as any phone number it is given (and reads its SMS):
+            # a tester's tool, never something to expose on a live gateway.
+            raise SettingsError("OKRYU_SIMULATOR=1 needs OKRYU_DEMO=1: it can act as any number")
         add_simulator_routes(app)
     if freeze_gc:
         app.on_startup.append(_freeze_gc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -298,3 +299,12 @@ async def test_simulator_session_saves_as_a_scenario_that_replays(make_simulator
         dialect="africastalking",
     )  # fmt: skip
     assert result.passed, result.transcript
+
+
+def test_simulator_is_refused_outside_demo_mode(gateway_settings: Settings) -> None:
+    from gateway.app import create_app
+    from gateway.settings import SettingsError
+
+    live = dataclasses.replace(gateway_settings, demo=False, simulator=True, admin_token="x")
+    with pytest.raises(SettingsError, match="needs OKRYU_DEMO=1"):
+        create_app(live)

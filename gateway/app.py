@@ -34,7 +34,7 @@ from gateway.smpp import RetryReceipt, SmppProvider
 from gateway.sms import Dispatcher, Pacer, make_provider
 from menus.engine import make_engine_factory
 from menus.shop import Shop
-from store import outbox, reports
+from store import migrate, outbox, reports
 from store.db import Database
 from store.models import utcnow
 from store.seed import seed_if_empty
@@ -118,7 +118,7 @@ def _redis_ctx(
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     db = Database(settings.database_url)
-    await db.create_all()
+    await migrate.upgrade(db)
     if settings.seed_if_empty and await seed_if_empty(db):
         log.info("seeded the demo catalog")
     app[keys.DATABASE] = db

@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gateway (OKRYU_* variables configure it)")
     commands.add_parser("seed", help="load the demo catalog into an empty database")
+    commands.add_parser("migrate", help="bring the database schema to the newest revision")
     phone = commands.add_parser(
         "phone", help="a handset in this terminal, or a scenario file played through one"
     )
@@ -107,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     if args.command == "seed":
         return asyncio.run(seed(settings))
+    if args.command == "migrate":
+        return asyncio.run(migrate_command(settings))
     if args.command == "report":
         return asyncio.run(funnel_report(settings, args.since, args.until, as_json=args.json))
     if args.command == "load":
@@ -160,13 +163,29 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+async def migrate_command(settings: Settings) -> int:
+    from store import migrate
+    from store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        before = await migrate.current(db)
+        after = await migrate.upgrade(db)
+    finally:
+        await db.close()
+    was = f" (was {before or 'empty'})" if before != after else ""
+    print(f"schema at revision {after}{was}")
+    return 0
+
+
 async def seed(settings: Settings) -> int:
+    from store import migrate
     from store.db import Database
     from store.seed import seed_if_empty
 
     db = Database(settings.database_url)
     try:
-        await db.create_all()
+        await migrate.upgrade(db)
         seeded = await seed_if_empty(db)
     finally:
         await db.close()
@@ -181,7 +200,7 @@ async def funnel_report(
     from datetime import datetime, timedelta
 
     from gateway.funnel import format_report, report
-    from store import reports
+    from store import migrate, reports
     from store.db import Database
     from store.models import utcnow
 
@@ -193,7 +212,7 @@ async def funnel_report(
         return 2
     db = Database(settings.database_url)
     try:
-        await db.create_all()
+        await migrate.upgrade(db)
         steps = report(await reports.funnel(db, start, end))
     finally:
         await db.close()

@@ -6,11 +6,12 @@ import asyncio
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from gateway.cli import main
-from store import reports
+from store import migrate, reports
 from store.db import Database
 from store.models import utcnow
 
@@ -45,3 +46,18 @@ def test_cli_bad_report_dates_are_refused(capsys: pytest.CaptureFixture[str]) ->
     finally:
         logging.getLogger().handlers[:] = handlers
     assert "--from/--to" in capsys.readouterr().err
+
+
+async def test_cli_migrate_brings_an_empty_database_to_the_newest_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OKRYU_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    handlers = logging.getLogger().handlers[:]
+    try:
+        assert await _run(["migrate"]) == 0
+        assert await _run(["migrate"]) == 0
+    finally:
+        logging.getLogger().handlers[:] = handlers
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == f"schema at revision {migrate.head()} (was empty)"
+    assert second == f"schema at revision {migrate.head()}"

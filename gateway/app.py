@@ -196,9 +196,6 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         default_language=settings.default_language,
         notify=sms_queued,
     )
-    app[keys.COMMANDS] = Commands(
-        db, dial=settings.service_code, default_language=settings.default_language
-    )
     gateway = app[keys.GATEWAY] = Gateway(
         sessions=sessions,
         catalogs=catalogs,
@@ -211,6 +208,12 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_window=settings.retry_window,
         metrics=app[keys.METRICS],
         funnel=funnel,
+    )
+    app[keys.COMMANDS] = Commands(
+        db,
+        dial=settings.service_code,
+        default_language=settings.default_language,
+        change_status=gateway.change_status,
     )
     flusher = asyncio.create_task(funnel.run(FUNNEL_FLUSH_SECONDS), name="funnel")
     try:

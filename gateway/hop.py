@@ -244,20 +244,27 @@ class Gateway:
 
     async def _cancel(self, request: CancelOrder) -> bool:
         try:
-            await lifecycle.change_status(
-                self.db,
-                request.code,
-                "cancelled",
-                actor=f"customer:{request.msisdn}",
-                msisdn=request.msisdn,
-                render_sms=sms.status_changed,
+            await self.change_status(
+                request.code, "cancelled", actor=f"customer:{request.msisdn}", msisdn=request.msisdn
             )
         except (lifecycle.IllegalTransition, lifecycle.UnknownOrder):
             return False  # dispatched meanwhile, or not theirs: the screen says it cannot be
-        await self.sessions.bump_stock()  # the goods are back on the shelf
-        if self.on_sms_queued is not None:
-            await self.on_sms_queued()  # wakes the dispatcher for the SMS
         return True
+
+    async def change_status(
+        self, code: str, status: str, *, actor: str, note: str = "", msisdn: str | None = None
+    ) -> lifecycle.Changed:
+        """Change an order's status (staff, USSD or SMS alike) and do what follows from it:
+        the customer's SMS goes out now, and a cancellation's restock reaches the menus."""
+        changed = await lifecycle.change_status(
+            self.db, code, status, actor=actor, note=note, msisdn=msisdn,
+            render_sms=sms.status_changed,
+        )  # fmt: skip
+        if status == "cancelled":
+            await self.sessions.bump_stock()  # the goods are back on the shelf
+        if self.on_sms_queued is not None:
+            await self.on_sms_queued()
+        return changed
 
     async def _place(self, request: PlaceOrder, give_up_at: float | None) -> Any:
         """Place the order, or say it is pending when the store outlasts the hop's deadline.

@@ -7,6 +7,8 @@ else's code is answered exactly like one that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from menus import sms
 from menus.ports import Lang
 from menus.screens import sms_parts
@@ -40,9 +42,17 @@ def command(text: str) -> tuple[str, list[str]]:
 class Commands:
     """Answers one subscriber's SMS. ``None``: the action sends its own SMS (a cancellation)."""
 
-    def __init__(self, db: Database, *, dial: str, default_language: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        dial: str,
+        default_language: str,
+        change_status: Callable[..., Awaitable[object]],
+    ) -> None:
         self.db = db
         self.dial = dial
+        self.change_status = change_status  # Gateway.change_status: the SMS and restock follow
         self.default_language = default_language
 
     async def answer(self, msisdn: str, text: str) -> str | None:
@@ -95,10 +105,9 @@ class Commands:
 
     async def _cancel(self, msisdn: str, code: str, lang: str) -> str | None:
         try:
-            await lifecycle.change_status(
-                self.db, code, "cancelled", actor=f"customer:{msisdn}", msisdn=msisdn,
-                render_sms=sms.status_changed, note="by SMS",
-            )  # fmt: skip
+            await self.change_status(
+                code, "cancelled", actor=f"customer:{msisdn}", msisdn=msisdn, note="by SMS"
+            )
         except lifecycle.UnknownOrder:
             return sms.text(lang, "sms.no_order", code=code)
         except lifecycle.IllegalTransition:

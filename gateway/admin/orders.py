@@ -15,10 +15,8 @@ from gateway.admin._http import answer, database, iso, moment
 from gateway.admin._validate import Input
 from gateway.admin.openapi import STAFF_HEADER, STAFF_PREFIX
 from gateway.numbers import normalise_msisdn
-from menus.sms import status_changed
 from store import admin
 from store.codes import normalise_code
-from store.lifecycle import change_status
 from store.models import Order
 
 
@@ -89,15 +87,10 @@ async def change_order_status(request: web.Request, given: Input) -> web.Respons
     code = normalise_code(given.path["code"])
     staff = given.headers.get(STAFF_HEADER)
     status = given.body["status"]
-    await change_status(
-        db,
+    await request.config_dict[keys.GATEWAY].change_status(
         code,
         status,
         actor=f"{STAFF_PREFIX}{staff}" if staff else "staff",
-        render_sms=status_changed,
         note=given.body.get("note", ""),
     )
-    request.config_dict[keys.DISPATCHER].notify()
-    if status == "cancelled":  # the goods are back on the shelf
-        await request.config_dict[keys.GATEWAY].sessions.bump_stock()
     return answer(detail_json(await admin.order_detail(db, code)))

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlmodel import col, select
 
+from gateway import keys
 from gateway.keywords import command
 from store.db import Database
 from store.models import Order, OutboundMessage
@@ -111,9 +112,13 @@ async def test_sms_cancel_before_dispatch_and_refused_after(
     client = await make_gateway()
     me = Texter(client, seeded_db)
     code = await ordered(client, seeded_db)
+    sessions = client.app[keys.GATEWAY].sessions
+    stock_version = await sessions.redis.get(sessions.stock_key)
     assert await me.send(f"cancel {code}") == [
         f"Okryu: order {code} is cancelled. You pay nothing."
     ]
+    # the restock reaches the menus' stock figures, as a USSD or staff cancel does
+    assert await sessions.redis.get(sessions.stock_key) != stock_version
     assert await me.send(f"CANCEL {code}") == [
         f"Okryu: order {code} is Cancelled; it can no longer be cancelled."
     ]

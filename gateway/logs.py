@@ -17,18 +17,15 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 from pythonjsonlogger.json import JsonFormatter
 
+from gateway.numbers import mask
+
 # "+8501912345678", "8501912345678", "+850 191 234 5678": 9 to 15 digits, optional +, spaces.
 _PHONE = re.compile(r"(?<![\w*])\+?\d(?:[ -]?\d){8,14}(?!\w)")
 
 
 def mask_phones(text: str) -> str:
-    """Keep a number's first four and last three characters: ``+850*******678``."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = match.group(0)
-        return digits[:4] + "*" * max(0, len(digits) - 7) + digits[-3:]
-
-    return _PHONE.sub(mask, text)
+    """Every phone number in ``text`` masked as :func:`gateway.numbers.mask` does."""
+    return _PHONE.sub(lambda match: mask(match.group(0)), text)
 
 
 class MaskPhones(logging.Filter):

@@ -8,7 +8,7 @@ typed by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,14 +97,6 @@ def paginate(
         pages.append((start, stop))
         start = stop
     return pages
-
-
-def page_of(pages: Sequence[tuple[int, int]], index: int) -> int:
-    """The page that holds row ``index``."""
-    for number, (start, stop) in enumerate(pages):
-        if start <= index < stop:
-            return number
-    return 0
 
 
 SMS_SINGLE = {"gsm7": 160, "ucs2": 70}

@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from menus.ports import LANGS, Lang
+from menus.ports import Lang
 
 _DIR = Path(__file__).with_name("text")
 
@@ -49,7 +49,3 @@ def texts(lang: Lang) -> Texts:
     """The catalog for ``lang``, loaded once per process."""
     with (_DIR / f"{lang}.toml").open("rb") as f:
         return Texts(lang, _flatten(tomllib.load(f)))
-
-
-def all_texts() -> dict[Lang, Texts]:
-    return {lang: texts(lang) for lang in LANGS}

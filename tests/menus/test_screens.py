@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from menus.screens import Budget, fits, measure, page_of, paginate, sms_parts
+from menus.screens import Budget, fits, measure, paginate, sms_parts
 
 
 @pytest.mark.parametrize(
@@ -82,11 +82,6 @@ def test_paginate_never_splits_a_row_that_is_too_big() -> None:
 
 def test_paginate_empty_list_is_one_empty_page() -> None:
     assert paginate(0, _compose([]), Budget()) == [(0, 0)]
-
-
-def test_page_of_finds_the_page_of_a_row() -> None:
-    assert page_of([(0, 3), (3, 5), (5, 9)], 4) == 1
-    assert page_of([(0, 3), (3, 5), (5, 9)], 8) == 2
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from menus import sms
 from menus.ports import Lang
 from menus.screens import sms_parts
 from store import lifecycle, orders
+from store.codes import CODE_LENGTH
 from store.db import Database
 
 KEYWORDS: dict[str, str] = {
@@ -29,6 +30,7 @@ LANGUAGES: dict[str, Lang] = {
     "KO": "ko", "KR": "ko", "KOREAN": "ko", "조선말": "ko", "조선어": "ko", "한국어": "ko",
 }  # fmt: skip
 ORDERS_LISTED = 5
+ECHOED_CODE = CODE_LENGTH + 2  # at most this much of a code is repeated back in a reply
 
 
 def command(text: str) -> tuple[str, list[str]]:
@@ -59,6 +61,8 @@ class Commands:
         profile = await orders.get_customer(self.db, msisdn)
         lang = profile.lang if profile is not None else self.default_language
         keyword, args = command(text)
+        # A code is a few characters; whatever else was sent is not repeated back in full.
+        args = [arg[:ECHOED_CODE] for arg in args]
         if keyword == "STATUS":
             return await self._status(msisdn, args[0] if args else None, lang)
         if keyword == "ORDERS":

@@ -7,6 +7,7 @@ from functools import lru_cache
 import phonenumbers
 
 from gateway.messages import BadRequest
+from store.models import MSISDN_WIDTH
 
 
 @lru_cache(maxsize=65536)
@@ -18,6 +19,8 @@ def normalise_msisdn(raw: str, default_region: str) -> str:
     real subscribers.
     """
     text = raw.strip()
+    if not text.isprintable():
+        raise BadRequest("phone number is not a phone number")
     if not text:
         raise BadRequest("phone number is missing")
     if text[0] != "+" and text.isdigit() and len(text) > 10:
@@ -28,7 +31,12 @@ def normalise_msisdn(raw: str, default_region: str) -> str:
         raise BadRequest("phone number is not a phone number") from None
     if not phonenumbers.is_possible_number(number):
         raise BadRequest("phone number is not a possible number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) > MSISDN_WIDTH:
+        # phonenumbers calls some 16- to 17-digit numbers possible; E.164 stops at 15 digits,
+        # and every table keeps a number in that width.
+        raise BadRequest("phone number is longer than E.164 allows (15 digits)")
+    return e164
 
 
 def mask(msisdn: str) -> str:

@@ -17,6 +17,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# Column widths that callers must respect: the edge refuses (or bounds) longer values against
+# these same numbers, so a request the tables cannot keep is answered 4xx, never half-stored.
+MSISDN_WIDTH = 16  # E.164: "+" and at most 15 digits
+ADDRESS_WIDTH = 60
+SESSION_REF_WIDTH = 100  # an aggregator's session id
+PROVIDER_ID_WIDTH = 100  # an SMS provider's message id
+SMS_BODY_WIDTH = 1000
+SMS_TO_WIDTH = 32  # the short code or number an inbound SMS was sent to
+SCREEN_TEXT_WIDTH = 400
+ERROR_TEXT_WIDTH = 200
+SERVICE_CODE_WIDTH = 40
+CHANNEL_WIDTH = 32
+ORDER_KEY_WIDTH = 120
+
+
 class Category(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, max_length=40)
@@ -55,10 +70,10 @@ class DeliveryZone(SQLModel, table=True):
 
 class Customer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    msisdn: str = Field(unique=True, max_length=16)  # E.164
+    msisdn: str = Field(unique=True, max_length=MSISDN_WIDTH)  # E.164
     language: str = Field(default="en", max_length=2)
     zone_id: int | None = Field(default=None, foreign_key="deliveryzone.id")
-    address: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=ADDRESS_WIDTH)
     reminders_opt_out: bool = False
     created_at: NaiveDatetime = Field(default_factory=utcnow)
 
@@ -69,16 +84,16 @@ class Order(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=12)
     customer_id: int = Field(foreign_key="customer.id", index=True)
-    msisdn: str = Field(index=True, max_length=16)
+    msisdn: str = Field(index=True, max_length=MSISDN_WIDTH)
     status: str = Field(default="placed", index=True, max_length=16)
     subtotal: int
     fee: int
     total: int
     payment_method: str = Field(default="cod", max_length=16)
     zone_id: int = Field(foreign_key="deliveryzone.id")
-    address: str = Field(max_length=60)
+    address: str = Field(max_length=ADDRESS_WIDTH)
     language: str = Field(default="en", max_length=2)
-    idempotency_key: str = Field(unique=True, max_length=120)
+    idempotency_key: str = Field(unique=True, max_length=ORDER_KEY_WIDTH)
     created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     updated_at: NaiveDatetime = Field(default_factory=utcnow)
 
@@ -106,8 +121,8 @@ class OutboundMessage(SQLModel, table=True):
     """The SMS outbox: written in the same transaction as what it announces."""
 
     id: int | None = Field(default=None, primary_key=True)
-    to: str = Field(index=True, max_length=16)  # E.164
-    body: str = Field(max_length=1000)
+    to: str = Field(index=True, max_length=MSISDN_WIDTH)  # E.164
+    body: str = Field(max_length=SMS_BODY_WIDTH)
     kind: str = Field(default="order_placed", max_length=32)
     order_id: int | None = Field(default=None, foreign_key="orders.id")
     idempotency_key: str = Field(unique=True, max_length=160)
@@ -117,7 +132,7 @@ class OutboundMessage(SQLModel, table=True):
     next_attempt_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     lease_until: NaiveDatetime | None = None
     provider: str | None = Field(default=None, max_length=32)
-    provider_message_id: str | None = Field(default=None, max_length=100, index=True)
+    provider_message_id: str | None = Field(default=None, max_length=PROVIDER_ID_WIDTH, index=True)
     last_error: str | None = Field(default=None, max_length=300)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     sent_at: NaiveDatetime | None = None
@@ -126,10 +141,10 @@ class OutboundMessage(SQLModel, table=True):
 
 class InboundMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    msisdn: str = Field(index=True, max_length=16)
-    to: str = Field(max_length=32)
-    text: str = Field(max_length=1000)
-    provider_message_id: str | None = Field(default=None, unique=True, max_length=100)
+    msisdn: str = Field(index=True, max_length=MSISDN_WIDTH)
+    to: str = Field(max_length=SMS_TO_WIDTH)
+    text: str = Field(max_length=SMS_BODY_WIDTH)
+    provider_message_id: str | None = Field(default=None, unique=True, max_length=PROVIDER_ID_WIDTH)
     received_at: NaiveDatetime = Field(default_factory=utcnow)
     handled_at: NaiveDatetime | None = None  # answered: a provider's retry changes nothing
 
@@ -138,15 +153,15 @@ class UssdSessionEnd(SQLModel, table=True):
     """How a USSD session ended, as the aggregator told it: for funnels and abandoned carts."""
 
     id: int | None = Field(default=None, primary_key=True)
-    channel: str = Field(max_length=32)
-    session_ref: str = Field(index=True, max_length=100)
-    msisdn: str = Field(index=True, max_length=16)
-    service_code: str = Field(max_length=40)
+    channel: str = Field(max_length=CHANNEL_WIDTH)
+    session_ref: str = Field(index=True, max_length=SESSION_REF_WIDTH)
+    msisdn: str = Field(index=True, max_length=MSISDN_WIDTH)
+    service_code: str = Field(max_length=SERVICE_CODE_WIDTH)
     status: str = Field(max_length=16)  # completed | abandoned | failed | released
     hops: int | None = None
     duration_ms: int | None = None
-    last_screen: str = Field(default="", max_length=400)
-    error: str = Field(default="", max_length=200)
+    last_screen: str = Field(default="", max_length=SCREEN_TEXT_WIDTH)
+    error: str = Field(default="", max_length=ERROR_TEXT_WIDTH)
     ended_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
 
 

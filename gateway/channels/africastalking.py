@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import form_fields
-from gateway.channels.atcompat import MAX_FIELD, MAX_TEXT, AtCompatible
+from gateway.channels._wire import MAX_FIELD, form_fields
+from gateway.channels.atcompat import MAX_TEXT, AtCompatible
 from gateway.dial import split_dial
 from gateway.messages import BadRequest, SessionEnd
-from gateway.numbers import normalise_msisdn
 from gateway.settings import Settings
 
 # Success: reached its end; Incomplete: cut while a menu waited (timeout or cancel);
@@ -41,14 +40,14 @@ class AfricasTalking(AtCompatible):
         &hopsCount=6&durationInMillis=41234&input=1*1*2&lastAppResponse=CON ...
         """
         data = await form_fields(request)
-        status = data.text("status", MAX_FIELD).strip()
+        status = data.ident("status")
         if status not in END_STATUS:
             raise BadRequest(f"status must be one of {', '.join(END_STATUS)}")
-        base, _ = split_dial(data.ident("serviceCode", MAX_FIELD), settings.service_codes)
+        base, _ = split_dial(data.ident("serviceCode"), settings.service_codes)
         return SessionEnd(
             channel=self.slug,
-            session_ref=data.ident("sessionId", MAX_FIELD),
-            msisdn=normalise_msisdn(data.text("phoneNumber", MAX_FIELD), settings.default_region),
+            session_ref=data.session_ref("sessionId"),
+            msisdn=data.phone("phoneNumber", settings.default_region),
             service_code=base,
             status=END_STATUS[status],
             hops=data.number("hopsCount"),

@@ -22,13 +22,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import json_fields, latest_hop
+from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, json_fields, latest_hop
 from gateway.messages import Inbound, Reply, SessionEnd
-from gateway.numbers import normalise_msisdn
 from gateway.settings import Settings
 
-MAX_FIELD = 200
-MAX_MESSAGE = 182  # a USSD string holds at most 182 GSM-7 characters (PROTOCOLS.md §5.1)
 ECHOED = ("sessionID", "userID", "msisdn")
 # What render must send back, kept on the request: the adapter serves every request at once.
 ECHO: web.RequestKey[dict[str, object]] = web.RequestKey("okryu.arkesel.echo", dict)
@@ -40,15 +37,15 @@ class Arkesel:
 
     async def parse(self, request: web.Request, settings: Settings) -> Inbound | SessionEnd:
         data = await json_fields(request)
-        session_ref = data.ident("sessionID", MAX_FIELD)
-        data.ident("userID", MAX_FIELD)  # only echoed, but a reply without it is lost
-        msisdn = normalise_msisdn(data.text("msisdn", MAX_FIELD), settings.default_region)
+        session_ref = data.session_ref("sessionID")
+        data.ident("userID")  # only echoed, but a reply without it is lost
+        msisdn = data.phone("msisdn", settings.default_region)
         hop = latest_hop(
             self.slug,
             session_ref,
             msisdn,
             settings.service_code,
-            data.text("userData", MAX_MESSAGE),
+            data.input("userData", MAX_MESSAGE),
             new_session=data.flag("newSession"),
             network=data.text("network", MAX_FIELD, default=""),
         )

@@ -32,13 +32,11 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from gateway.channels._wire import form_fields, query_fields
+from gateway.channels._wire import MAX_FIELD, form_fields, query_fields
 from gateway.dial import split_dial
 from gateway.messages import Inbound, Reply, SessionEnd
-from gateway.numbers import normalise_msisdn
 from gateway.settings import Settings, SettingsError
 
-MAX_FIELD = 200
 MAX_TEXT = 2000  # the whole path of a long session
 AT_FIELDS: Mapping[str, str] = {
     "sessionId": "sessionId",
@@ -93,10 +91,9 @@ class AtCompatible:
     async def parse(self, request: web.Request, settings: Settings) -> Inbound | SessionEnd:
         data = query_fields(request) if self.method == "GET" else await form_fields(request)
         names = self.fields
-        session_ref = data.ident(names["sessionId"], MAX_FIELD)
-        dialled = data.ident(names["serviceCode"], MAX_FIELD)
-        phone = data.text(names["phoneNumber"], MAX_FIELD)
-        text = data.text(names["text"], MAX_TEXT)
+        session_ref = data.session_ref(names["sessionId"])
+        dialled = data.ident(names["serviceCode"])
+        text = data.input(names["text"], MAX_TEXT)
         network = data.text(names["networkCode"], MAX_FIELD, default="")
         # A shortcut dial (*123*1*2#) may arrive as extra digits in the service code; they
         # come before whatever the subscriber typed since.
@@ -104,7 +101,7 @@ class AtCompatible:
         return Inbound(
             channel=self.slug,
             session_ref=session_ref,
-            msisdn=normalise_msisdn(phone, settings.default_region),
+            msisdn=data.phone(names["phoneNumber"], settings.default_region),
             service_code=base,
             inputs=shortcut + (tuple(text.split("*")) if text else ()),
             # AT's first hop carries no text: a hop with text of a session never seen is

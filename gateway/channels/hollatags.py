@@ -19,14 +19,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import latest_hop, query_fields
+from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, latest_hop, query_fields
 from gateway.dial import split_dial
 from gateway.messages import BadRequest, Inbound, Reply, SessionEnd
-from gateway.numbers import normalise_msisdn
 from gateway.settings import Settings
 
-MAX_FIELD = 200
-MAX_MESSAGE = 182  # the vendor says 160 for session_msg; the network carries 182 (§5.1)
 OPERATIONS = ("begin", "continue", "end")
 ASK, NOTIFY_AND_END = 1, 4  # session_type values
 # What render must send back, kept on the request: the adapter serves every request at once.
@@ -39,12 +36,12 @@ class HollaTags:
 
     async def parse(self, request: web.Request, settings: Settings) -> Inbound | SessionEnd:
         data = query_fields(request)
-        session_ref = data.ident("session_id", MAX_FIELD)
-        operation = data.ident("session_operation", MAX_FIELD).lower()
+        session_ref = data.session_ref("session_id")
+        operation = data.ident("session_operation").lower()
         if operation not in OPERATIONS:
             raise BadRequest("field session_operation must be begin, continue or end")
-        msisdn = normalise_msisdn(data.text("session_msisdn", MAX_FIELD), settings.default_region)
-        base, _ = split_dial(data.ident("session_from", MAX_FIELD), settings.service_codes)
+        msisdn = data.phone("session_msisdn", settings.default_region)
+        base, _ = split_dial(data.ident("session_from"), settings.service_codes)
         request[SESSION_ID] = session_ref
         if operation == "end":  # HollaTags does not say whether the subscriber or network ended
             return SessionEnd(self.slug, session_ref, msisdn, base, status="released")
@@ -53,7 +50,7 @@ class HollaTags:
             session_ref,
             msisdn,
             base,
-            data.text("session_msg", MAX_MESSAGE),
+            data.input("session_msg", MAX_MESSAGE),
             new_session=operation == "begin",
             network=data.text("session_mno", MAX_FIELD, default=""),
         )

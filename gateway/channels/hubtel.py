@@ -23,14 +23,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import json_fields, latest_hop
+from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, json_fields, latest_hop
 from gateway.dial import split_dial
 from gateway.messages import BadRequest, Inbound, Reply, SessionEnd
-from gateway.numbers import normalise_msisdn
 from gateway.settings import Settings
 
-MAX_FIELD = 200
-MAX_MESSAGE = 182  # a USSD string holds at most 182 GSM-7 characters (PROTOCOLS.md §5.1)
 HOPS: dict[str, bool] = {"initiation": True, "response": False}  # Type -> opens a session
 ENDS: dict[str, str] = {"release": "released", "timeout": "abandoned"}  # Type -> end status
 
@@ -41,13 +38,13 @@ class Hubtel:
 
     async def parse(self, request: web.Request, settings: Settings) -> Inbound | SessionEnd:
         data = await json_fields(request)
-        session_ref = data.ident("SessionId", MAX_FIELD)
-        given = data.ident("Type", MAX_FIELD)
+        session_ref = data.session_ref("SessionId")
+        given = data.ident("Type")
         kind = given.lower()
-        msisdn = normalise_msisdn(data.text("Mobile", MAX_FIELD), settings.default_region)
+        msisdn = data.phone("Mobile", settings.default_region)
         # ServiceCode is the code registered at Hubtel ("123", "714*5"), without * and #; the
         # same on every hop, so the session is always found under the same base code.
-        base, _ = split_dial(data.ident("ServiceCode", MAX_FIELD), settings.service_codes)
+        base, _ = split_dial(data.ident("ServiceCode"), settings.service_codes)
         if kind in ENDS:
             return SessionEnd(self.slug, session_ref, msisdn, base, status=ENDS[kind])
         if kind not in HOPS:
@@ -59,7 +56,7 @@ class Hubtel:
             session_ref,
             msisdn,
             base,
-            data.text("Message", MAX_MESSAGE),
+            data.input("Message", MAX_MESSAGE),
             new_session=HOPS[kind],
             sequence=data.number("Sequence"),
             network=data.text("Operator", MAX_FIELD, default=""),

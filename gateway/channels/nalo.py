@@ -23,13 +23,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import json_fields, latest_hop
+from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, json_fields, latest_hop
 from gateway.messages import Inbound, Reply, SessionEnd
-from gateway.numbers import normalise_msisdn
 from gateway.settings import Settings
 
-MAX_FIELD = 200
-MAX_MESSAGE = 182  # a USSD string holds at most 182 GSM-7 characters (PROTOCOLS.md §5.1)
 ECHOED = ("USERID", "MSISDN")
 # What render must send back, kept on the request: the adapter serves every request at once.
 ECHO: web.RequestKey[dict[str, object]] = web.RequestKey("okryu.nalo.echo", dict)
@@ -41,15 +38,15 @@ class Nalo:
 
     async def parse(self, request: web.Request, settings: Settings) -> Inbound | SessionEnd:
         data = await json_fields(request)
-        data.ident("USERID", MAX_FIELD)  # only echoed, but a reply without it is lost
-        msisdn = normalise_msisdn(data.text("MSISDN", MAX_FIELD), settings.default_region)
-        session_ref = data.ident("SESSIONID", MAX_FIELD)
+        data.ident("USERID")  # only echoed, but a reply without it is lost
+        msisdn = data.phone("MSISDN", settings.default_region)
+        session_ref = data.session_ref("SESSIONID")
         hop = latest_hop(
             self.slug,
             session_ref,
             msisdn,
             settings.service_code,
-            data.text("USERDATA", MAX_MESSAGE),
+            data.input("USERDATA", MAX_MESSAGE),
             new_session=data.flag("MSGTYPE"),
             network=data.text("NETWORK", MAX_FIELD, default=""),
         )

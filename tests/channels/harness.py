@@ -38,6 +38,13 @@ LABELS = (
     "final screen rendering",
     "wrong content type",
     "wrong method",
+    # Hostile or broken input: what the store cannot keep is refused, what a subscriber typed
+    # re-prompts (control bytes reach the screen as U+FFFD), and nothing answers 5xx.
+    "session id too long",
+    "control byte in an id",
+    "phone number too long",
+    "control byte in the input",
+    "nested too deeply",
 )
 DROP = object()  # a field value that removes the field
 
@@ -53,6 +60,7 @@ class Call:
     query: Mapping[str, str] | None = None
     json: Mapping[str, object] | None = None
     form: Mapping[str, str] | None = None
+    raw: bytes | None = None  # a body sent as it is, as application/json
 
 
 def changed(base: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
@@ -131,8 +139,12 @@ def channel_app(channel: Channel, echo: Echo) -> web.Application:
 
 async def send(client: TestClient[Any, Any], slug: str, call: Call) -> tuple[int, str, str]:
     """Make ``call`` to ``/ussd/<slug>``: the status, content type and body of the answer."""
+    data: Any = call.form
+    headers = None
+    if call.raw is not None:
+        data, headers = call.raw, {"Content-Type": "application/json"}
     async with client.request(
-        call.method, f"/ussd/{slug}", params=call.query, json=call.json, data=call.form
+        call.method, f"/ussd/{slug}", params=call.query, json=call.json, data=data, headers=headers
     ) as response:
         return response.status, response.content_type, await response.text()
 

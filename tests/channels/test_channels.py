@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,48 @@ def refused(reason: str, status: int = 400) -> dict[str, Any]:
 
 def plain(body: str) -> dict[str, Any]:
     return {"content_type": "text/plain", "body": body}
+
+
+TOO_LONG_NUMBER = "4930123456789012"  # "possible" to phonenumbers, past E.164's 15 digits
+NESTED = Call(raw=b"[" * 200_000)
+NOT_JSON = "a form or a query string has no nesting"
+
+
+def hostile(
+    call: Callable[..., Call],
+    *,
+    session: str,
+    phone: str,
+    typed: tuple[str, str],
+    parsed: Inbound,
+    answer: Callable[[str], dict[str, Any]],
+    json_body: bool,
+) -> list[Case | NotApplicable]:
+    """The hostile cases every table runs. ``call(**changes)`` makes a continuing hop;
+    ``typed`` is (field, value) carrying "a\x00b" as typed input, read as ``parsed``."""
+    field, value = typed
+    echo = f"Echo: {parsed.inputs!r}"
+    return [
+        Case(
+            "session id too long",
+            call(**{session: "s" * 101}),
+            **refused(f"field {session} is too long (at most 100 characters)"),
+        ),
+        Case(
+            "control byte in an id",
+            call(**{session: "s\x00"}),
+            **refused(f"field {session} holds a control character or invalid text"),
+        ),
+        Case(
+            "phone number too long",
+            call(**{phone: TOO_LONG_NUMBER}),
+            **refused("phone number is longer than E.164 allows (15 digits)"),
+        ),
+        Case("control byte in the input", call(**{field: value}), parsed, **answer(echo)),
+        Case("nested too deeply", NESTED, **refused("the body is nested too deeply"))
+        if json_body
+        else NotApplicable("nested too deeply", NOT_JSON),
+    ]
 
 
 # --- Africa's Talking: form POST, the whole path in text, CON/END -------------------------------
@@ -100,6 +143,15 @@ AFRICASTALKING: Table = [
     ),
     Case("wrong method", get(AT_HOP), None, **METHOD_NOT_ALLOWED),
     Case("blank session id", post_form(AT_HOP, sessionId=" "), **refused("sessionId is empty")),
+    *hostile(
+        lambda **changes: post_form(AT_HOP, **{"text": "1", **changes}),
+        session="sessionId",
+        phone="phoneNumber",
+        typed=("text", "1*a\x00b"),
+        parsed=dataclasses.replace(AT, inputs=("1", "a\ufffdb"), new_session=False),
+        answer=lambda text: plain(f"CON {text}"),
+        json_body=False,
+    ),
 ]
 
 # --- AT-compatible reseller: GET under its own names (fixtures/atcompat/channels.toml) -------
@@ -147,6 +199,15 @@ ATCOMPAT: Table = [
     ),
     NotApplicable("wrong content type", NO_BODY),
     Case("wrong method", post_form(CROSSGATE_HOP), None, **METHOD_NOT_ALLOWED),
+    *hostile(
+        lambda **changes: get(CROSSGATE_HOP, **{"ussd_string": "1", **changes}),
+        session="session_id",
+        phone="msisdn",
+        typed=("ussd_string", "a\x7fb"),
+        parsed=dataclasses.replace(CROSSGATE, inputs=("a\ufffdb",), new_session=False),
+        answer=lambda text: plain(f"CON {text}"),
+        json_body=False,
+    ),
 ]
 
 # --- Hubtel: JSON POST, the latest answer, Type says what happened ---------------------------
@@ -235,7 +296,23 @@ HUBTEL_TABLE: Table = [
     Case(
         "sequence not a number",
         post_json(HUBTEL_HOP, Sequence="first"),
-        **refused("field Sequence must be a whole number"),
+        **refused("field Sequence must be a whole number (0 to 2147483647)"),
+    ),
+    Case(
+        "sequence in other digits",
+        post_json(HUBTEL_HOP, Type="Response", Message="2", Sequence="²"),
+        **refused("field Sequence must be a whole number (0 to 2147483647)"),
+    ),
+    *hostile(
+        lambda **changes: post_json(
+            HUBTEL_HOP, **{"Type": "Response", "Message": "2", "Sequence": 2, **changes}
+        ),
+        session="SessionId",
+        phone="Mobile",
+        typed=("Message", "a\ud800b"),  # a lone surrogate, as JSON's \ud800 escape
+        parsed=dataclasses.replace(HUBTEL, inputs=("a\ufffdb",), new_session=False, sequence=2),
+        answer=lambda text: {"body": hubtel_screen(text)},
+        json_body=True,
     ),
 ]
 
@@ -300,6 +377,17 @@ ARKESEL_TABLE: Table = [
         "session flag not a boolean",
         post_json(ARKESEL_HOP, newSession="yes"),
         **refused("field newSession must be true or false"),
+    ),
+    *hostile(
+        lambda **changes: post_json(
+            ARKESEL_HOP, **{"newSession": False, "userData": "2", **changes}
+        ),
+        session="sessionID",
+        phone="msisdn",
+        typed=("userData", "a\x00b"),
+        parsed=dataclasses.replace(ARKESEL, inputs=("a\ufffdb",), new_session=False),
+        answer=lambda text: {"body": arkesel_screen(text)},
+        json_body=True,
     ),
 ]
 
@@ -370,6 +458,15 @@ NALO_TABLE: Table = [
         post_json(NALO_HOP, MSISDN=int(DIGITS), SESSIONID=16590115252429751),
         NALO,
         body={**nalo_screen("Echo: ()"), "MSISDN": int(DIGITS)},  # echoed as it came
+    ),
+    *hostile(
+        lambda **changes: post_json(NALO_HOP, **{"MSGTYPE": False, "USERDATA": "2", **changes}),
+        session="SESSIONID",
+        phone="MSISDN",
+        typed=("USERDATA", "a\x1bb"),
+        parsed=dataclasses.replace(NALO, inputs=("a\ufffdb",), new_session=False),
+        answer=lambda text: {"body": nalo_screen(text)},
+        json_body=True,
     ),
 ]
 
@@ -442,6 +539,17 @@ HOLLATAGS_TABLE: Table = [
         "unknown operation",
         get(HOLLATAGS_HOP, session_operation="pause"),
         **refused("field session_operation must be begin, continue or end"),
+    ),
+    *hostile(
+        lambda **changes: get(
+            HOLLATAGS_HOP, **{"session_operation": "continue", "session_msg": "2", **changes}
+        ),
+        session="session_id",
+        phone="session_msisdn",
+        typed=("session_msg", "a\x00b"),
+        parsed=dataclasses.replace(HOLLATAGS, inputs=("a\ufffdb",), new_session=False),
+        answer=lambda text: {"body": hollatags_screen(text)},
+        json_body=False,
     ),
 ]
 

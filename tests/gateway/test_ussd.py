@@ -40,11 +40,13 @@ async def post(client: TestClient[Any, Any], text: str, **kw: str) -> tuple[int,
 ORDER_PATH = ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1"]
 
 
-async def walk(client: TestClient[Any, Any], inputs: list[str], session: str = "ATUid_1") -> str:
-    status, body = await post(client, "", session=session)
+async def walk(
+    client: TestClient[Any, Any], inputs: list[str], session: str = "ATUid_1", phone: str = MSISDN
+) -> str:
+    status, body = await post(client, "", session=session, phone=phone)
     assert status == 200
     for i in range(1, len(inputs) + 1):
-        status, body = await post(client, "*".join(inputs[:i]), session=session)
+        status, body = await post(client, "*".join(inputs[:i]), session=session, phone=phone)
         assert status == 200, body
     return body
 
@@ -172,7 +174,7 @@ async def test_ussd_subscribers_do_not_share_sessions(make_gateway: Make) -> Non
         ({**hop(""), "sessionId": " "}, "sessionId is empty"),
         ({**hop(""), "phoneNumber": "not-a-number"}, "phone number is not a phone number"),
         ({**hop(""), "phoneNumber": "+8501"}, "phone number is not a phone number"),
-        ({**hop(""), "text": "1*" * 1500}, "field text is too long"),
+        ({**hop(""), "text": "1*" * 1500}, "field text is too long (at most 2000 characters)"),
     ],
 )
 async def test_ussd_bad_fields_get_400_with_the_reason(

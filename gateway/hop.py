@@ -102,7 +102,9 @@ class _Placement:
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
-        self.waiting = 0  # hops still waiting for the answer
+        # A hop gave up waiting and told the subscriber an SMS will say how it ended. Set
+        # and read without an await in between on either side, so no ending slips past it.
+        self.promised = False
 
 
 class Gateway:
@@ -143,7 +145,8 @@ class Gateway:
         key = self.sessions.key(inbound.service_code, inbound.msisdn)
         engine = self.engine_for(budget)
         give_up_at = asyncio.get_running_loop().time() + self.deadline - SAVE_MARGIN
-        data: dict[Request, Any] = {}  # the store's answers, kept across save retries
+        # The store's answers, kept across save retries.
+        data: dict[tuple[int, Request], Any] = {}
         for _ in range(MAX_SAVE_ATTEMPTS):
             raw, catalog_tag, stock_tag = await self.sessions.load(key)
             record = Record.loads(raw)
@@ -194,7 +197,7 @@ class Gateway:
         record: Record | None,
         hop: _Plan,
         catalog: Catalog,
-        data: dict[Request, Any],
+        data: dict[tuple[int, Request], Any],
     ) -> Turn:
         # Every run starts from the record as stored: a step may run again after NeedData.
         again = Record.loads(record.dumps(0)) if record is not None else None
@@ -212,8 +215,8 @@ class Gateway:
 
     async def _resolve(
         self,
-        run: Callable[[dict[Request, Any]], Turn],
-        data: dict[Request, Any],
+        run: Callable[[dict[tuple[int, Request], Any]], Turn],
+        data: dict[tuple[int, Request], Any],
         give_up_at: float,
     ) -> Turn:
         """Run the step, fulfilling what it asks of the store, until it completes."""
@@ -221,7 +224,7 @@ class Gateway:
             try:
                 return run(data)
             except NeedData as need:
-                data[need.request] = await self.fulfil(need.request, give_up_at)
+                data[need.key] = await self.fulfil(need.request, give_up_at)
         raise HopFailed("the step kept asking for data")
 
     async def fulfil(self, request: Request, give_up_at: float | None = None) -> Any:
@@ -269,27 +272,32 @@ class Gateway:
     async def _place(self, request: PlaceOrder, give_up_at: float | None) -> Any:
         """Place the order, or say it is pending when the store outlasts the hop's deadline.
 
-        The placement runs as its own task, shielded from the hop: a hop that gives up (or is
+        The placement runs as its own task, never cancelled by the hop: a hop that gives up (or is
         cancelled) never cancels a transaction half way, and a retried hop for the same order
         waits on the same task instead of starting another.
         """
         key = request.idempotency_key
         placement = self._placing.get(key)
         if placement is None:
-            task = asyncio.create_task(self._place_and_follow_up(request))
-            placement = self._placing[key] = _Placement(task)
-            task.add_done_callback(lambda _: self._placing.pop(key, None))
+            placement = _Placement(asyncio.create_task(self._place_and_follow_up(request)))
+            self._placing[key] = placement
+            placement.task.add_done_callback(lambda _: self._placing.pop(key, None))
         remaining = None
         if give_up_at is not None:
             remaining = max(0.0, give_up_at - asyncio.get_running_loop().time())
-        placement.waiting += 1
         try:
-            return await asyncio.wait_for(asyncio.shield(placement.task), remaining)
-        except TimeoutError:
-            log.warning("placing an order outlasted the hop; answering that it is pending")
-            return OrderPending(key)
+            # wait() never cancels the placement (a hop that gives up must not undo an order
+            # half way); whether it finished is then read with no await before the promise.
+            await asyncio.wait([placement.task], timeout=remaining)
         finally:
-            placement.waiting -= 1
+            if not placement.task.done():
+                # Given up on, or the hop itself cancelled: whatever the subscriber was shown,
+                # the order's own ending will be told by SMS.
+                placement.promised = True
+        if placement.task.done():
+            return placement.task.result()
+        log.warning("placing an order outlasted the hop; answering that it is pending")
+        return OrderPending(key)
 
     async def _place_and_follow_up(self, request: PlaceOrder) -> Any:
         placement_result: Any = None
@@ -303,13 +311,13 @@ class Gateway:
             await self.sessions.bump_stock()
             if self.on_sms_queued is not None:
                 await self.on_sms_queued()
-        elif isinstance(placement_result, OutOfStock) and not self._someone_waits(request):
+        elif isinstance(placement_result, OutOfStock) and self._promised(request):
             await self._tell_order_failed(request)  # nobody is on the line to be told
         return placement_result
 
-    def _someone_waits(self, request: PlaceOrder) -> bool:
+    def _promised(self, request: PlaceOrder) -> bool:
         placement = self._placing.get(request.idempotency_key)
-        return placement is not None and placement.waiting > 0
+        return placement is not None and placement.promised
 
     async def _tell_order_failed(self, request: PlaceOrder) -> None:
         """An order that ended after its hop gave up: say so by SMS (the cart is kept)."""
@@ -320,7 +328,7 @@ class Gateway:
                     to=request.msisdn,
                     body=sms.order_failed(request.lang, self.dial),
                     kind="order_failed",
-                    idempotency_key=f"order_failed:{request.idempotency_key}",
+                    idempotency_key=f"order_failed:{orders.stored_key(request.idempotency_key)}",
                 )
         except Exception:
             log.exception("could not queue the order-failed SMS")

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from statemachine import StateChart
 
-from menus.ports import Catalog, Lang, Request
+from menus.ports import CancelOrder, Catalog, Lang, PlaceOrder, Request, SaveLanguage
 from menus.screens import Budget, fits, measure, paginate
 from menus.text import Texts, texts
 
@@ -28,12 +28,26 @@ RESUME = "resume"  # the engine's own screen: "Continue where you left off?"
 HISTORY_LIMIT = 12
 
 
-class NeedData(Exception):
-    """The step needs the answer to ``request`` before it can go on."""
+def is_digits(text: str) -> bool:
+    """ASCII digits only: ``"²".isdigit()`` and ``"٣".isdigit()`` are true, yet no menu means
+    them (and ``int("²")`` fails)."""
+    return text.isascii() and text.isdigit()
 
-    def __init__(self, request: Request) -> None:
+
+# Requests that change the store. Whatever the step reads after one must be read afresh: an
+# order shown after its cancellation, in the same hop, shows it cancelled.
+CHANGES = (PlaceOrder, CancelOrder, SaveLanguage)
+Answers = Mapping[tuple[int, Request], Any]  # (changes made before it, request) -> answer
+
+
+class NeedData(Exception):
+    """The step needs the answer to ``request`` before it can go on; the caller files the
+    answer under ``key`` and runs the step again."""
+
+    def __init__(self, request: Request, key: tuple[int, Request]) -> None:
         super().__init__(request)
         self.request = request
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +97,7 @@ class View:
         session_ref: str,
         ctx: dict[str, Any],
         catalog: Catalog,
-        data: Mapping[Request, Any],
+        data: Answers,
         settings: Any,
     ) -> None:
         self.msisdn = msisdn
@@ -92,6 +106,7 @@ class View:
         self.catalog = catalog
         self.data = data
         self.settings = settings
+        self._changes = 0  # store changes this step has made so far
 
     @property
     def lang(self) -> Lang:
@@ -103,11 +118,19 @@ class View:
         return texts(self.lang)
 
     def fetch(self, request: Request) -> Any:
-        """The store's answer to ``request``, or :class:`NeedData` if not yet asked."""
+        """The store's answer to ``request``, or :class:`NeedData` if not yet asked.
+
+        A step runs again from its start after every answer, so it asks the same things in
+        the same order; answers are filed by how many changes came before them.
+        """
+        key = (self._changes, request)
         try:
-            return self.data[request]
+            answer = self.data[key]
         except KeyError:
-            raise NeedData(request) from None
+            raise NeedData(request, key) from None
+        if isinstance(request, CHANGES):
+            self._changes += 1
+        return answer
 
 
 class Screen(Protocol):
@@ -186,7 +209,7 @@ class Engine:
         msisdn: str,
         session_ref: str,
         catalog: Catalog,
-        data: Mapping[Request, Any],
+        data: Answers,
         inputs: Sequence[str] = (),
         resume: str | None = None,
     ) -> Turn:
@@ -232,7 +255,7 @@ class Engine:
         msisdn: str,
         session_ref: str,
         catalog: Catalog,
-        data: Mapping[Request, Any],
+        data: Answers,
     ) -> Turn:
         """Feed ``inputs`` to a session at ``state``. May raise :class:`NeedData`."""
         view = View(
@@ -312,7 +335,7 @@ class Engine:
     ) -> Outcome:
         if content.text_input:
             return screen.submit(view, raw)
-        if not raw.isdigit():
+        if not is_digits(raw):
             return Invalid()
         n = int(raw)
         start, stop = page

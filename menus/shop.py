@@ -12,7 +12,7 @@ from typing import Any
 
 from statemachine import State, StateChart
 
-from menus.engine import Content, Go, Invalid, Outcome, View
+from menus.engine import Content, Go, Invalid, Outcome, View, is_digits
 from menus.ports import (
     LANGS,
     CancelOrder,
@@ -325,7 +325,7 @@ class Quantity(_Screen):
         room = _room(view, product)
         if room <= 0:
             return Invalid("error.sold_out")
-        if not text.isdigit() or not 1 <= int(text) <= room:
+        if not is_digits(text) or not 1 <= int(text) <= room:
             return Invalid("error.quantity", {"max": room})
         return Go("add_to_cart", {"product_id": product.id, "quantity": int(text)})
 
@@ -410,9 +410,15 @@ class Address(_Screen):
         if saved and text == "1":
             return Go("set_address", {"address": saved})
         address = " ".join(text.split())
-        if not ADDRESS_MIN <= len(address) <= ADDRESS_MAX:
+        if not ADDRESS_MIN <= len(address) <= ADDRESS_MAX or not _is_plain_text(address):
             return Invalid("error.address")
         return Go("set_address", {"address": address})
+
+
+def _is_plain_text(text: str) -> bool:
+    """Printable, and nothing the edge had to replace (U+FFFD stands for a byte that was not
+    text): an address is read by a courier and kept by the store."""
+    return text.isprintable() and "\ufffd" not in text
 
 
 PAYMENT_METHODS = ("cod",)

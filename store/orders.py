@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,7 +27,16 @@ from menus.ports import (
 from store.codes import new_code, normalise_code
 from store.db import Database
 from store.errors import StoreError
-from store.models import Customer, DeliveryZone, Order, OrderEvent, OrderLine, Product
+from store.models import (
+    ADDRESS_WIDTH,
+    ORDER_KEY_WIDTH,
+    Customer,
+    DeliveryZone,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Product,
+)
 from store.outbox import cancel_queued, enqueue
 
 RenderConfirmation = Callable[[OrderPlaced, str], str]
@@ -35,7 +45,6 @@ RenderConfirmation = Callable[[OrderPlaced, str], str]
 # worth one more try in a fresh transaction; a persistent one is a bug and is raised.
 _ATTEMPTS = 3
 _CODE_DRAWS = 10
-_ADDRESS_LENGTH = 60  # Order.address and Customer.address; PostgreSQL enforces it
 
 
 class _Snapshot(NamedTuple):
@@ -95,8 +104,8 @@ async def place_order(
     order it placed, with no second stock change and no second SMS.
     """
     quantities = _quantities(req)
-    if len(req.address) > _ADDRESS_LENGTH:
-        raise StoreError(f"address is longer than {_ADDRESS_LENGTH} characters")
+    if len(req.address) > ADDRESS_WIDTH:
+        raise StoreError(f"address is longer than {ADDRESS_WIDTH} characters")
     for attempt in range(_ATTEMPTS):
         try:
             return await _place_once(db, req, quantities, render_confirmation)
@@ -208,7 +217,7 @@ async def _place_once(
             zone_id=req.zone_id,
             address=req.address,
             language=req.lang,
-            idempotency_key=req.idempotency_key,
+            idempotency_key=stored_key(req.idempotency_key),
         )
         session.add(order)
         await session.flush()  # assigns order.id; a duplicate key fails here, not at commit
@@ -292,7 +301,7 @@ async def _unused_code(session: AsyncSession) -> str:
 
 
 async def _placed_by_key(session: AsyncSession, msisdn: str, key: str) -> OrderPlaced | None:
-    query = select(Order).where(Order.idempotency_key == key)
+    query = select(Order).where(Order.idempotency_key == stored_key(key))
     order = (await session.exec(query)).first()
     if order is None:
         return None
@@ -311,6 +320,14 @@ async def find_order(db: Database, msisdn: str, key: str) -> OrderPlaced | None:
     """The order this subscriber placed under idempotency ``key``, if it exists (yet)."""
     async with db.session() as session:
         return await _placed_by_key(session, msisdn, key)
+
+
+def stored_key(key: str) -> str:
+    """An idempotency key as the orders table keeps it: whole when it fits the column, else a
+    digest (still one per key), so an aggregator's long session id never fails an order."""
+    if len(key) <= ORDER_KEY_WIDTH:
+        return key
+    return "#" + hashlib.blake2b(key.encode(), digest_size=24).hexdigest()
 
 
 def _quantities(req: PlaceOrder) -> dict[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,9 +16,12 @@ from gateway import keys
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
 from tests.gateway.test_ussd import ORDER_PATH, post, walk
+from tests.store.factories import product_by_sku, set_product
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 DEADLINE = 0.6
+PENDING = "Your order is being placed."
+FIRST_PRODUCT = "FD-CORNNOODLE"  # the product ORDER_PATH buys
 
 
 @asynccontextmanager
@@ -75,3 +79,28 @@ async def test_deadline_slow_order_that_fails_says_so_by_sms_and_keeps_the_cart(
     assert sms[0].body.startswith("Okryu: sorry, we could not place your order.")
     _, home = await post(client, "", session="ATUid_2")
     assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (2)")
+
+
+async def test_deadline_every_subscriber_told_pending_gets_an_sms(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    # 200 buyers confirm at once for 5 orders' worth of stock: most hops give up waiting for
+    # the store and promise an SMS. Each placement ends in an order or a sell-out, and its
+    # subscriber must hear which: no promise may slip between giving up and the ending.
+    client = await make_gateway(hop_deadline=0.3)
+    product = await product_by_sku(seeded_db, FIRST_PRODUCT)
+    await set_product(seeded_db, product.id, stock=10)  # ORDER_PATH takes 2
+    buyers = [f"+8501912{i:06d}" for i in range(200)]
+    await asyncio.gather(*(post(client, "", phone=b, session=f"s-{b}") for b in buyers))
+    confirm = "*".join([*ORDER_PATH, "1"])
+    answers = await asyncio.gather(
+        *(post(client, confirm, phone=b, session=f"s-{b}") for b in buyers)
+    )
+    await client.app[keys.GATEWAY].close()  # every placement ends
+    promised = {b for b, (_, body) in zip(buyers, answers, strict=True) if PENDING in body}
+    async with seeded_db.session() as s:
+        told = (await s.exec(select(OutboundMessage.to))).all()
+        orders = (await s.exec(select(Order))).all()
+    assert promised, "the store kept up: this test proves nothing"
+    assert promised - set(told) == set()
+    assert len(orders) == 5 and sorted(told) == sorted(set(told))  # one SMS each, no more

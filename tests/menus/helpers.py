@@ -151,12 +151,12 @@ class Driver:
         self.turn: Turn | None = None
 
     def _resolve(self, run: Any) -> Turn:
-        data: dict[Request, Any] = {}
+        data: dict[tuple[int, Request], Any] = {}
         for _ in range(6):
             try:
                 return run(data)  # type: ignore[no-any-return]
             except NeedData as need:
-                data[need.request] = self.store.answer(need.request, self.catalog)
+                data[need.key] = self.store.answer(need.request, self.catalog)
         raise AssertionError("too many requests")
 
     def dial(self, *inputs: str, ref: str | None = None, resume: bool = False) -> str:

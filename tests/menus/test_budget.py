@@ -38,7 +38,7 @@ def _orders(catalog: Catalog) -> dict[Any, Any]:
     detail = OrderDetail(
         "WWWWWW", "dispatched", lines, 9_999_999, 99_999, 10_099_998, "x", "y", LONG_ADDRESS, when
     )
-    return {ListOrders(MSISDN): summaries, GetOrder(MSISDN, "WWWWWW"): detail}
+    return {(0, ListOrders(MSISDN)): summaries, (0, GetOrder(MSISDN, "WWWWWW")): detail}
 
 
 def _contexts(catalog: Catalog, lang: str) -> list[tuple[str, dict[str, Any]]]:

@@ -27,6 +27,7 @@ from gateway.keywords import Commands
 from gateway.messages import BadRequest
 from gateway.metrics import Metrics
 from gateway.numbers import normalise_msisdn
+from gateway.replies import ReplyGuard
 from gateway.sessions import SessionStore
 from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
@@ -208,6 +209,13 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_window=settings.retry_window,
         metrics=app[keys.METRICS],
         funnel=funnel,
+    )
+    app[keys.REPLIES] = ReplyGuard(
+        app[keys.REDIS],
+        settings.redis_prefix,
+        regions=settings.reply_regions,
+        per_sender=settings.sms_replies_per_sender,
+        per_hour=settings.sms_replies_per_hour,
     )
     app[keys.COMMANDS] = Commands(
         db,

@@ -24,6 +24,11 @@ class CallbackAuth:
     secret: str | None = field(default=None, repr=False)  # never in logs
     allow: tuple[Network, ...] = ()
 
+    @property
+    def is_open(self) -> bool:
+        """Neither a secret nor an allowlist: anyone who reaches the endpoint may call it."""
+        return self.secret is None and not self.allow
+
     def refusal(self, request: web.Request) -> str | None:
         """Why ``request`` is refused, or None when it may pass."""
         if self.allow:
@@ -35,9 +40,22 @@ class CallbackAuth:
                 return f"source address {address} is not allowed"
         if self.secret is not None:
             given = request.headers.get(SECRET_HEADER) or request.query.get(SECRET_PARAM) or ""
-            if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            # aiohttp decodes header bytes that are not UTF-8 as surrogates, which a plain
+            # encode() refuses: pass them through, so any header compares (and fails).
+            if not hmac.compare_digest(
+                given.encode("utf-8", "surrogatepass"), self.secret.encode()
+            ):
                 return "missing or wrong secret"
         return None
+
+
+# Headers a reverse proxy adds. An open channel is allowed only on a loopback listener, where
+# nobody but this host can call it; a proxied request there came from anywhere.
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def is_proxied(request: web.Request) -> bool:
+    return any(name in request.headers for name in PROXY_HEADERS)
 
 
 def parse_networks(value: str) -> tuple[Network, ...]:

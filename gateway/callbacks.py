@@ -3,45 +3,103 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import keys
+from gateway.auth import is_proxied
 from gateway.channels import Channel
 from gateway.channels._wire import form_fields
 from gateway.channels.africastalking import AfricasTalking
 from gateway.messages import BadRequest, Reply, SessionEnd
-from gateway.numbers import mask, normalise_msisdn
+from gateway.numbers import mask
+from gateway.settings import Settings, SettingsError
 from menus.text import texts
 from store import inbox, outbox
-from store.models import utcnow
+from store.models import PROVIDER_ID_WIDTH, SMS_BODY_WIDTH, SMS_TO_WIDTH, utcnow
 
 log = logging.getLogger("okryu.callbacks")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MAX_FIELD = 200
-MAX_SMS = 1000
+SMS_CHANNEL = "africastalking"  # inbound SMS and delivery reports: authenticated as this one
 
 
 def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
-    """One route per channel at ``/ussd/<slug>``, plus Africa's Talking's other callbacks."""
-    for channel in channels.values():
+    """One route per served channel at ``/ussd/<slug>``, plus Africa's Talking's callbacks.
+
+    Outside demo mode, refuses (:class:`SettingsError`) to serve a callback that has neither
+    a secret nor an allowlist, unless it is declared open (``OKRYU_CALLBACK_OPEN``) or the
+    gateway listens on loopback only.
+    """
+    settings = app[keys.SETTINGS]
+    served = served_channels(settings, channels)
+    sms = SMS_CHANNEL in served or settings.sms_provider == SMS_CHANNEL
+    check_authentication(settings, [*served, *([SMS_CHANNEL] if sms else [])])
+    for channel in served.values():
         app.router.add_route(channel.method, f"/ussd/{channel.slug}", ussd_handler(channel))
-    at = channels.get("africastalking")
+    at = served.get(SMS_CHANNEL)
     if isinstance(at, AfricasTalking):
         app.router.add_post("/ussd/africastalking/events", at_events_handler(at))
-    app.router.add_post("/sms/africastalking", sms_africastalking)
-    app.router.add_post("/sms/africastalking/dlr", dlr_africastalking)
+    if sms:
+        app.router.add_post("/sms/africastalking", sms_africastalking)
+        app.router.add_post("/sms/africastalking/dlr", dlr_africastalking)
+
+
+def served_channels(settings: Settings, channels: dict[str, Channel]) -> dict[str, Channel]:
+    """The channels ``OKRYU_CHANNELS`` names (all of them when unset)."""
+    if settings.channels is None:
+        return channels
+    unknown = [slug for slug in settings.channels if slug not in channels]
+    if unknown:
+        raise SettingsError(
+            f"OKRYU_CHANNELS names unknown channels {', '.join(unknown)};"
+            f" known: {', '.join(channels)}"
+        )
+    return {slug: channels[slug] for slug in settings.channels}
+
+
+def check_authentication(settings: Settings, slugs: Iterable[str]) -> None:
+    """Refuse to serve open callbacks in production; warn about those allowed to be open."""
+    open_ = sorted({slug for slug in slugs if settings.auth_for(slug).is_open})
+    if not open_:
+        return
+    undeclared = [slug for slug in open_ if not settings.may_run_open(slug)]
+    if undeclared and not _is_loopback(settings.host):
+        raise SettingsError(
+            f"callbacks on {', '.join(undeclared)} would take requests from anyone: set"
+            " OKRYU_CALLBACK_SECRETS or OKRYU_CALLBACK_ALLOW for them, leave them out of"
+            " OKRYU_CHANNELS, or (on a private network only) list them in OKRYU_CALLBACK_OPEN"
+        )
+    log.warning(
+        "callbacks on %s are open: anyone who reaches them can dial or text as any number%s",
+        ", ".join(open_),
+        " (demo mode)" if settings.demo else "",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def authorise(request: web.Request, slug: str) -> None:
     """Refuse a callback that fails the channel's authentication: 403, logged without body."""
-    refusal = request.app[keys.SETTINGS].auth_for(slug).refusal(request)
+    settings = request.app[keys.SETTINGS]
+    auth = settings.auth_for(slug)
+    refusal = auth.refusal(request)
+    if refusal is None and auth.is_open and not settings.may_run_open(slug) and is_proxied(request):
+        # Open only because the gateway listens on loopback: a proxy's request is from anywhere.
+        refusal = "an undeclared open callback takes no proxied requests"
     if refusal is not None:
         log.warning("refused a %s callback from %s: %s", slug, request.remote, refusal)
         raise BadRequest("forbidden", 403)
@@ -52,6 +110,12 @@ def ussd_handler(channel: Channel) -> Handler:
         authorise(request, channel.slug)
         settings = request.app[keys.SETTINGS]
         hop = await channel.parse(request, settings)
+        if hop.service_code not in settings.service_codes:
+            # Another code routed here by mistake (or a caller trying codes): nothing to
+            # remember, and one short screen that says so.
+            return channel.render(
+                request, None if isinstance(hop, SessionEnd) else _unknown(settings)
+            )
         if isinstance(hop, SessionEnd):
             await _record_end(request, hop)
             return channel.render(request, None)
@@ -84,11 +148,17 @@ def ussd_handler(channel: Channel) -> Handler:
     return ussd
 
 
+def _unknown(settings: Settings) -> Reply:
+    return Reply(texts(settings.default_language)("error.unknown_code"), True, "unknown_code")
+
+
 def at_events_handler(channel: AfricasTalking) -> Handler:
     async def at_events(request: web.Request) -> web.StreamResponse:
         authorise(request, channel.slug)
-        end = await channel.parse_end(request, request.app[keys.SETTINGS])
-        await _record_end(request, end)
+        settings = request.app[keys.SETTINGS]
+        end = await channel.parse_end(request, settings)
+        if end.service_code in settings.service_codes:
+            await _record_end(request, end)
         return channel.render(request, None)
 
     return at_events
@@ -117,28 +187,35 @@ async def _record_end(request: web.Request, end: SessionEnd) -> None:
 
 async def sms_africastalking(request: web.Request) -> web.StreamResponse:
     """Africa's Talking incoming SMS (PROTOCOLS.md §3.2): keyword commands, answered by SMS."""
-    authorise(request, "africastalking")
+    authorise(request, SMS_CHANNEL)
     settings = request.app[keys.SETTINGS]
     db = request.app[keys.DATABASE]
     data = await form_fields(request)
-    msisdn = normalise_msisdn(data.text("from", MAX_FIELD), settings.default_region)
-    text = data.text("text", MAX_SMS)
+    msisdn = data.phone("from", settings.default_region)
+    text = data.input("text", SMS_BODY_WIDTH)  # a stray control byte earns the help text
     received = await inbox.record(
         db,
         msisdn=msisdn,
-        to=data.text("to", MAX_FIELD, default=""),
+        to=data.text("to", SMS_TO_WIDTH, default=""),
         text=text,
-        provider_message_id=data.text("id", MAX_FIELD, default="").strip() or None,
+        provider_message_id=data.text("id", PROVIDER_ID_WIDTH, default="").strip() or None,
     )
     if received.handled:
         return web.Response(text="OK", content_type="text/plain")  # a retry: answered already
-    reply = await request.app[keys.COMMANDS].answer(msisdn, text)
-    if reply is not None:
-        await outbox.enqueue_once(
-            db, to=msisdn, body=reply, kind="reply", idempotency_key=f"reply:{received.id}"
-        )
+    guard = request.app[keys.REPLIES]
+    if guard.serves(msisdn):  # a foreign sender is not a customer: no command, no reply
+        reply = await request.app[keys.COMMANDS].answer(msisdn, text)
+        refusal = None if reply is None else await guard.refusal(msisdn)
+        if reply is not None and refusal is None:
+            await outbox.enqueue_once(
+                db, to=msisdn, body=reply, kind="reply", idempotency_key=f"reply:{received.id}"
+            )
+            request.app[keys.DISPATCHER].notify()
+        elif refusal is not None:
+            request.app[keys.METRICS].replies_dropped.labels(refusal).inc()
+    else:
+        request.app[keys.METRICS].replies_dropped.labels("region").inc()
     await inbox.mark_handled(db, received.id)
-    request.app[keys.DISPATCHER].notify()
     return web.Response(text="OK", content_type="text/plain")
 
 
@@ -155,10 +232,10 @@ AT_DELIVERY = {
 
 async def dlr_africastalking(request: web.Request) -> web.StreamResponse:
     """Africa's Talking delivery reports: the outbox row of that message id learns its fate."""
-    authorise(request, "africastalking")
+    authorise(request, SMS_CHANNEL)
     data = await form_fields(request)
-    message_id = data.ident("id", MAX_FIELD)
-    status = data.text("status", MAX_FIELD).strip()
+    message_id = data.ident("id", PROVIDER_ID_WIDTH)
+    status = data.ident("status")
     if status not in AT_DELIVERY:
         raise BadRequest(f"status must be one of {', '.join(AT_DELIVERY)}")
     changed = await outbox.mark_delivery(

@@ -10,6 +10,7 @@ from gateway.ends import SessionEnds
 from gateway.hop import Gateway
 from gateway.keywords import Commands
 from gateway.metrics import Metrics
+from gateway.replies import ReplyGuard
 from gateway.settings import Settings
 from gateway.sms import Dispatcher
 from store.db import Database
@@ -23,3 +24,4 @@ ENDS = web.AppKey("ends", SessionEnds)
 COMMANDS = web.AppKey("commands", Commands)
 METRICS = web.AppKey("metrics", Metrics)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+REPLIES = web.AppKey("replies", ReplyGuard)

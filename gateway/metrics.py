@@ -41,6 +41,11 @@ class Metrics:
             "okryu_sms_receipts", "Delivery receipts that settled a message, by outcome",
             ["state"], registry=registry,
         )  # fmt: skip
+        self.replies_dropped = Counter(
+            "okryu_sms_replies_dropped",
+            "SMS replies not sent: to a region not served, or over a sender's or the hourly limit",
+            ["reason"], registry=registry,
+        )  # fmt: skip
         self.errors = Counter(
             "okryu_errors", "Failures by component (redis, database, hop)", ["component"],
             registry=registry,

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import phonenumbers
+
 from gateway.auth import CallbackAuth, parse_networks
 from menus.screens import Budget
 
@@ -29,6 +31,12 @@ class Settings:
     screen_budget: Budget = field(default_factory=Budget)
     channel_budgets: Mapping[str, Budget] = field(default_factory=dict)  # slug -> budget
     callback_auth: Mapping[str, CallbackAuth] = field(default_factory=dict)  # slug -> auth
+    # Channels allowed to run without a secret or allowlist outside demo mode ("*": all).
+    callback_open: frozenset[str] = frozenset()
+    channels: tuple[str, ...] | None = None  # the USSD channels served; None: every one known
+    sms_regions: tuple[str, ...] = ()  # regions SMS replies may go to; (): the default region
+    sms_replies_per_sender: int = 5  # replies to one number an hour
+    sms_replies_per_hour: int = 1000  # replies to everyone an hour
     channels_file: str | None = None  # TOML: Africa's Talking-compatible resellers
     reminder_delay: int = 900  # seconds after a cut session before its cart is reminded of
     default_language: str = "en"
@@ -67,6 +75,15 @@ class Settings:
     def auth_for(self, channel: str) -> CallbackAuth:
         """How callbacks on ``channel`` are authenticated (by default: not at all)."""
         return self.callback_auth.get(channel, _OPEN)
+
+    def may_run_open(self, channel: str) -> bool:
+        """Whether ``channel`` may take unauthenticated callbacks (told with a warning)."""
+        return self.demo or "*" in self.callback_open or channel in self.callback_open
+
+    @property
+    def reply_regions(self) -> tuple[str, ...]:
+        """The regions (ISO 3166 codes) whose numbers the shop serves and SMS replies reach."""
+        return self.sms_regions or (self.default_region,)
 
     def budget_for(self, channel: str) -> Budget:
         """The screen budget of ``channel``: its own if configured, else the default."""
@@ -113,6 +130,11 @@ class Settings:
             screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),
             channel_budgets=_budgets(get("SCREEN_BUDGETS", "")),
             callback_auth=_auth(get("CALLBACK_SECRETS", ""), get("CALLBACK_ALLOW", "")),
+            callback_open=frozenset(_names(get("CALLBACK_OPEN", ""))),
+            channels=tuple(_names(get("CHANNELS", ""))) or None,
+            sms_regions=_regions(get("SMS_REGIONS", "")),
+            sms_replies_per_sender=integer("SMS_REPLIES_PER_SENDER", cls.sms_replies_per_sender),
+            sms_replies_per_hour=integer("SMS_REPLIES_PER_HOUR", cls.sms_replies_per_hour),
             channels_file=env.get("OKRYU_CHANNELS_FILE") or None,
             reminder_delay=integer("REMINDER_DELAY", cls.reminder_delay),
             default_language=_language(get("DEFAULT_LANGUAGE", "en")),
@@ -164,6 +186,21 @@ def _budgets(value: str) -> dict[str, Budget]:
             )
         budgets[slug.strip()] = Budget(int(gsm7), int(ucs2))
     return budgets
+
+
+def _names(value: str) -> list[str]:
+    """``"hubtel, nalo"`` -> ``["hubtel", "nalo"]``."""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _regions(value: str) -> tuple[str, ...]:
+    regions = tuple(region.upper() for region in _names(value))
+    unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise SettingsError(
+            f"OKRYU_SMS_REGIONS takes ISO 3166 region codes such as KP, not {', '.join(unknown)}"
+        )
+    return regions
 
 
 def _codes(value: str) -> tuple[str, ...]:

@@ -420,10 +420,23 @@ async def export_csv(db: Database) -> str:
     return out.getvalue()
 
 
+# A cell that starts with one of these is a formula to a spreadsheet ("=cmd|' /C calc'!A0").
+# Exported with a leading apostrophe, which spreadsheets show as text; import takes it off.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _uncell(text: str) -> str:
+    """A cell as it was before :func:`_cell` guarded it."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS):
+        return text[1:]
+    return text
 
 
 async def import_csv(db: Database, text: str) -> Imported:
@@ -441,7 +454,7 @@ async def import_csv(db: Database, text: str) -> Imported:
                 if spec.name not in header:
                     continue
                 try:
-                    values[spec.name] = spec.parse(cells[header.index(spec.name)])
+                    values[spec.name] = spec.parse(_uncell(cells[header.index(spec.name)]))
                 except Invalid as error:
                     errors.append(RowError(line, error.field, str(error)))
             sku = values.get("sku")

@@ -325,6 +325,21 @@ async def test_admin_csv_export_then_import_round_trips(
     assert (kimchi["name_en"], kimchi["stock"], kimchi["active"]) == ("Kimchi, 1 kg", 0, True)
 
 
+async def test_admin_csv_export_defuses_formulas_and_reads_them_back(
+    admin: TestClient[Any, Any],
+) -> None:
+    # A product name a spreadsheet would run: exported as text, imported as it was typed.
+    formula = "=cmd|' /C calc'!A0"
+    for name in (formula, "+1 bag", "-gel", "@home"):
+        await call(admin, "PATCH", f"/products/{NOODLES}", json={"name_en": name})
+        [row] = [r for r in csv.DictReader(io.StringIO(await export(admin))) if r["sku"] == NOODLES]
+        assert row["name_en"] == "'" + name
+    exported = await export(admin)
+    assert await import_csv(admin, exported)
+    assert (await call(admin, "GET", f"/products/{NOODLES}"))["name_en"] == "@home"
+    assert await export(admin) == exported
+
+
 async def test_admin_csv_with_bad_rows_reports_each_by_line_and_writes_nothing(
     admin: TestClient[Any, Any],
 ) -> None:

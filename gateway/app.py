@@ -12,6 +12,9 @@ from datetime import timedelta
 import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
 from gateway import keys
@@ -103,7 +106,7 @@ def _redis_ctx(
             embedded = EmbeddedRedis()
             url = await embedded.start()
             log.info("started an embedded redis-server at %s", url)
-        client = Redis.from_url(url)
+        client = _redis_client(url)
         app[keys.REDIS] = client
         try:
             yield
@@ -113,6 +116,25 @@ def _redis_ctx(
                 await embedded.stop()
 
     return redis_ctx
+
+
+def _redis_client(url: str) -> Redis:
+    """A client whose commands survive a Redis restart.
+
+    Pooled connections die with the server, and each fails its next command. That command is
+    sent again at once, once, on a fresh connection (redis-py's defaults, by version and
+    constructor, never send it again or back off for seconds). Connection errors only: a
+    timeout may be a slow server, and waiting twice would outlast the hop's deadline. Every
+    command the gateway sends may run twice: GET, MGET and PING read; the session's
+    compare-and-set script writes only at the version it read (and redis-py loads it again when
+    a new server answers NOSCRIPT); INCR bumps the catalog and stock tags, which readers only
+    compare for change, so a bump counted twice still says "changed".
+    """
+    return Redis.from_url(
+        url,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        retry_on_error=[RedisConnectionError],  # redis-py 5 retries only the errors listed here
+    )
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from gateway import keys
@@ -22,7 +23,7 @@ from gateway.admin import add_admin_routes
 from gateway.callbacks import add_routes
 from gateway.catalog import CatalogCache
 from gateway.channels import load_channels
-from gateway.embedded_redis import EmbeddedRedis
+from gateway.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from gateway.ends import SessionEnds
 from gateway.funnel import FunnelCounter
 from gateway.hop import Gateway
@@ -35,6 +36,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
 from gateway.smpp import RetryReceipt, SmppProvider
 from gateway.sms import Dispatcher, Pacer, make_provider
+from gateway.startup import StartupError, cause
 from menus.engine import make_engine_factory
 from menus.shop import Shop
 from store import migrate, outbox, reports
@@ -97,6 +99,7 @@ def _redis_ctx(
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.SETTINGS]
         if given is not None:
+            await _answers(given, settings.redis_url)
             app[keys.REDIS] = given
             yield
             return
@@ -104,11 +107,21 @@ def _redis_ctx(
         url = settings.redis_url
         if url is None:
             embedded = EmbeddedRedis()
-            url = await embedded.start()
+            try:
+                url = await embedded.start()
+            except (EmbeddedRedisError, OSError) as error:
+                raise StartupError(
+                    f"cannot start the embedded redis-server (OKRYU_REDIS_URL is unset): "
+                    f"{cause(error)}"
+                ) from error
             log.info("started an embedded redis-server at %s", url)
-        client = _redis_client(url)
-        app[keys.REDIS] = client
         try:
+            client = _redis_client(url)
+        except ValueError as error:  # not a redis://, rediss:// or unix:// URL: a configured one
+            raise _unreachable(error, settings.redis_url) from error
+        try:
+            await _answers(client, settings.redis_url)
+            app[keys.REDIS] = client
             yield
         finally:
             await client.aclose()
@@ -135,6 +148,18 @@ def _redis_client(url: str) -> Redis:
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],  # redis-py 5 retries only the errors listed here
     )
+
+
+async def _answers(client: Redis, configured: str | None) -> None:
+    """Start only with a Redis that answers: else one line naming the setting."""
+    try:
+        await client.ping()
+    except RedisError as error:
+        raise _unreachable(error, configured) from error
+
+
+def _unreachable(error: Exception, configured: str | None) -> StartupError:
+    return StartupError(f"cannot reach Redis (OKRYU_REDIS_URL): {cause(error, configured)}")
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,10 @@ from datetime import timedelta
 import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from gateway import keys
@@ -19,7 +23,7 @@ from gateway.admin import add_admin_routes
 from gateway.callbacks import add_routes
 from gateway.catalog import CatalogCache
 from gateway.channels import load_channels
-from gateway.embedded_redis import EmbeddedRedis
+from gateway.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from gateway.ends import SessionEnds
 from gateway.funnel import FunnelCounter
 from gateway.hop import Gateway
@@ -33,6 +37,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
 from gateway.smpp import RetryReceipt, SmppProvider
 from gateway.sms import Dispatcher, Pacer, make_provider
+from gateway.startup import StartupError, cause
 from menus.engine import make_engine_factory
 from menus.shop import Shop
 from store import migrate, outbox, reports
@@ -95,6 +100,7 @@ def _redis_ctx(
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.SETTINGS]
         if given is not None:
+            await _answers(given, settings.redis_url)
             app[keys.REDIS] = given
             yield
             return
@@ -102,11 +108,21 @@ def _redis_ctx(
         url = settings.redis_url
         if url is None:
             embedded = EmbeddedRedis()
-            url = await embedded.start()
+            try:
+                url = await embedded.start()
+            except (EmbeddedRedisError, OSError) as error:
+                raise StartupError(
+                    f"cannot start the embedded redis-server (OKRYU_REDIS_URL is unset): "
+                    f"{cause(error)}"
+                ) from error
             log.info("started an embedded redis-server at %s", url)
-        client = Redis.from_url(url)
-        app[keys.REDIS] = client
         try:
+            client = _redis_client(url)
+        except ValueError as error:  # not a redis://, rediss:// or unix:// URL: a configured one
+            raise _unreachable(error, settings.redis_url) from error
+        try:
+            await _answers(client, settings.redis_url)
+            app[keys.REDIS] = client
             yield
         finally:
             await client.aclose()
@@ -114,6 +130,37 @@ def _redis_ctx(
                 await embedded.stop()
 
     return redis_ctx
+
+
+def _redis_client(url: str) -> Redis:
+    """A client whose commands survive a Redis restart.
+
+    Pooled connections die with the server, and each fails its next command. That command is
+    sent again at once, once, on a fresh connection (redis-py's defaults, by version and
+    constructor, never send it again or back off for seconds). Connection errors only: a
+    timeout may be a slow server, and waiting twice would outlast the hop's deadline. Every
+    command the gateway sends may run twice: GET, MGET and PING read; the session's
+    compare-and-set script writes only at the version it read (and redis-py loads it again when
+    a new server answers NOSCRIPT); INCR bumps the catalog and stock tags, which readers only
+    compare for change, so a bump counted twice still says "changed".
+    """
+    return Redis.from_url(
+        url,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        retry_on_error=[RedisConnectionError],  # redis-py 5 retries only the errors listed here
+    )
+
+
+async def _answers(client: Redis, configured: str | None) -> None:
+    """Start only with a Redis that answers: else one line naming the setting."""
+    try:
+        await client.ping()
+    except RedisError as error:
+        raise _unreachable(error, configured) from error
+
+
+def _unreachable(error: Exception, configured: str | None) -> StartupError:
+    return StartupError(f"cannot reach Redis (OKRYU_REDIS_URL): {cause(error, configured)}")
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

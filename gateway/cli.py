@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 DEFAULT_PHONE = "+8501912345678"
 RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated answer
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+KEEPALIVE = 75.0  # seconds an idle aggregator connection stays open (web.run_app's default)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,28 +142,69 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(settings: Settings) -> int:
     from gateway.app import create_app
-    from gateway.logs import AccessLogger
+    from gateway.startup import StartupError
 
     try:
         app = create_app(settings, freeze_gc=True)
+        asyncio.run(_serve(app, settings))
     except SettingsError as error:
         print(f"okryu: {error}", file=sys.stderr)
         return 2
-    base = f"http://{settings.host}:{settings.port}"
-    print(
-        f"Okryu gateway on {base}  (USSD: POST /ussd/<aggregator>; a handset: `okryu phone`"
-        + (f" or {base}/simulator/" if settings.simulator else "")
-        + ")",
-        flush=True,
-    )
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log_class=AccessLogger,
-    )
+    except StartupError as error:
+        print(f"okryu: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+async def _serve(app: web.Application, settings: Settings) -> None:
+    """Start (Redis answers, the store migrates, the socket binds), say so, serve until SIGINT
+    or SIGTERM, stop. A start-up failure is a ``StartupError`` naming the setting."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway import keys
+    from gateway.logs import AccessLogger
+    from gateway.startup import StartupError, cause
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, keepalive_timeout=KEEPALIVE)
+    try:
+        try:
+            await runner.setup()  # the app's cleanup contexts, Redis first, then the store
+        except (SQLAlchemyError, OSError, TimeoutError, ImportError, ValueError) as error:
+            # Redis answered (its context fails with a StartupError of its own) and the store
+            # is not there yet: the store's context failed (a malformed URL, a driver not
+            # installed, a server not there). Anything else is a bug: its traceback.
+            if keys.REDIS not in app or keys.DATABASE in app:
+                raise
+            reason = cause(error, settings.database_url)
+            raise StartupError(
+                f"cannot reach the database (OKRYU_DATABASE_URL): {reason}"
+            ) from error
+        if stop.is_set():  # asked to stop while starting
+            return
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as error:
+            raise StartupError(
+                f"cannot listen on {settings.host}:{settings.port} (OKRYU_HOST/OKRYU_PORT): "
+                f"{cause(error)}"
+            ) from error
+        base = f"http://{settings.host}:{settings.port}"
+        print(
+            f"Okryu gateway on {base}  (USSD: POST /ussd/<aggregator>; a handset: `okryu phone`"
+            + (f" or {base}/simulator/" if settings.simulator else "")
+            + ")",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 async def migrate_command(settings: Settings) -> int:

@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import keys
 from gateway.admin import add_admin_routes
@@ -165,8 +166,13 @@ def _unreachable(error: Exception, configured: str | None) -> StartupError:
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    db = Database(settings.database_url)
-    await migrate.upgrade(db)
+    try:
+        db = Database(settings.database_url)
+        await migrate.upgrade(db)
+    except (SQLAlchemyError, OSError, TimeoutError, ImportError, ValueError) as error:
+        # A malformed URL, a driver not installed, a server or database not there.
+        reason = cause(error, settings.database_url)
+        raise StartupError(f"cannot reach the database (OKRYU_DATABASE_URL): {reason}") from error
     if settings.seed_if_empty and await seed_if_empty(db):
         log.info("seeded the demo catalog")
     app[keys.DATABASE] = db

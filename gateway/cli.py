@@ -159,9 +159,6 @@ def serve(settings: Settings) -> int:
 async def _serve(app: web.Application, settings: Settings) -> None:
     """Start (Redis answers, the store migrates, the socket binds), say so, serve until SIGINT
     or SIGTERM, stop. A start-up failure is a ``StartupError`` naming the setting."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from gateway import keys
     from gateway.logs import AccessLogger
     from gateway.startup import StartupError, cause
 
@@ -171,18 +168,7 @@ async def _serve(app: web.Application, settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(app, access_log_class=AccessLogger, keepalive_timeout=KEEPALIVE)
     try:
-        try:
-            await runner.setup()  # the app's cleanup contexts, Redis first, then the store
-        except (SQLAlchemyError, OSError, TimeoutError, ImportError, ValueError) as error:
-            # Redis answered (its context fails with a StartupError of its own) and the store
-            # is not there yet: the store's context failed (a malformed URL, a driver not
-            # installed, a server not there). Anything else is a bug: its traceback.
-            if keys.REDIS not in app or keys.DATABASE in app:
-                raise
-            reason = cause(error, settings.database_url)
-            raise StartupError(
-                f"cannot reach the database (OKRYU_DATABASE_URL): {reason}"
-            ) from error
+        await runner.setup()  # the app's cleanup contexts: Redis, then the store (StartupError)
         if stop.is_set():  # asked to stop while starting
             return
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -40,7 +40,9 @@ def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
     settings = app[keys.SETTINGS]
     served = served_channels(settings, channels)
     sms = SMS_CHANNEL in served or settings.sms_provider == SMS_CHANNEL
-    check_authentication(settings, [*served, *([SMS_CHANNEL] if sms else [])])
+    app[keys.OPEN_CALLBACKS] = check_authentication(
+        settings, [*served, *([SMS_CHANNEL] if sms else [])]
+    )
     for channel in served.values():
         app.router.add_route(channel.method, f"/ussd/{channel.slug}", ussd_handler(channel))
     at = served.get(SMS_CHANNEL)
@@ -64,11 +66,9 @@ def served_channels(settings: Settings, channels: dict[str, Channel]) -> dict[st
     return {slug: channels[slug] for slug in settings.channels}
 
 
-def check_authentication(settings: Settings, slugs: Iterable[str]) -> None:
-    """Refuse to serve open callbacks in production; warn about those allowed to be open."""
+def check_authentication(settings: Settings, slugs: Iterable[str]) -> list[str]:
+    """Refuse to serve open callbacks in production; the open ones that may run so."""
     open_ = sorted({slug for slug in slugs if settings.auth_for(slug).is_open})
-    if not open_:
-        return
     undeclared = [slug for slug in open_ if not settings.may_run_open(slug)]
     if undeclared and not _is_loopback(settings.host):
         raise SettingsError(
@@ -76,11 +76,17 @@ def check_authentication(settings: Settings, slugs: Iterable[str]) -> None:
             " OKRYU_CALLBACK_SECRETS or OKRYU_CALLBACK_ALLOW for them, leave them out of"
             " OKRYU_CHANNELS, or (on a private network only) list them in OKRYU_CALLBACK_OPEN"
         )
-    log.warning(
-        "callbacks on %s are open: anyone who reaches them can dial or text as any number%s",
-        ", ".join(open_),
-        " (demo mode)" if settings.demo else "",
-    )
+    return open_
+
+
+def warn_open(app: web.Application) -> None:
+    """Say, once the gateway serves, which callbacks anyone who reaches them may call."""
+    open_ = app[keys.OPEN_CALLBACKS]
+    if open_:
+        log.warning(
+            "callbacks on %s are open: anyone who reaches them can dial or text as any number",
+            ", ".join(open_),
+        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -159,6 +159,7 @@ def serve(settings: Settings) -> int:
 async def _serve(app: web.Application, settings: Settings) -> None:
     """Start (Redis answers, the store migrates, the socket binds), say so, serve until SIGINT
     or SIGTERM, stop. A start-up failure is a ``StartupError`` naming the setting."""
+    from gateway.callbacks import warn_open
     from gateway.logs import AccessLogger
     from gateway.startup import StartupError, cause
 
@@ -186,6 +187,7 @@ async def _serve(app: web.Application, settings: Settings) -> None:
             + ")",
             flush=True,
         )
+        warn_open(app)
         await stop.wait()
     finally:
         await runner.cleanup()

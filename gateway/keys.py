@@ -25,3 +25,4 @@ COMMANDS = web.AppKey("commands", Commands)
 METRICS = web.AppKey("metrics", Metrics)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 REPLIES = web.AppKey("replies", ReplyGuard)
+OPEN_CALLBACKS = web.AppKey("open_callbacks", list[str])  # served without authentication

@@ -203,6 +203,16 @@ async def test_smsc_drop_next_closes_the_link_at_a_submit_unanswered(
         await again.close()
 
 
+async def test_smsc_stall_next_leaves_a_submit_unanswered(smsc: Smsc, esme: Esme) -> None:
+    await esme.bind()
+    smsc.stall_next(after=1)
+    assert (await esme.submit(b"one"))[0] == 0
+    esme.write(SUBMIT_SM, b"\0")
+    # The next submit's answer is the next PDU to arrive (Esme.call checks its sequence).
+    assert (await esme.submit(b"three"))[0] == 0
+    assert [p.text for p in smsc.parts] == ["one", "three"]
+
+
 async def test_smsc_sends_receipts_with_text_and_tlvs(smsc: Smsc, esme: Esme) -> None:
     await esme.bind()
     _, message_id = await esme.submit(b"Order OK-4F2A placed")

@@ -36,14 +36,13 @@ from gateway.replies import ReplyGuard
 from gateway.sessions import SessionStore
 from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
-from gateway.smpp import RetryReceipt, SmppProvider
+from gateway.smpp import SmppProvider, outbox_receipts
 from gateway.sms import Dispatcher, Pacer, make_provider
 from gateway.startup import StartupError, cause
 from menus.engine import make_engine_factory
 from menus.shop import Shop
 from store import migrate, outbox, reports
 from store.db import Database
-from store.models import utcnow
 from store.seed import seed_if_empty
 
 log = logging.getLogger("okryu.app")
@@ -196,11 +195,11 @@ async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[keys.DISPATCHER] = Dispatcher(
         db,
         provider,
-        max_attempts=settings.sms_max_attempts,
+        give_up=timedelta(seconds=settings.sms_give_up),
         pacer=Pacer(settings.sms_rate) if settings.sms_rate > 0 else None,
     )
     if isinstance(provider, SmppProvider):
-        provider.on_receipt = _receipt_handler(db)
+        provider.on_receipt = outbox_receipts(db, app[keys.METRICS])
         await provider.start()  # binds in the background; a down SMSC is retried, not fatal
     task = None
     if settings.sms_dispatch:
@@ -214,20 +213,6 @@ async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
         if isinstance(provider, SmppProvider):
             await provider.close()
-
-
-def _receipt_handler(db: Database) -> Callable[[str, str], Awaitable[None]]:
-    async def on_receipt(message_id: str, state: str) -> None:
-        if await outbox.mark_delivery(db, message_id, state, utcnow()):
-            return
-        if await outbox.sending_now(db):
-            # Possibly the receipt of a message whose "sent" is not recorded yet: ask the
-            # SMSC to deliver it again rather than lose it.
-            raise RetryReceipt(message_id)
-        # Nothing is being sent now: if ours was, it has just been recorded as sent.
-        await outbox.mark_delivery(db, message_id, state, utcnow())
-
-    return on_receipt
 
 
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:

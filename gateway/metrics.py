@@ -38,7 +38,7 @@ class Metrics:
         self.orders = Gauge("okryu_orders", "Orders by status now", ["status"], registry=registry)
         self.sms = Gauge("okryu_sms", "Outbound SMS by state now", ["state"], registry=registry)
         self.sms_receipts = Counter(
-            "okryu_sms_receipts", "Delivery receipts that settled a message, by outcome",
+            "okryu_sms_receipts", "Final delivery receipts recorded, one per SMS part, by state",
             ["state"], registry=registry,
         )  # fmt: skip
         self.replies_dropped = Counter(

@@ -60,7 +60,10 @@ class Settings:
     sms_dispatch: bool = True  # run the outbox dispatcher inside this process
     sms_poll_interval: float = 1.0
     sms_rate: float = 0.0  # messages a second through the provider; 0: as fast as it takes
-    sms_max_attempts: int = 8
+    # Seconds after it was queued that an SMS not yet sent is marked failed. Six hours ride
+    # out an operator's maintenance window or a long outage, and a confirmation or status
+    # SMS older than that would arrive after newer news (or the delivery) it announces.
+    sms_give_up: float = 6 * 3600.0
     demo: bool = False
     simulator: bool = False  # serve the web handset at /simulator/
     log_format: str = "json"  # json (one object per line) or text
@@ -158,7 +161,7 @@ class Settings:
             sms_dispatch=flag("SMS_DISPATCH", True),
             sms_rate=number("SMS_RATE", cls.sms_rate),
             sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval),
-            sms_max_attempts=integer("SMS_MAX_ATTEMPTS", cls.sms_max_attempts),
+            sms_give_up=number("SMS_GIVE_UP", cls.sms_give_up),
             demo=flag("DEMO", False),
             simulator=flag("SIMULATOR", False),
             log_format=_log_format(get("LOG_FORMAT", "json")),

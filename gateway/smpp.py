@@ -38,7 +38,9 @@ easy part, and the codec, about 150 lines, is what the SMPP 3.4 spec lays out fi
 Delivery is at least once, as for every provider: an SMSC that accepts a part but whose answer
 is lost with the connection gets that part again on the retry. A message split into parts is
 resumed, not restarted: when part 2 of 3 fails, the retry sends parts 2 and 3 with the same
-concatenation reference, so the handset still sees one message.
+concatenation reference, so the handset still sees one message. Every part asks for a
+receipt, and every part's id goes back to the outbox with the outcome of the send, failed
+or not, so each receipt finds its message (``outbox_receipts``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
@@ -60,9 +63,13 @@ import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 from gateway.numbers import mask
 from gateway.sms import SendResult
 from menus.screens import measure
+from store import outbox
+from store.models import utcnow
 
 if TYPE_CHECKING:
+    from gateway.metrics import Metrics
     from gateway.settings import Settings
+    from store.db import Database
 
 logger = logging.getLogger("okryu.smpp")
 
@@ -140,6 +147,8 @@ _MAX_PDU = 64 * 1024
 _SINGLE = {"gsm7": 160, "ucs2": 140}
 _PART = {"gsm7": 153, "ucs2": 134}
 _MAX_ERROR = 300
+# After a reconnect attempt is due, the time to connect and bind before sends can go out.
+_BIND_TIME = 1.0
 
 # Receipt states, as the text's stat: field and the message_state TLV name them.
 _STAT_STATES: Mapping[str, str] = {
@@ -349,6 +358,32 @@ def parse_receipt(message: DeliverSm) -> Receipt | None:
     return Receipt(message_id, state)
 
 
+def outbox_receipts(
+    db: Database, metrics: Metrics | None = None, clock: Callable[[], datetime] = utcnow
+) -> ReceiptHandler:
+    """The ``on_receipt`` that records each receipt in the outbox, and drops none it can use.
+
+    A receipt whose id no part has yet may belong to a send not recorded yet (its row is
+    still ``sending``): the SMSC is asked to deliver it again. Once nothing is being sent, an
+    unknown id stays unknown (another system's message, or one sent by a worker that died
+    before recording it): it is acknowledged. Receipts recorded are counted by state.
+    """
+
+    async def on_receipt(message_id: str, state: str) -> None:
+        outcome = await outbox.record_receipt(db, message_id, state, clock())
+        if outcome == "unknown":
+            if await outbox.sending_now(db):
+                raise RetryReceipt(message_id)
+            # Nothing is being sent now: if ours was, it has just been recorded.
+            outcome = await outbox.record_receipt(db, message_id, state, clock())
+        if outcome == "recorded" and metrics is not None:
+            metrics.sms_receipts.labels(state).inc()
+        elif outcome == "unknown":
+            logger.info("smpp: acknowledged a receipt for unknown message id %s", message_id)
+
+    return on_receipt
+
+
 # --- message encoding ---------------------------------------------------------------------
 
 
@@ -541,6 +576,8 @@ class SmppProvider:
     ``SendResult`` for the dispatcher to retry or give up. Receipts go to ``on_receipt``.
     ``clock`` and ``sleep`` measure and wait for every delay here except the SMSC's response
     and connect timeouts, so tests can run a minute of outage in no time.
+    ``send_timeout`` (the response timeout) bounds a whole ``send()``, every part included:
+    the outbox lease is derived from it.
     """
 
     name = "smpp"
@@ -576,6 +613,7 @@ class SmppProvider:
         self.enquire_interval = enquire_interval
         self.on_receipt = on_receipt
         self._response_timeout = response_timeout
+        self.send_timeout = response_timeout
         self._connect_timeout = connect_timeout
         self._window = asyncio.Semaphore(window)
         self._reconnect_base = reconnect_base
@@ -591,6 +629,7 @@ class SmppProvider:
         self._receipts: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._paused_until = float("-inf")
+        self._next_connect = float("-inf")  # when the next connect attempt is due
         self._throttles = 0  # consecutive throttled submits: the pause doubles with each
         self._partial: OrderedDict[tuple[str, str], _Progress] = OrderedDict()
         self.attempts = 0  # connection attempts finished, bound or not
@@ -688,6 +727,7 @@ class SmppProvider:
             delay = self.reconnect_delay(failures)
             logger.info("smpp: reconnecting in %.1fs", delay)
             self.reconnecting = True
+            self._next_connect = self._clock() + delay
             self._notify()
             try:
                 await self._sleep(delay)
@@ -791,11 +831,12 @@ class SmppProvider:
     # --- sending --------------------------------------------------------------------------
 
     async def send(self, to: str, body: str) -> SendResult:
-        """Submit ``body`` to the E.164 number ``to`` and return the first part's message id.
+        """Submit ``body`` to the E.164 number ``to``; the first part's id and every part's.
 
-        The first part's id, not all of them joined: each part gets its own id and receipt,
-        but the outbox row keeps one id of at most 100 characters and finds it by equality,
-        and the handset shows the message only when every part, the first included, arrived.
+        The first part's id is the message's (``message_id``): the handset shows the message
+        only when every part, the first included, arrived. ``parts`` lists every part's id,
+        on a failure those accepted before it, for their receipts to find the message.
+        Throttled, paused or unbound, it answers ``retry_after`` without trying.
         """
         destination = to.removeprefix("+")
         if not _DIGITS.fullmatch(destination):
@@ -804,23 +845,35 @@ class SmppProvider:
             encoded = encode_text(body)
         except MessageTooLong as exc:
             return SendResult(ok=False, permanent=True, error=f"message too long: {exc}")
-        remaining = self._paused_until - self._clock()
+        now = self._clock()
+        remaining = self._paused_until - now
         if remaining > 0:
-            return _retry(f"throttled by the SMSC, pausing {remaining:.1f}s more")
+            return _wait(f"throttled by the SMSC, pausing {remaining:.1f}s more", remaining)
         link = self._link
         if link is None or not link.open:
-            return _retry(f"not bound to the SMSC at {self.host}:{self.port}")
+            return _wait(
+                f"not bound to the SMSC at {self.host}:{self.port}",
+                max(self._next_connect - now, 0.0) + _BIND_TIME,
+            )
         key = (destination, body)
         progress = self._partial.pop(key, None) or _Progress(self._next_reference())
         total = len(encoded.parts)
-        for index in range(len(progress.ids), total):
-            failure = await self._submit(link, destination, encoded, index, progress)
-            if failure is not None:
-                if progress.ids and not failure.permanent:
-                    self._remember(key, progress)
-                return failure
+        failure: SendResult | None = None
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                for index in range(len(progress.ids), total):
+                    failure = await self._submit(link, destination, encoded, index, progress)
+                    if failure is not None:
+                        break
+        except TimeoutError:
+            where = f" (part {len(progress.ids) + 1} of {total})" if total > 1 else ""
+            failure = _retry(f"no submit_sm_resp within {self.send_timeout:g}s{where}")
+        if failure is not None:
+            if progress.ids and not failure.permanent:
+                self._remember(key, progress)
+            return replace(failure, parts=tuple(progress.ids))
         self._throttles = 0
-        return SendResult(ok=True, message_id=progress.ids[0])
+        return SendResult(ok=True, message_id=progress.ids[0], parts=tuple(progress.ids))
 
     async def _submit(
         self, link: _Link, destination: str, encoded: Encoded, index: int, progress: _Progress
@@ -851,8 +904,9 @@ class SmppProvider:
             return _retry(f"SMSC answered generic_nack {status_name(response.status)}{where}")
         if response.status in _THROTTLING:
             pause = self._pause()
-            return _retry(
-                f"SMSC throttled: {status_name(response.status)}{where}, pausing {pause:.1f}s"
+            return _wait(
+                f"SMSC throttled: {status_name(response.status)}{where}, pausing {pause:.1f}s",
+                pause,
             )
         if response.status != ESME_ROK:
             error = f"SMSC refused: {status_name(response.status)}{where}"
@@ -889,3 +943,8 @@ class SmppProvider:
 
 def _retry(error: str) -> SendResult:
     return SendResult(ok=False, error=error[:_MAX_ERROR])
+
+
+def _wait(error: str, seconds: float) -> SendResult:
+    """Not tried (throttled, paused, unbound): ask again in ``seconds``, costing no attempt."""
+    return SendResult(ok=False, error=error[:_MAX_ERROR], retry_after=seconds)

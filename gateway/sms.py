@@ -10,8 +10,14 @@ Africa's Talking send API (form-encoded POST, headers ``apiKey`` and ``Accept``)
                       "cost": "KES 0.8000", "messageId": "ATXid_5c2b..."}]}}
 
 The dispatcher never composes text: bodies come from the outbox rows, written in the same
-transaction as the order they announce. Delivery is at least once: a row claimed by a worker
-that dies is sent again when its lease expires.
+transaction as the order they announce. Delivery is at least once, and exactly once unless
+the gateway dies between the provider's accept and the record of it: the row is claimed with
+a lease as long as the provider can take to answer (``send_timeout``) plus ``LEASE_MARGIN``,
+and a row whose worker died is sent again when that lease runs out.
+
+A provider that is throttled, paused or not connected answers without trying
+(``retry_after``): that costs no attempt. Attempts only spread retries out; a message is
+given up by age (``give_up``), never by a count that an outage of a few minutes exhausts.
 """
 
 from __future__ import annotations
@@ -53,12 +59,27 @@ class SendResult:
     message_id: str | None = None
     permanent: bool = False
     error: str | None = None
+    # Every part's id, in order, when the provider sends parts itself (SMPP): all of them on
+    # success, those accepted before the failure otherwise. Receipts name parts.
+    parts: tuple[str, ...] = ()
+    # Set when the provider did not try (throttled, paused, not connected): seconds to wait
+    # before asking again. Not an attempt.
+    retry_after: float | None = None
+
+    @property
+    def part_ids(self) -> tuple[str, ...]:
+        """The ids receipts will name: ``parts``, else the one ``message_id``."""
+        if self.parts:
+            return self.parts
+        return (self.message_id,) if self.message_id else ()
 
 
 class SmsProvider(Protocol):
     """Sends one SMS; reports failures as a ``SendResult`` rather than raising."""
 
     name: str
+    # Seconds within which send() always answers: the outbox lease is derived from it.
+    send_timeout: float
 
     async def send(self, to: str, body: str) -> SendResult:
         """Send ``body`` to the E.164 number ``to``."""
@@ -73,6 +94,7 @@ class LogProvider:
     """
 
     name = "log"
+    send_timeout = 0.0  # answers at once
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
@@ -104,6 +126,7 @@ class AfricasTalkingProvider:
         self._api_key = api_key
         self._sender = sender
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.send_timeout = timeout
 
     def __repr__(self) -> str:
         # Spelled out so that no repr of this object can leak the api key into a log.
@@ -230,6 +253,12 @@ class Pacer:
             await self._sleep(slot - now)
 
 
+# What a lease covers beyond the provider's answer time: recording the outcome (one database
+# write, normally milliseconds) and the clocks of dispatchers on other hosts disagreeing.
+LEASE_MARGIN = 5.0
+DEFAULT_GIVE_UP = timedelta(hours=6)
+
+
 class Dispatcher:
     """Drains the outbox: claims due rows, sends them, records the outcome."""
 
@@ -239,9 +268,9 @@ class Dispatcher:
         provider: SmsProvider,
         *,
         clock: Callable[[], datetime] = utcnow,
-        max_attempts: int = 8,
+        give_up: timedelta = DEFAULT_GIVE_UP,
         batch: int = 20,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta | None = None,
         backoff_base: float = 2.0,
         backoff_cap: float = 300.0,
         rand: random.Random | None = None,
@@ -250,14 +279,19 @@ class Dispatcher:
         self.db = db
         self.provider = provider
         self._pacer = pacer
+        # As short as the provider's answer time allows: a shorter lease would let another
+        # worker send a row whose first send may still be answered.
+        self.lease = lease or timedelta(seconds=provider.send_timeout + LEASE_MARGIN)
+        self._claim_lease = self.lease
         if pacer is not None:
-            # Claim no more than can be sent well within the lease, or paced rows would be
-            # reclaimed (and sent twice) by another worker.
-            batch = max(1, min(batch, int(lease.total_seconds() / 2 / pacer.interval)))
+            # A paced batch waits for its slots while claimed: no more than one lease of
+            # slots, and the claim lasts that much longer, so no other worker takes (and
+            # sends again) a row still waiting for its slot.
+            batch = max(1, min(batch, int(self.lease.total_seconds() / pacer.interval)))
+            self._claim_lease = self.lease + timedelta(seconds=batch * pacer.interval)
         self._clock = clock
-        self._max_attempts = max_attempts
+        self.give_up = give_up
         self._batch = batch
-        self._lease = lease
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._rand = rand or random.Random()
@@ -278,8 +312,11 @@ class Dispatcher:
         return timedelta(seconds=half + self._rand.uniform(0, half))
 
     async def run_once(self) -> int:
-        """Claim one batch of due rows and send them; returns how many were handled."""
-        items = await outbox.claim_due(self.db, self._clock(), self._batch, self._lease)
+        """Fail rows too old to send, claim a batch of due rows, send it; how many were claimed."""
+        now = self._clock()
+        for id_ in await outbox.give_up(self.db, now, now - self.give_up):
+            logger.warning("sms %d failed: not sent within %s of being queued", id_, self.give_up)
+        items = await outbox.claim_due(self.db, now, self._batch, self._claim_lease)
         # Concurrently: sent one after another, a slow provider would outlast the lease.
         outcomes = await asyncio.gather(
             *(self._handle(item) for item in items), return_exceptions=True
@@ -301,17 +338,25 @@ class Dispatcher:
             logger.exception("sms %d: provider %s raised", item.id, self.provider.name)
             result = SendResult(ok=False, error=f"provider raised {type(exc).__name__}: {exc}")
         now = self._clock()
+        parts = result.part_ids
         if result.ok:
-            await outbox.mark_sent(self.db, item.id, self.provider.name, result.message_id, now)
+            await outbox.mark_sent(
+                self.db, item.id, self.provider.name, result.message_id, now, parts
+            )
             logger.info("sms %d sent as %s", item.id, result.message_id)
             return
         error = (result.error or "unknown error")[:_MAX_ERROR]
-        if result.permanent or item.attempts >= self._max_attempts:
-            await outbox.mark_failed(self.db, item.id, error)
-            logger.warning("sms %d failed after %d attempts: %s", item.id, item.attempts, error)
+        if result.permanent:
+            await outbox.mark_failed(self.db, item.id, error, parts)
+            logger.warning("sms %d failed for good: %s", item.id, error)
+            return
+        if result.retry_after is not None:
+            retry_at = now + timedelta(seconds=max(result.retry_after, 0.0))
+            await outbox.mark_retry(self.db, item.id, error, retry_at, parts, attempted=False)
+            logger.info("sms %d waits for the provider until %s: %s", item.id, retry_at, error)
             return
         retry_at = now + self.backoff(item.attempts)
-        await outbox.mark_retry(self.db, item.id, error, retry_at)
+        await outbox.mark_retry(self.db, item.id, error, retry_at, parts)
         logger.info(
             "sms %d attempt %d failed, retry at %s: %s", item.id, item.attempts, retry_at, error
         )

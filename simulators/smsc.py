@@ -10,7 +10,9 @@ receipted_message_id (0x001E) and message_state (0x0427) TLVs, and the usual tex
 Receipts go out at once or when ``deliver_receipts()`` says so. It keeps every accepted
 part and reassembles concatenated ones (UDH IEI 0x00 or 0x08) into ``messages``. Like a
 network, it refuses a part that would not fit one SMS (160 septets, 140 octets).
-Failures on demand: ``throttle_next``, ``fail_next``, ``disconnect``, ``stop``/``start``.
+Failures on demand: ``throttle_next``, ``fail_next``, ``drop_next`` (the link falls at a
+submit_sm, e.g. between the parts of a message), ``stall_next`` (a submit_sm never answered),
+``disconnect``, ``stop``/``start``.
 It decodes PDUs on its own, sharing no code with ``gateway.smpp``: each checks the other.
 Run standalone with ``python -m simulators.smsc --port 2775 --system-id okryu --password secret``.
 """
@@ -56,6 +58,9 @@ RINVPASWD = 0x0E
 RINVSYSID = 0x0F
 RMSGQFUL = 0x14
 RTHROTTLED = 0x58
+# Verdicts, not statuses: close the connection instead of answering, or never answer.
+_DROP = -1
+_STALL = -2
 
 MESSAGE_STATES = {
     "ENROUTE": 1,
@@ -250,6 +255,14 @@ class Smsc:
         """Answer ``status`` to ``n`` submit_sm, after accepting ``after`` first."""
         self._verdicts.extend([ROK] * after + [status] * n)
 
+    def drop_next(self, *, after: int = 0) -> None:
+        """Drop the connection at a submit_sm, unanswered, after accepting ``after`` first."""
+        self._verdicts.extend([ROK] * after + [_DROP])
+
+    def stall_next(self, *, after: int = 0) -> None:
+        """Leave a submit_sm unanswered (and unrecorded), after accepting ``after`` first."""
+        self._verdicts.extend([ROK] * after + [_STALL])
+
     # --- waiting ----------------------------------------------------------------------
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = 5.0) -> None:
@@ -408,6 +421,11 @@ class Smsc:
 
     def _submit(self, session: _Session, sequence: int, body: bytes) -> None:
         verdict = self._verdicts.pop(0) if self._verdicts else ROK
+        if verdict == _DROP:
+            session.writer.transport.abort()
+            return
+        if verdict == _STALL:
+            return
         try:
             part = self._decode_submit(session, body) if verdict == ROK else None
         except ValueError:

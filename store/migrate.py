@@ -1,9 +1,10 @@
 """Schema migrations with Alembic: ``okryu migrate``, and on every ``okryu serve`` start.
 
-A database made before migrations existed (by ``create_all``) has the tables but no
-``alembic_version``: it is stamped at the first revision, whose schema it has, and upgraded
-from there. The tests compare the migrated schema with the models, so a model change without
-a migration fails the suite.
+A database made by ``create_all`` has the tables but no ``alembic_version``: one that already
+matches the models (the tests build theirs so) is stamped at the newest revision; an older
+one, made before migrations existed, at the first revision, whose schema it has, and is
+upgraded from there. The tests compare the migrated schema with the models, so a model
+change without a migration fails the suite.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 from store.db import Database
 
@@ -34,7 +37,8 @@ def _upgrade(connection: Connection) -> str | None:
     tables = set(inspect(connection).get_table_names())
     cfg = config(connection)
     if "alembic_version" not in tables and "orders" in tables:
-        command.stamp(cfg, BASELINE)
+        matches = not compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        command.stamp(cfg, "head" if matches else BASELINE)
     command.upgrade(cfg, "head")
     return MigrationContext.configure(connection).get_current_revision()
 

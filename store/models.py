@@ -139,6 +139,25 @@ class OutboundMessage(SQLModel, table=True):
     delivered_at: NaiveDatetime | None = None
 
 
+class OutboundPart(SQLModel, table=True):
+    """One SMS part of an outbox message, under the id its provider gave it.
+
+    Receipts name parts, not messages: over SMPP a message split in two is two submit_sm,
+    two ids and two receipts. A provider that splits by itself (Africa's Talking) answers one
+    id: one part. Parts are recorded as each is accepted, whatever the message's status, so a
+    receipt always finds its message.
+    """
+
+    __table_args__ = (UniqueConstraint("message_id", "number", name="outboundpart_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="outboundmessage.id", index=True)
+    number: int  # 1, 2, ... in the order the parts were sent
+    provider_message_id: str = Field(max_length=100, index=True)
+    state: str | None = Field(default=None, max_length=16)  # a final receipt's, else None
+    receipt_at: NaiveDatetime | None = None
+
+
 class InboundMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     msisdn: str = Field(index=True, max_length=MSISDN_WIDTH)

@@ -3,20 +3,29 @@
 A row moves ``queued -> sending -> sent -> delivered``, or back to ``queued`` for a retry, or
 to ``failed`` for good. ``sending`` carries a lease: a dispatcher that dies mid-send leaves
 its rows to be claimed again once the lease runs out, so a crash loses nothing.
+
+Each part the provider accepted is recorded (``OutboundPart``) with the outcome of the send
+that got it accepted, retry and failure included, so a receipt finds its message whatever
+the message's status. The parts' receipts combine into the message's: it is ``delivered``
+when every part is delivered, ``failed`` as soon as one part fails (a handset cannot show a
+message with a part missing), and ``sent`` until then. Only a ``sent`` message settles; one
+whose receipts came early settles when ``sent`` is recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database
-from store.models import OutboundMessage
+from store.models import OutboundMessage, OutboundPart
 
 # PostgreSQL enforces the column lengths; a provider's error text can be long.
 _ERROR_LENGTH = 300
@@ -133,35 +142,86 @@ async def claim_due(db: Database, now: datetime, limit: int, lease: timedelta) -
 
 
 async def mark_sent(
-    db: Database, id: int, provider: str, provider_message_id: str | None, now: datetime
+    db: Database,
+    id: int,
+    provider: str,
+    provider_message_id: str | None,
+    now: datetime,
+    parts: Sequence[str] = (),
 ) -> None:
-    """Record that the provider accepted the message; it is never sent again."""
-    await _update(
-        db,
-        id,
-        status="sent",
-        provider=provider,
-        provider_message_id=provider_message_id,
-        sent_at=now,
-        lease_until=None,
+    """Record that the provider accepted the message; it is never sent again.
+
+    ``parts``: every part's id in order (default: ``provider_message_id`` alone). Receipts
+    that arrived before this settle the message now.
+    """
+    async with db.write() as session:
+        row = await _locked(session, id)
+        row.status, row.provider, row.provider_message_id = "sent", provider, provider_message_id
+        row.sent_at, row.lease_until = now, None
+        await _record_parts(
+            session, id, parts or ([provider_message_id] if provider_message_id else [])
+        )
+        await _settle(session, row, now)
+
+
+async def mark_retry(
+    db: Database,
+    id: int,
+    error: str,
+    next_attempt_at: datetime,
+    parts: Sequence[str] = (),
+    *,
+    attempted: bool = True,
+) -> None:
+    """Put the message back in the queue, due again at ``next_attempt_at``.
+
+    ``parts``: the ids of the parts accepted before the failure. ``attempted=False`` when
+    the provider did not try (throttled, paused, not connected): the claim is not counted.
+    """
+    values: dict[str, object] = {
+        "status": "queued",
+        "last_error": error[:_ERROR_LENGTH],
+        "next_attempt_at": next_attempt_at,
+        "lease_until": None,
+    }
+    if not attempted:
+        values["attempts"] = col(OutboundMessage.attempts) - 1
+    async with db.write() as session:
+        await session.exec(
+            update(OutboundMessage).where(col(OutboundMessage.id) == id).values(**values)
+        )
+        await _record_parts(session, id, parts)
+
+
+async def mark_failed(db: Database, id: int, error: str, parts: Sequence[str] = ()) -> None:
+    """Give up on the message for good (``parts``: any accepted before the failure)."""
+    async with db.write() as session:
+        await session.exec(
+            update(OutboundMessage)
+            .where(col(OutboundMessage.id) == id)
+            .values(status="failed", last_error=error[:_ERROR_LENGTH], lease_until=None)
+        )
+        await _record_parts(session, id, parts)
+
+
+async def give_up(db: Database, now: datetime, created_before: datetime) -> list[int]:
+    """Fail every message still waiting to be sent that was queued before ``created_before``.
+
+    A message claimed by a live dispatcher (its lease running) is left to it.
+    """
+    waiting = or_(
+        col(OutboundMessage.status) == "queued",
+        and_(col(OutboundMessage.status) == "sending", col(OutboundMessage.lease_until) < now),
     )
-
-
-async def mark_retry(db: Database, id: int, error: str, next_attempt_at: datetime) -> None:
-    """Put the message back in the queue, due again at ``next_attempt_at``."""
-    await _update(
-        db,
-        id,
-        status="queued",
-        last_error=error[:_ERROR_LENGTH],
-        next_attempt_at=next_attempt_at,
-        lease_until=None,
-    )
-
-
-async def mark_failed(db: Database, id: int, error: str) -> None:
-    """Give up on the message for good."""
-    await _update(db, id, status="failed", last_error=error[:_ERROR_LENGTH], lease_until=None)
+    query = select(OutboundMessage).where(waiting, col(OutboundMessage.created_at) < created_before)
+    if not db.is_sqlite:
+        query = query.with_for_update(skip_locked=True)
+    async with db.write() as session:
+        rows = (await session.exec(query)).all()
+        for row in rows:
+            row.status, row.lease_until = "failed", None
+            row.last_error = f"not sent in time: {row.last_error or 'never tried'}"[:_ERROR_LENGTH]
+        return [_int(row.id) for row in rows]
 
 
 async def sent_to(db: Database, to: str, after_id: int = 0) -> list[tuple[int, str, datetime]]:
@@ -180,49 +240,113 @@ async def sent_to(db: Database, to: str, after_id: int = 0) -> list[tuple[int, s
     return [(_int(id_), body, created_at) for id_, body, created_at in rows]
 
 
-async def _update(db: Database, id: int, **values: object) -> None:
-    async with db.write() as session:
-        await session.exec(
-            update(OutboundMessage).where(col(OutboundMessage.id) == id).values(**values)
-        )
-
-
 def _int(value: int | None) -> int:
     # Rows read back from the database always have their primary key.
     assert value is not None
     return value
 
 
-# Receipt states that end a message's life; any other state ("enroute", "accepted",
-# "unknown") is news about a message still on its way and changes nothing.
+# Receipt states that end a part's life; any other state ("enroute", "accepted", "unknown")
+# is news about a part still on its way and changes nothing.
 _DELIVERED = "delivered"
 _UNDELIVERED = frozenset({"failed", "rejected", "expired", "undeliverable", "deleted"})
 
+ReceiptOutcome = Literal["recorded", "known", "unknown"]
+
+
+async def record_receipt(
+    db: Database, provider_message_id: str, state: str, now: datetime
+) -> ReceiptOutcome:
+    """Record a delivery receipt against the part with this provider id, in any message state.
+
+    ``recorded``: a part took this final state (and its message settled if that was the
+    last news it waited for). ``known``: the part exists but the receipt changes nothing: a
+    state on the way, or a second final receipt (receipts arrive out of order, and a late
+    ENROUTE or UNDELIV must not undo a DELIVRD). ``unknown``: no part has this id (yet).
+    """
+    final = state == _DELIVERED or state in _UNDELIVERED
+    async with db.write() as session:
+        query = select(OutboundPart.message_id).where(
+            col(OutboundPart.provider_message_id) == provider_message_id
+        )
+        message_ids = sorted(set((await session.exec(query)).all()))
+        if not message_ids:
+            return "unknown"
+        recorded = False
+        for message_id in message_ids if final else ():
+            # The message first, then its parts, as mark_sent does: two receipts for two
+            # parts of one message then settle it one after the other, and never deadlock.
+            row = await _locked(session, message_id)
+            result = await session.exec(
+                update(OutboundPart)
+                .where(
+                    col(OutboundPart.message_id) == message_id,
+                    col(OutboundPart.provider_message_id) == provider_message_id,
+                    col(OutboundPart.state).is_(None),
+                )
+                .values(state=state, receipt_at=now)
+            )
+            if result.rowcount:
+                recorded = True
+                await _settle(session, row, now)
+        return "recorded" if recorded else "known"
+
 
 async def mark_delivery(db: Database, provider_message_id: str, state: str, now: datetime) -> bool:
-    """Record a delivery receipt for the sent message with this provider id.
+    """Record a delivery receipt (see ``record_receipt``); True when it was recorded."""
+    return await record_receipt(db, provider_message_id, state, now) == "recorded"
 
-    Only a ``sent`` row changes: receipts arrive out of order, and an ENROUTE after a
-    DELIVRD (or a second final receipt) must not undo the first final one. True when a row
-    changed.
+
+async def _locked(session: AsyncSession, id: int) -> OutboundMessage:
+    row = await session.get(OutboundMessage, id, with_for_update=True)
+    assert row is not None, id  # rows are never deleted
+    return row
+
+
+async def _record_parts(session: AsyncSession, message_id: int, ids: Sequence[str]) -> None:
+    """Make ``ids`` the message's parts, numbered in order, keeping what receipts said.
+
+    A part recorded by an earlier attempt that this one did not resume (its sender died)
+    is dropped: the message the handset puts together is this attempt's. No ids: no news.
     """
-    values: dict[str, object]
-    if state == _DELIVERED:
-        values = {"status": "delivered", "delivered_at": now}
-    elif state in _UNDELIVERED:
-        values = {"status": "failed", "last_error": f"receipt: {state}"[:_ERROR_LENGTH]}
-    else:
-        return False
-    async with db.write() as session:
-        result = await session.exec(
-            update(OutboundMessage)
-            .where(
-                col(OutboundMessage.provider_message_id) == provider_message_id,
-                col(OutboundMessage.status) == "sent",
+    if not ids:
+        return
+    query = select(OutboundPart).where(col(OutboundPart.message_id) == message_id)
+    known = {part.number: part for part in (await session.exec(query)).all()}
+    stale = [
+        part.number
+        for number, part in known.items()
+        if number > len(ids) or part.provider_message_id != ids[number - 1]
+    ]
+    if stale:
+        await session.exec(
+            delete(OutboundPart).where(
+                col(OutboundPart.message_id) == message_id, col(OutboundPart.number).in_(stale)
             )
-            .values(**values)
         )
-        return bool(result.rowcount)
+    for number, provider_message_id in enumerate(ids, start=1):
+        if number in stale or number not in known:
+            session.add(
+                OutboundPart(
+                    message_id=message_id, number=number, provider_message_id=provider_message_id
+                )
+            )
+    await session.flush()
+
+
+async def _settle(session: AsyncSession, row: OutboundMessage, now: datetime) -> None:
+    """Give a ``sent`` message the state its parts' receipts add up to, once they do."""
+    if row.status != "sent":
+        return  # not sent yet (its parts may not all exist), or settled already
+    query = select(OutboundPart).where(col(OutboundPart.message_id) == row.id)
+    parts = sorted((await session.exec(query)).all(), key=lambda part: part.number)
+    failed = [part for part in parts if part.state in _UNDELIVERED]
+    if failed:
+        where = f" (part {failed[0].number} of {len(parts)})" if len(parts) > 1 else ""
+        row.status = "failed"
+        row.last_error = f"receipt: {failed[0].state}{where}"[:_ERROR_LENGTH]
+    elif parts and all(part.state == _DELIVERED for part in parts):
+        row.status, row.delivered_at = "delivered", now
 
 
 async def sending_now(db: Database) -> bool:

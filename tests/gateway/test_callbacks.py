@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from gateway.auth import CallbackAuth, parse_networks
+from store import outbox
 from store.db import Database
-from store.models import OutboundMessage, UssdSessionEnd
+from store.models import OutboundMessage, UssdSessionEnd, utcnow
 from tests.gateway.test_ussd import MSISDN, hop, walk
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -115,10 +116,9 @@ async def test_at_delivery_reports_settle_the_outbox_row(
 ) -> None:
     client = await make_gateway()
     await walk(client, ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1", "1"])
-    async with seeded_db.write() as s:
+    async with seeded_db.session() as s:
         row = (await s.exec(select(OutboundMessage))).one()
-        row.status, row.provider_message_id = "sent", "ATXid_42"
-        s.add(row)
+    await outbox.mark_sent(seeded_db, row.id or 0, "africastalking", "ATXid_42", utcnow())
     dlr = {"id": "ATXid_42", "phoneNumber": MSISDN, "networkCode": "99999", "retryCount": "0"}
     assert (
         await client.post("/sms/africastalking/dlr", data={**dlr, "status": "Buffered"})

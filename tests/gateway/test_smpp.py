@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from gateway.metrics import Metrics
 from gateway.settings import Settings, SettingsError
 from gateway.smpp import (
     DATA_CODING_DEFAULT,
@@ -23,19 +24,20 @@ from gateway.smpp import (
     RetryReceipt,
     SmppProvider,
     encode_text,
+    outbox_receipts,
     parse_receipt,
     source_address,
     submit_sm_body,
 )
-from gateway.sms import Dispatcher, SendResult, make_provider
+from gateway.sms import LEASE_MARGIN, Dispatcher, SendResult, make_provider
 from menus.screens import measure, sms_parts
 from simulators.smsc import DEFAULT_PASSWORD, DEFAULT_SYSTEM_ID, Smsc
 from store import outbox
 from store.db import Database
-from store.models import OutboundMessage
+from store.models import OutboundMessage, utcnow
 
 TO = "+821012345678"
-START = datetime(2030, 1, 1, 12, 0)  # after every row's creation, so new rows are due
+START = datetime(2030, 1, 1, 12, 0)  # when receipts are recorded in the mark_delivery tests
 
 
 class VirtualTime:
@@ -43,13 +45,15 @@ class VirtualTime:
 
     def __init__(self) -> None:
         self.now = 0.0
+        # A minute from now: rows the test queues are due at once, and young.
+        self.start = utcnow() + timedelta(minutes=1)
         self._moved = asyncio.Event()
 
     def monotonic(self) -> float:
         return self.now
 
     def datetime(self) -> datetime:
-        return START + timedelta(seconds=self.now)
+        return self.start + timedelta(seconds=self.now)
 
     async def sleep(self, delay: float) -> None:
         deadline = self.now + delay
@@ -296,7 +300,7 @@ async def test_smpp_enquire_interval_is_configurable(smsc: Smsc, vtime: VirtualT
 async def test_smpp_sends_a_short_gsm7_message(smsc: Smsc, provider: SmppProvider) -> None:
     result = await provider.send(TO, "Order OK-4F2A placed: 2 x rice @ 5,000")
     [message] = smsc.messages
-    assert result == SendResult(ok=True, message_id=message.message_id)
+    assert result == SendResult(ok=True, message_id=message.message_id, parts=(message.message_id,))
     assert message.text == "Order OK-4F2A placed: 2 x rice @ 5,000"
     assert (message.data_coding, message.registered_delivery) == (0, 1)
     [part] = message.parts
@@ -337,7 +341,8 @@ async def test_smpp_long_gsm7_message_is_concatenated_with_udh(
 ) -> None:
     result = await provider.send(TO, text)
     [message] = smsc.messages
-    assert result == SendResult(ok=True, message_id=message.message_id)
+    assert result.ok and result.message_id == message.message_id
+    assert result.parts == tuple(part.message_id for part in message.parts)  # all, in order
     assert message.text == text
     assert len(message.parts) == sms_parts(text) > 1
     reference = message.parts[0].udh[3]
@@ -439,12 +444,14 @@ async def test_smpp_a_split_message_resumes_where_it_stopped(
     assert sms_parts(text) == 3
     smsc.throttle_next(1, after=1)  # part 1 accepted, part 2 throttled
     first = await provider.send(TO, text)
-    assert (first.ok, first.permanent) == (False, False)
+    assert (first.ok, first.permanent, first.retry_after) == (False, False, 1.0)
     assert first.error is not None and "part 2 of 3" in first.error
+    assert first.parts == (smsc.parts[0].message_id,)  # part 1's receipt must find the row
     vtime.advance(1.0)
     second = await provider.send(TO, text)
     [message] = smsc.messages
-    assert second == SendResult(ok=True, message_id=message.message_id)
+    ids = tuple(part.message_id for part in message.parts)
+    assert second == SendResult(ok=True, message_id=ids[0], parts=ids)
     assert message.text == text
     assert len(smsc.parts) == 3  # part 1 was not sent twice
     assert len({part.udh[3] for part in message.parts}) == 1
@@ -564,30 +571,28 @@ async def test_smpp_every_queued_sms_arrives_exactly_once_across_an_smsc_outage(
                 session, to=TO, body=body, kind="order_placed", idempotency_key=f"order:{n}"
             )
 
-    async def on_receipt(message_id: str, state: str) -> None:
-        await outbox.mark_delivery(db, message_id, state, vtime.datetime())
-
-    smpp = make(smsc, vtime, on_receipt=on_receipt)
+    smpp = make(smsc, vtime, on_receipt=outbox_receipts(db, clock=vtime.datetime))
     dispatcher = Dispatcher(db, smpp, clock=vtime.datetime, rand=random.Random(7))
     await smpp.start()
     try:
         await smsc.stop()  # the SMSC goes down before anything was sent
         await until(smpp, lambda: smpp.reconnecting)
-        # A minute of outage: the dispatcher keeps trying; each try fails, retryably.
-        for _ in range(12):
+        # Five minutes of outage: the dispatcher keeps asking, the provider answers "not
+        # bound" without trying, and that costs no attempt (8 used to fail the messages).
+        for _ in range(60):
             await dispatcher.run_once()
             vtime.advance(5)
         waiting = await rows(db)
         assert {r.status for r in waiting} == {"queued"}
-        assert all(r.attempts >= 2 for r in waiting)
+        assert all(r.attempts == 0 for r in waiting)
         assert all(r.last_error and "not bound" in r.last_error for r in waiting)
         assert submits(smsc) == 0
 
         await smsc.start()  # back, on the same port
         await rebind(smpp, vtime)
-        vtime.advance(300)  # past every row's backoff
-        while await dispatcher.run_once():
-            pass
+        # Each row waited for the next reconnect, not for a backoff grown by the outage.
+        vtime.advance(1.0)
+        assert await dispatcher.run_once() == len(bodies)
 
         sent = await rows(db)
         assert sorted(m.text for m in smsc.messages) == sorted(bodies)
@@ -700,3 +705,125 @@ def test_smpp_settings_defaults() -> None:
 def test_make_provider_refuses_smpp_without_a_system_id() -> None:
     with pytest.raises(SettingsError, match="OKRYU_SMPP_SYSTEM_ID"):
         make_provider(Settings(sms_provider="smpp"), None)
+
+
+TWO_PARTS = "Order OK-9D3E: " + "rice 5kg x 2 @ €12 {express}; " * 8
+
+
+async def test_smpp_a_link_drop_between_two_parts_still_ends_delivered(
+    db: Database, smsc: Smsc, vtime: VirtualTime
+) -> None:
+    assert sms_parts(TWO_PARTS) == 2
+    async with db.write() as session:
+        await outbox.enqueue(
+            session, to=TO, body=TWO_PARTS, kind="order_placed", idempotency_key="k"
+        )
+    metrics = Metrics()
+    smpp = make(smsc, vtime, on_receipt=outbox_receipts(db, metrics, vtime.datetime))
+    dispatcher = Dispatcher(db, smpp, clock=vtime.datetime, rand=random.Random(7))
+    await smpp.start()
+    try:
+        smsc.drop_next(after=1)  # part 1 accepted, then the link falls at part 2
+        assert await dispatcher.run_once() == 1
+        [row] = await rows(db)
+        assert row.status == "queued" and len(smsc.parts) == 1
+        await rebind(smpp, vtime)
+        # Part 1's receipt reaches a message that is back in the queue.
+        assert await smsc.deliver_receipts() == 1
+        assert [r.status for r in smsc.receipts] == [0]
+        vtime.advance(300)  # past the backoff
+        assert await dispatcher.run_once() == 1
+        [message] = smsc.messages
+        assert message.text == TWO_PARTS and len(smsc.parts) == 2
+        [row] = await rows(db)
+        assert (row.status, row.provider_message_id) == ("sent", message.message_id)
+        assert await smsc.deliver_receipts() == 1  # part 2's
+        [row] = await rows(db)
+        assert (row.status, row.delivered_at) == ("delivered", vtime.datetime())
+        # Both parts' receipts were recorded, and counted.
+        assert metrics.sms_receipts.labels("delivered")._value.get() == 2
+    finally:
+        await smpp.close()
+
+
+async def queued_row(db: Database, body: str = "Order OK-4F2A placed") -> int:
+    async with db.write() as session:
+        await outbox.enqueue(session, to=TO, body=body, kind="order_placed", idempotency_key="k")
+    [row] = await rows(db)
+    assert row.id is not None
+    return row.id
+
+
+async def test_smpp_a_receipt_before_sent_is_recorded_is_asked_for_again(
+    db: Database, smsc: Smsc, vtime: VirtualTime
+) -> None:
+    id_ = await queued_row(db, TWO_PARTS)
+    smpp = make(smsc, vtime, on_receipt=outbox_receipts(db, clock=vtime.datetime))
+    await smpp.start()
+    try:
+        [item] = await outbox.claim_due(db, vtime.datetime(), 1, timedelta(seconds=15))
+        result = await smpp.send(item.to, item.body)  # accepted; "sent" not recorded yet
+        assert await smsc.deliver_receipts() == 0
+        assert [r.status for r in smsc.receipts] == [0x64, 0x64]  # ESME_RX_T_APPN: again later
+        await outbox.mark_sent(db, id_, "smpp", result.message_id, vtime.datetime(), result.parts)
+        assert await smsc.deliver_receipts() == 2
+        [row] = await rows(db)
+        assert row.status == "delivered"
+    finally:
+        await smpp.close()
+
+
+async def test_smpp_a_receipt_nobody_can_match_is_acknowledged_once_nothing_is_sending(
+    db: Database, smsc: Smsc, vtime: VirtualTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    smpp = make(smsc, vtime, on_receipt=outbox_receipts(db, clock=vtime.datetime))
+    await smpp.start()
+    try:
+        result = await smpp.send(TO, "sent by a worker that died before recording it")
+        with caplog.at_level(logging.INFO, logger="okryu.smpp"):
+            assert await smsc.deliver_receipts() == 1  # not asked for forever
+    finally:
+        await smpp.close()
+    assert f"receipt for unknown message id {result.message_id}" in caplog.text
+
+
+async def test_smpp_throttling_costs_no_attempt_and_waits_out_the_pause(
+    db: Database, smsc: Smsc, vtime: VirtualTime, provider: SmppProvider
+) -> None:
+    id_ = await queued_row(db)
+    dispatcher = Dispatcher(db, provider, clock=vtime.datetime, rand=random.Random(7))
+    smsc.throttle_next(3)
+    for pause in (1.0, 2.0, 4.0):  # the provider's pause doubles while throttling goes on
+        assert await dispatcher.run_once() == 1
+        [row] = await rows(db)
+        assert (row.status, row.attempts) == ("queued", 0)
+        assert row.next_attempt_at == vtime.datetime() + timedelta(seconds=pause)
+        vtime.advance(pause - 0.5)
+        assert await dispatcher.run_once() == 0  # not due before the pause is over
+        vtime.advance(0.5)
+    assert await dispatcher.run_once() == 1
+    [row] = await rows(db)
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert len(smsc.refused) == 3 and len(smsc.parts) == 1
+    assert id_ == row.id
+
+
+async def test_smpp_a_send_is_bounded_by_send_timeout_and_keeps_the_parts_accepted(
+    db: Database, smsc: Smsc, vtime: VirtualTime
+) -> None:
+    smpp = make(smsc, vtime, response_timeout=0.2)  # real seconds: the SMSC's answer
+    assert smpp.send_timeout == 0.2
+    assert Dispatcher(db, smpp).lease == timedelta(seconds=0.2 + LEASE_MARGIN)
+    await smpp.start()
+    try:
+        smsc.stall_next(after=1)  # part 1 answered, part 2 never
+        stalled = await smpp.send(TO, TWO_PARTS)
+        assert (stalled.ok, stalled.permanent, stalled.retry_after) == (False, False, None)
+        assert stalled.error is not None and "(part 2 of 2)" in stalled.error
+        assert stalled.parts == (smsc.parts[0].message_id,)
+        resumed = await smpp.send(TO, TWO_PARTS)
+    finally:
+        await smpp.close()
+    assert resumed.ok and resumed.parts == tuple(part.message_id for part in smsc.parts)
+    [message] = smsc.messages
+    assert message.text == TWO_PARTS

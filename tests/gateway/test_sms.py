@@ -7,6 +7,7 @@ import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,9 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlmodel import select
 
+from gateway import keys
 from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
 from gateway.sms import (
+    LEASE_MARGIN,
     AfricasTalkingProvider,
     Dispatcher,
     LogProvider,
@@ -27,11 +30,10 @@ from gateway.sms import (
 from simulators.smsink import SmsSink
 from store import outbox
 from store.db import Database
-from store.models import OutboundMessage
+from store.models import OutboundMessage, utcnow
 
 KEY = "test-api-key"
 TO = "+254711000111"
-START = datetime(2030, 1, 1, 12, 0)  # after every row's creation, so new rows are due
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 
@@ -40,7 +42,8 @@ class Clock:
     """The dispatcher's time, moved by hand."""
 
     def __init__(self) -> None:
-        self.now = START
+        # A minute from now: rows the test queues are due at once, and young.
+        self.start = self.now = utcnow() + timedelta(minutes=1)
 
     def __call__(self) -> datetime:
         return self.now
@@ -55,6 +58,7 @@ class Watched:
     def __init__(self, inner: AfricasTalkingProvider) -> None:
         self.inner = inner
         self.name = inner.name
+        self.send_timeout = inner.send_timeout
         self.sends = 0
         self._changed = asyncio.Event()
 
@@ -279,6 +283,20 @@ async def test_make_provider_picks_the_configured_provider(http: aiohttp.ClientS
     assert isinstance(at, AfricasTalkingProvider)
 
 
+def test_sms_give_up_setting_is_seconds_and_defaults_to_six_hours() -> None:
+    assert Settings.from_env({}).sms_give_up == 6 * 3600
+    assert Settings.from_env({"OKRYU_SMS_GIVE_UP": "900"}).sms_give_up == 900
+    with pytest.raises(SettingsError, match="OKRYU_SMS_GIVE_UP"):
+        Settings.from_env({"OKRYU_SMS_GIVE_UP": "6h"})
+
+
+async def test_the_apps_dispatcher_gives_up_after_okryu_sms_give_up(
+    make_gateway: Callable[..., Awaitable[Any]],
+) -> None:
+    client = await make_gateway(sms_give_up=900.0)
+    assert client.app[keys.DISPATCHER].give_up == timedelta(seconds=900)
+
+
 def test_make_provider_refuses_africastalking_without_a_key() -> None:
     with pytest.raises(SettingsError, match="OKRYU_AT_API_KEY"):
         make_provider(Settings(sms_provider="africastalking"), None)
@@ -303,7 +321,7 @@ async def test_dispatcher_sends_a_queued_message_exactly_once(
         "africastalking",
         received.id,
     )
-    assert (sent.attempts, sent.sent_at) == (1, START)
+    assert (sent.attempts, sent.sent_at) == (1, clock.start)
 
 
 async def test_dispatcher_retries_after_the_backoff_then_succeeds(
@@ -317,7 +335,7 @@ async def test_dispatcher_retries_after_the_backoff_then_succeeds(
     assert (waiting.status, waiting.attempts) == ("queued", 1)
     assert waiting.last_error is not None and "HTTP 500" in waiting.last_error
     # Equal jitter on a 2 s first delay: due again between 1 s and 2 s from now.
-    assert START + timedelta(seconds=1) <= waiting.next_attempt_at <= START + timedelta(seconds=2)
+    assert timedelta(seconds=1) <= waiting.next_attempt_at - clock.start <= timedelta(seconds=2)
     clock.advance(0.9)
     assert await worker.run_once() == 0
     clock.advance(1.2)
@@ -341,21 +359,50 @@ async def test_dispatcher_marks_a_permanent_failure_failed(
     assert sink[0].requests == 1
 
 
-async def test_dispatcher_gives_up_after_max_attempts(
+async def test_dispatcher_keeps_retrying_past_the_old_attempt_limit(
     db: Database, sink: tuple[SmsSink, str], provider: AfricasTalkingProvider, clock: Clock
 ) -> None:
-    sink[0].fail_next(10, status=503)
+    sink[0].fail_next(9, status=503)  # 8 attempts used to fail the message
     id_ = await queue(db)
-    worker = dispatcher(db, provider, clock, max_attempts=3, backoff_cap=60.0)
-    handled = []
-    for _ in range(5):
-        handled.append(await worker.run_once())
-        clock.advance(60)
-    assert handled == [1, 1, 1, 0, 0]
+    worker = dispatcher(db, provider, clock)
+    for _ in range(40):  # 20 minutes
+        await worker.run_once()
+        if (await row(db, id_)).status != "queued":
+            break
+        clock.advance(30)
+    sent = await row(db, id_)
+    assert (sent.status, sent.attempts) == ("sent", 10)
+    assert (sink[0].requests, len(sink[0].messages)) == (10, 1)
+
+
+async def test_dispatcher_gives_up_on_a_message_once_it_is_older_than_give_up(
+    db: Database, sink: tuple[SmsSink, str], provider: AfricasTalkingProvider, clock: Clock
+) -> None:
+    sink[0].fail_next(100, status=503)
+    id_ = await queue(db)
+    created = (await row(db, id_)).created_at
+    worker = dispatcher(db, provider, clock, give_up=timedelta(hours=6))
+    clock.now = created + timedelta(hours=6, seconds=-1)
+    assert await worker.run_once() == 1  # still tried
+    assert (await row(db, id_)).status == "queued"
+    clock.now = created + timedelta(hours=6, seconds=1)
+    assert await worker.run_once() == 0
     failed = await row(db, id_)
-    assert (failed.status, failed.attempts) == ("failed", 3)
-    assert failed.last_error is not None and "HTTP 503" in failed.last_error
-    assert sink[0].requests == 3
+    assert failed.status == "failed"
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("not sent in time: HTTP 503")
+    assert sink[0].requests == 1
+
+
+async def test_dispatcher_fails_an_old_message_without_sending_it(
+    db: Database, sink: tuple[SmsSink, str], provider: AfricasTalkingProvider, clock: Clock
+) -> None:
+    id_ = await queue(db)  # e.g. every dispatcher was stopped for a day
+    clock.now = (await row(db, id_)).created_at + timedelta(days=1)
+    assert await dispatcher(db, provider, clock).run_once() == 0
+    failed = await row(db, id_)
+    assert (failed.status, failed.last_error) == ("failed", "not sent in time: never tried")
+    assert sink[0].requests == 0
 
 
 async def test_dispatcher_backoff_grows_and_is_capped(db: Database, clock: Clock) -> None:
@@ -365,20 +412,54 @@ async def test_dispatcher_backoff_grows_and_is_capped(db: Database, clock: Clock
         assert low <= delay <= high, (attempts, delay)
 
 
-async def test_dispatcher_resends_a_row_whose_worker_crashed_after_the_lease(
+class DiesAfterSending:
+    """The gateway killed (-9) right after the provider accepted: nothing is recorded."""
+
+    def __init__(self, inner: AfricasTalkingProvider) -> None:
+        self.name = inner.name
+        self.send_timeout = inner.send_timeout
+        self.inner = inner
+        self.accepted = asyncio.Event()
+
+    async def send(self, to: str, body: str) -> SendResult:
+        await self.inner.send(to, body)
+        self.accepted.set()
+        await asyncio.Event().wait()  # never returns: the process is gone
+        raise AssertionError("unreachable")
+
+
+async def test_dispatcher_lease_is_the_providers_answer_time_plus_a_margin(
+    db: Database, provider: AfricasTalkingProvider, http: aiohttp.ClientSession
+) -> None:
+    assert provider.send_timeout == 10.0  # AfricasTalkingProvider's default HTTP timeout
+    assert Dispatcher(db, provider).lease == timedelta(seconds=10 + LEASE_MARGIN)
+    quick = AfricasTalkingProvider(http, "http://sms.example/", "sandbox", KEY, None, timeout=3)
+    assert Dispatcher(db, quick).lease == timedelta(seconds=3 + LEASE_MARGIN)
+    assert Dispatcher(db, LogProvider()).lease == timedelta(seconds=LEASE_MARGIN)
+
+
+async def test_dispatcher_resends_a_crashed_claim_after_its_lease_and_not_before(
     db: Database, sink: tuple[SmsSink, str], provider: AfricasTalkingProvider, clock: Clock
 ) -> None:
     id_ = await queue(db)
-    # A worker claims the row and dies before sending or marking it.
-    [claimed] = await outbox.claim_due(db, clock(), 20, timedelta(seconds=60))
-    assert claimed.id == id_
-    worker = dispatcher(db, provider, clock, lease=timedelta(seconds=60))
-    assert await worker.run_once() == 0
-    clock.advance(61)
-    assert await worker.run_once() == 1
+    dying = DiesAfterSending(provider)
+    crashed = asyncio.create_task(dispatcher(db, dying, clock).run_once())
+    async with asyncio.timeout(5):
+        await dying.accepted.wait()
+    crashed.cancel()  # kill -9 between the provider's accept and recording it
+    with contextlib.suppress(asyncio.CancelledError):
+        await crashed
+    assert (await row(db, id_)).status == "sending"
+
+    restarted = dispatcher(db, provider, clock)
+    clock.advance(restarted.lease.total_seconds() - 0.01)
+    assert await restarted.run_once() == 0  # the first send may still be answered
+    clock.advance(0.02)
+    assert await restarted.run_once() == 1
     sent = await row(db, id_)
-    assert (sent.status, sent.attempts) == ("sent", 2)
-    assert len(sink[0].messages) == 1
+    assert (sent.status, sent.attempts, sent.provider_message_id) == ("sent", 2, "ATXid_2")
+    # The duplicate the README's delivery guarantee owns up to.
+    assert [m.message for m in sink[0].messages] == ["Order OK-4F2A placed"] * 2
 
 
 async def test_dispatcher_counts_a_provider_exception_as_retryable(
@@ -386,6 +467,7 @@ async def test_dispatcher_counts_a_provider_exception_as_retryable(
 ) -> None:
     class Exploding:
         name = "exploding"
+        send_timeout = 1.0
 
         async def send(self, to: str, body: str) -> SendResult:
             raise RuntimeError("boom")
@@ -504,6 +586,39 @@ async def test_dispatcher_with_a_pacer_sends_no_faster_than_the_rate(
     assert now[0] == pytest.approx(2.5)  # six sends at 2/s span two and a half seconds
 
 
-def test_dispatcher_with_a_slow_pacer_claims_only_what_fits_in_the_lease(db: Database) -> None:
-    slow = Dispatcher(db, LogProvider(), pacer=Pacer(0.1), lease=timedelta(seconds=60))
-    assert slow._batch == 3  # 30 s of the 60 s lease at one message every 10 s
+async def test_dispatcher_with_a_pacer_holds_each_row_until_its_send_can_be_answered(
+    db: Database, clock: Clock
+) -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        clock.advance(seconds)
+
+    class Probe:
+        """A provider that, at each send, has a second worker try to take the rows."""
+
+        name = "probe"
+        send_timeout = 2.0
+
+        def __init__(self) -> None:
+            self.slack: list[timedelta] = []  # each sending row's lease left, at its send
+            self.taken: list[outbox.OutboxItem] = []
+
+        async def send(self, to: str, body: str) -> SendResult:
+            [leased] = [r for r in await rows(db) if r.body == body]
+            assert leased.lease_until is not None
+            self.slack.append(leased.lease_until - clock())
+            self.taken += await outbox.claim_due(db, clock(), 20, timedelta(seconds=1))
+            return SendResult(ok=True, message_id=body)
+
+    probe = Probe()
+    paced = Dispatcher(db, probe, clock=clock, pacer=Pacer(0.5, clock=lambda: now[0], sleep=sleep))
+    assert paced.lease == timedelta(seconds=2 + LEASE_MARGIN)
+    for batch in range(2):  # batches of 3: slots 2 s apart fill one lease of 7 s
+        for n in range(3):
+            await queue(db, f"message {batch}.{n}", key=f"order:{batch}.{n}")
+        assert await paced.run_once() == 3
+    assert len(probe.slack) == 6 and probe.taken == []
+    assert min(probe.slack) >= paced.lease  # waiting for a slot never ate into a send's lease
+    assert {(r.status, r.attempts) for r in await rows(db)} == {("sent", 1)}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from gateway import keys
+from gateway.sms import LEASE_MARGIN
 from simulators.smsc import DEFAULT_PASSWORD, DEFAULT_SYSTEM_ID, Smsc
 from store.db import Database
 from store.models import OutboundMessage
@@ -52,3 +54,8 @@ async def test_journey_order_sms_over_smpp_is_sent_once_and_delivered(
             await client.app[keys.DISPATCHER].run_once()
         assert await status() == ("delivered", message.message_id)
         assert len(smsc.messages) == 1
+        metrics = await (await client.get("/metrics")).text()
+        assert 'okryu_sms_receipts_total{state="delivered"} 1.0' in metrics
+        # The lease: the SMPP provider's 10 s answer time and the margin, not a fixed minute.
+        dispatcher = client.app[keys.DISPATCHER]
+        assert dispatcher.lease == timedelta(seconds=10 + LEASE_MARGIN)

@@ -186,6 +186,33 @@ async def test_smsc_injects_throttling_and_failures_in_order(smsc: Smsc, esme: E
     assert len(smsc.parts) == 2
 
 
+async def test_smsc_drop_next_closes_the_link_at_a_submit_unanswered(
+    smsc: Smsc, esme: Esme
+) -> None:
+    await esme.bind()
+    smsc.drop_next(after=1)
+    assert (await esme.submit(b"part one"))[0] == 0
+    esme.write(SUBMIT_SM, b"\0")  # the next submit_sm: no answer, the connection ends
+    assert await esme.reader.read() == b""
+    assert [p.text for p in smsc.parts] == ["part one"] and smsc.refused == []
+    again = await Esme.connect(smsc.port)  # the SMSC itself stays up
+    try:
+        assert await again.bind() == 0
+        assert (await again.submit(b"after"))[0] == 0
+    finally:
+        await again.close()
+
+
+async def test_smsc_stall_next_leaves_a_submit_unanswered(smsc: Smsc, esme: Esme) -> None:
+    await esme.bind()
+    smsc.stall_next(after=1)
+    assert (await esme.submit(b"one"))[0] == 0
+    esme.write(SUBMIT_SM, b"\0")
+    # The next submit's answer is the next PDU to arrive (Esme.call checks its sequence).
+    assert (await esme.submit(b"three"))[0] == 0
+    assert [p.text for p in smsc.parts] == ["one", "three"]
+
+
 async def test_smsc_sends_receipts_with_text_and_tlvs(smsc: Smsc, esme: Esme) -> None:
     await esme.bind()
     _, message_id = await esme.submit(b"Order OK-4F2A placed")

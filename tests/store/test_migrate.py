@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel, select
 
-from store import migrate
+from store import migrate, outbox
 from store.db import Database
-from store.models import Category
+from store.models import Category, OutboundMessage
 from store.seed import seed
 
 
@@ -18,6 +21,18 @@ async def empty(db: Database) -> None:
     await db.drop_all()
     async with db.engine.begin() as connection:
         await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+async def first_release(db: Database) -> None:
+    """The schema the first builds made with ``create_all``, before migrations existed."""
+    await empty(db)
+
+    def build(connection: Connection) -> None:
+        command.upgrade(migrate.config(connection), migrate.BASELINE)
+
+    async with db.engine.begin() as connection:
+        await connection.run_sync(build)
+        await connection.execute(text("DROP TABLE alembic_version"))
 
 
 def differences(connection: Connection) -> list[object]:
@@ -34,11 +49,36 @@ async def test_migrations_build_the_schema_of_the_models(db: Database) -> None:
 async def test_migrations_adopt_a_database_made_before_them_and_keep_its_data(
     db: Database,
 ) -> None:
-    await empty(db)
-    await db.create_all()  # as the first builds did, without migrations
+    await first_release(db)
     await seed(db)
     assert await migrate.current(db) is None
     assert await migrate.upgrade(db) == migrate.head()
     assert await migrate.upgrade(db) == migrate.head()  # again: nothing to do
     async with db.session() as session:
         assert len((await session.exec(select(Category))).all()) == 6
+
+
+async def test_migrations_adopt_a_database_made_by_create_all_of_these_models(
+    db: Database,
+) -> None:
+    await empty(db)
+    await db.create_all()  # as the test fixtures do
+    assert await migrate.upgrade(db) == migrate.head()
+    async with db.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_migration_0002_makes_each_sent_sms_one_part_that_receipts_find(
+    db: Database,
+) -> None:
+    await first_release(db)
+    async with db.write() as session:
+        session.add(
+            OutboundMessage(to="+850191234567", body="hi", idempotency_key="k", status="sent",
+                            provider="smpp", provider_message_id="0000002A")
+        )  # fmt: skip
+    assert await migrate.upgrade(db) == migrate.head()
+    assert await outbox.mark_delivery(db, "0000002A", "delivered", datetime(2030, 1, 1))
+    async with db.session() as session:
+        row = (await session.exec(select(OutboundMessage))).one()
+    assert (row.status, row.delivered_at) == ("delivered", datetime(2030, 1, 1))

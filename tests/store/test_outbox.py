@@ -7,8 +7,18 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from store.db import Database
-from store.models import OutboundMessage, utcnow
-from store.outbox import claim_due, enqueue, mark_failed, mark_retry, mark_sent, sent_to
+from store.models import OutboundMessage, OutboundPart, utcnow
+from store.outbox import (
+    claim_due,
+    enqueue,
+    give_up,
+    mark_delivery,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+    record_receipt,
+    sent_to,
+)
 from tests.store.factories import ALICE, BOB, rows
 
 LEASE = timedelta(seconds=30)
@@ -147,3 +157,152 @@ async def test_claim_due_concurrent_claimers_never_share_a_row(db: Database) -> 
     ids = [item.id for batch in batches for item in batch]
     assert len(ids) == len(set(ids)) == 20
     assert all(item.attempts == 1 for batch in batches for item in batch)
+
+
+async def _parts(db: Database, message_id: int) -> list[tuple[int, str, str | None]]:
+    found = [p for p in await rows(db, OutboundPart) if p.message_id == message_id]
+    return sorted((p.number, p.provider_message_id, p.state) for p in found)
+
+
+async def test_mark_retry_of_a_send_not_tried_gives_the_attempt_back(db: Database) -> None:
+    now = await _enqueue(db, "hello")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+
+    await mark_retry(db, item.id, "throttled", now, attempted=False)
+
+    assert (await _row(db, item.id)).attempts == 0
+    [again] = await claim_due(db, now, 10, LEASE)
+    assert again.attempts == 1
+
+
+async def test_a_message_in_parts_is_delivered_when_every_part_is(db: Database) -> None:
+    now = await _enqueue(db, "two parts")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+    await mark_sent(db, item.id, "smpp", "A", now, ["A", "B"])
+    assert await _parts(db, item.id) == [(1, "A", None), (2, "B", None)]
+
+    assert await record_receipt(db, "B", "delivered", now) == "recorded"
+    assert (await _row(db, item.id)).status == "sent"  # part 1 may still fail
+    assert await record_receipt(db, "A", "enroute", now) == "known"
+    assert await record_receipt(db, "A", "delivered", now + LEASE) == "recorded"
+
+    row = await _row(db, item.id)
+    assert (row.status, row.delivered_at) == ("delivered", now + LEASE)
+    assert await record_receipt(db, "A", "delivered", now) == "known"  # redelivered: no news
+    assert await record_receipt(db, "Z", "delivered", now) == "unknown"
+
+
+async def test_a_message_in_parts_fails_when_any_part_fails_and_stays_failed(
+    db: Database,
+) -> None:
+    now = await _enqueue(db, "two parts")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+    await mark_sent(db, item.id, "smpp", "A", now, ["A", "B"])
+
+    assert await mark_delivery(db, "B", "undeliverable", now)
+    assert await mark_delivery(db, "A", "delivered", now)  # recorded on its part ...
+
+    row = await _row(db, item.id)  # ... but one missing part loses the message
+    assert (row.status, row.last_error, row.delivered_at) == (
+        "failed",
+        "receipt: undeliverable (part 2 of 2)",
+        None,
+    )
+
+
+async def test_a_receipt_for_a_part_of_a_queued_message_counts_once_it_is_sent(
+    db: Database,
+) -> None:
+    now = await _enqueue(db, "two parts")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+    await mark_retry(db, item.id, "connection lost (part 2 of 2)", now, ["A"])  # the link fell
+
+    assert await record_receipt(db, "A", "delivered", now) == "recorded"
+    assert (await _row(db, item.id)).status == "queued"
+    [again] = await claim_due(db, now, 10, LEASE)
+    await mark_sent(db, again.id, "smpp", "A", now, ["A", "B"])  # resumed at part 2
+    assert (await _row(db, item.id)).status == "sent"
+    assert await record_receipt(db, "B", "delivered", now) == "recorded"
+
+    assert (await _row(db, item.id)).status == "delivered"
+    assert await _parts(db, item.id) == [(1, "A", "delivered"), (2, "B", "delivered")]
+
+
+async def test_receipts_that_came_before_sent_settle_the_message_at_sent(db: Database) -> None:
+    now = await _enqueue(db, "two parts")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+    await mark_retry(db, item.id, "timeout (part 2 of 2)", now, ["A"])
+    await record_receipt(db, "A", "rejected", now)
+    [again] = await claim_due(db, now, 10, LEASE)
+
+    await mark_sent(db, again.id, "smpp", "A", now, ["A", "B"])
+
+    row = await _row(db, item.id)
+    assert (row.status, row.last_error) == ("failed", "receipt: rejected (part 1 of 2)")
+
+
+async def test_a_part_of_an_attempt_that_was_not_resumed_is_replaced(db: Database) -> None:
+    now = await _enqueue(db, "two parts")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+    await mark_retry(db, item.id, "connection lost (part 2 of 2)", now, ["A"])
+    [again] = await claim_due(db, now, 10, LEASE)  # another process: sends it whole again
+
+    await mark_sent(db, again.id, "smpp", "C", now, ["C", "D"])
+
+    assert await _parts(db, item.id) == [(1, "C", None), (2, "D", None)]
+    assert await record_receipt(db, "A", "delivered", now) == "unknown"
+
+
+async def test_a_permanent_failure_keeps_the_parts_accepted_before_it(db: Database) -> None:
+    now = await _enqueue(db, "two parts")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+
+    await mark_failed(db, item.id, "SMSC refused (part 2 of 2)", ["A"])
+
+    assert await record_receipt(db, "A", "delivered", now) == "recorded"
+    assert (await _row(db, item.id)).status == "failed"
+
+
+async def test_give_up_fails_old_waiting_messages_and_leaves_live_claims_alone(
+    db: Database,
+) -> None:
+    now = await _enqueue(db, "queued", "claimed", "crashed", "sent")
+    claimed = {i.body: i.id for i in await claim_due(db, now, limit=10, lease=LEASE)}
+    await mark_retry(db, claimed["queued"], "HTTP 503", now + timedelta(hours=1))
+    await mark_sent(db, claimed["sent"], "log", "log-1", now)
+    async with db.write() as session:  # the worker that claimed "crashed" died long ago
+        await session.exec(
+            update(OutboundMessage)
+            .where(col(OutboundMessage.id) == claimed["crashed"])
+            .values(lease_until=now - timedelta(minutes=1))
+        )
+
+    failed = await give_up(db, now, created_before=now)
+
+    assert sorted(failed) == sorted([claimed["queued"], claimed["crashed"]])
+    statuses = {body: (await _row(db, id_)).status for body, id_ in claimed.items()}
+    assert statuses == {
+        "queued": "failed",
+        "claimed": "sending",
+        "crashed": "failed",
+        "sent": "sent",
+    }
+    assert (await _row(db, claimed["queued"])).last_error == "not sent in time: HTTP 503"
+    assert await give_up(db, now, created_before=now - timedelta(hours=1)) == []
+
+
+async def test_receipts_for_two_parts_at_once_settle_the_message(db: Database) -> None:
+    # Each receipt reads the other part's state: without the message row locked first, two
+    # transactions on PostgreSQL would each see the other part still waiting, and neither
+    # would settle the message.
+    now = await _enqueue(db, *(f"two parts {n}" for n in range(10)))
+    items = await claim_due(db, now, limit=10, lease=LEASE)
+    for item in items:
+        await mark_sent(db, item.id, "smpp", f"{item.id}A", now, [f"{item.id}A", f"{item.id}B"])
+
+    outcomes = await asyncio.gather(
+        *(record_receipt(db, f"{i.id}{p}", "delivered", now) for i in items for p in "AB")
+    )
+
+    assert set(outcomes) == {"recorded"}
+    assert {(await _row(db, item.id)).status for item in items} == {"delivered"}

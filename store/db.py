@@ -27,7 +27,9 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # SQL parameters are subscribers' numbers, addresses and SMS bodies: keep them out of
+        # every error's text and the echo log (gateway.logs withholds the rest of the text).
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             _ensure_parent(url)
         else:

@@ -28,6 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from gateway.errors import GatewayError
+
 __all__ = ["BlockingEmbeddedRedis", "EmbeddedRedis", "EmbeddedRedisError", "find_redis_server"]
 
 STARTUP_TIMEOUT = 10.0
@@ -42,7 +44,7 @@ _SOCKET_PATH_MAX = 100  # sun_path holds 104 (macOS) to 108 (Linux) bytes, NUL i
 _LOG_TAIL_LINES = 20
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(GatewayError, RuntimeError):
     """The embedded redis-server could not be found or started."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.catalog import CatalogCache
+from gateway.errors import GatewayError
 from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
 from gateway.metrics import Metrics
@@ -50,7 +51,7 @@ RECENT_SESSIONS = 4
 SAVE_MARGIN = 0.25  # seconds of the deadline kept for rendering and saving after the store
 
 
-class HopFailed(Exception):
+class HopFailed(GatewayError):
     """The hop could not be answered (a bug, or the store answered nonsense)."""
 
 

@@ -31,16 +31,14 @@ from aiohttp.web import BaseRequest, StreamResponse
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.hop import HopFailed
-from gateway.messages import BadRequest
+from gateway.errors import GatewayError
 from gateway.numbers import mask
-from gateway.smpp import SmppError
 from store.errors import StoreError
 
 # The project's exceptions whose messages are written to be shown or logged: reasons, order
 # codes, field names, protocol faults. A class joins only if no message of it ever formats a
 # phone number, address, PIN, SMS body or secret (phone masking still runs over them).
-SAFE_MESSAGES: tuple[type[BaseException], ...] = (BadRequest, StoreError, HopFailed, SmppError)
+SAFE_MESSAGES: tuple[type[BaseException], ...] = (GatewayError, StoreError)
 
 # Attributes that name what failed without quoting any value: asyncpg's SQLSTATE and schema
 # names, sqlite3's error name, SQLAlchemy's error code, an OSError's errno.

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.errors import GatewayError
 
-class BadRequest(Exception):
+
+class BadRequest(GatewayError):
     """The caller sent something the gateway cannot use; answered with a 4xx and ``reason``."""
 
     def __init__(self, reason: str, status: int = 400) -> None:

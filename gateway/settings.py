@@ -10,12 +10,13 @@ from pathlib import Path
 import phonenumbers
 
 from gateway.auth import CallbackAuth, parse_networks
+from gateway.errors import GatewayError
 from menus.screens import Budget
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/okryu.db"
 
 
-class SettingsError(ValueError):
+class SettingsError(GatewayError, ValueError):
     """An ``OKRYU_*`` variable holds a value the gateway cannot use."""
 
 
@@ -221,7 +222,10 @@ def _pairs(value: str, separator: str, variable: str) -> dict[str, str]:
     for item in filter(None, (part.strip() for part in value.split(separator))):
         slug, sign, rest = item.partition("=")
         if not sign or not slug.strip() or not rest.strip():
-            raise SettingsError(f"{variable} entries look like slug=value, not {item!r}")
+            # Never the entry itself: it may hold a secret.
+            raise SettingsError(
+                f"{variable} entries look like slug=value; one has no {'value' if sign else '='}"
+            )
         pairs[slug.strip()] = rest.strip()
     return pairs
 

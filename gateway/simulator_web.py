@@ -45,6 +45,7 @@ from gateway.auth import SECRET_HEADER
 from gateway.channels import Channel, load_channels
 from gateway.channels.atcompat import AtCompatible
 from gateway.cli import DEFAULT_PHONE
+from gateway.errors import GatewayError
 from gateway.messages import BadRequest
 from gateway.numbers import normalise_msisdn
 from menus.screens import Budget, measure
@@ -71,7 +72,7 @@ DIAL_CODE = re.compile(r"\*[0-9][0-9*]{0,38}#")
 LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
 
 
-class Refused(Exception):
+class Refused(GatewayError):
     """The browser asked for something the simulator cannot do: a 4xx with ``reason``."""
 
     def __init__(self, reason: str, status: int = 400) -> None:

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING
 
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 
+from gateway.errors import GatewayError
 from gateway.numbers import mask
 from gateway.sms import SendResult
 from menus.screens import measure
@@ -183,7 +184,7 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 ReceiptHandler = Callable[[str, str], Awaitable[None]]
 
 
-class SmppError(Exception):
+class SmppError(GatewayError):
     """Something on the SMPP link went wrong: a malformed PDU or a lost connection."""
 
 
@@ -191,7 +192,7 @@ class LinkClosed(SmppError):
     """The connection ended before the SMSC answered."""
 
 
-class RetryReceipt(Exception):
+class RetryReceipt(GatewayError):
     """Raised by a receipt handler that cannot record a receipt yet (e.g. an unknown id).
 
     The provider answers the deliver_sm with ESME_RX_T_APPN, and the SMSC delivers it again.
@@ -387,7 +388,7 @@ def outbox_receipts(
 # --- message encoding ---------------------------------------------------------------------
 
 
-class MessageTooLong(ValueError):
+class MessageTooLong(GatewayError, ValueError):
     """The text needs more than 255 parts, the most one concatenation header can number."""
 
 

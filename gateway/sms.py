@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from gateway.logs import describe
 from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
 from store import outbox
@@ -100,9 +101,9 @@ class LogProvider:
         self._ids = itertools.count(1)
 
     async def send(self, to: str, body: str) -> SendResult:
-        """Log the message and answer with a fresh ``log-<n>`` id."""
+        """Log that a message went (not what it says) and answer with a fresh ``log-<n>`` id."""
         message_id = f"log-{next(self._ids)}"
-        logger.info("sms %s to %s: %s", message_id, mask(to), body)
+        logger.info("sms %s to %s: %d characters", message_id, mask(to), len(body))
         return SendResult(ok=True, message_id=message_id)
 
 
@@ -336,7 +337,8 @@ class Dispatcher:
         except Exception as exc:
             # A provider bug must not stop the queue: count it as a retryable failure.
             logger.exception("sms %d: provider %s raised", item.id, self.provider.name)
-            result = SendResult(ok=False, error=f"provider raised {type(exc).__name__}: {exc}")
+            # Stored as the error and logged: the exception's class, never its text.
+            result = SendResult(ok=False, error=f"provider raised {describe(exc)}")
         now = self._clock()
         parts = result.part_ids
         if result.ok:

@@ -11,10 +11,12 @@ import os
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from gateway.errors import GatewayError
+
 __all__ = ["StartupError", "cause"]
 
 
-class StartupError(Exception):
+class StartupError(GatewayError):
     """The gateway cannot start with what a setting names; ``str()`` is the line to print."""
 
 

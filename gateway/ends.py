@@ -10,6 +10,7 @@ from gateway.messages import SessionEnd
 from gateway.numbers import mask
 from gateway.sessions import Record, SessionStore
 from menus import sms
+from menus.shop import Shop
 from store import orders, outbox
 from store.db import Database
 from store.models import UssdSessionEnd, utcnow
@@ -28,7 +29,9 @@ class SessionEnds:
         default_language: str,
         notify: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        journey: Shop | None = None,
     ) -> None:
+        self.journey = journey or Shop()
         self.db = db
         self.sessions = sessions
         self.dial = dial
@@ -62,11 +65,13 @@ class SessionEnds:
         record = Record.loads(
             await self.sessions.peek(self.sessions.key(end.service_code, end.msisdn))
         )
-        if record is None or not record.ctx.get("cart") or "cid" not in record.ctx:
+        if record is None:
             return False
-        if not await orders.wants_reminders(self.db, end.msisdn):
+        ctx = self.journey.context.load(record.ctx)
+        cart = self.journey.abandoned_cart(ctx)
+        if cart is None or not await orders.wants_reminders(self.db, end.msisdn):
             return False
-        lang = record.ctx.get("lang", self.default_language)
+        lang = ctx.lang if "lang" in record.ctx else self.default_language
         # Sent after a delay: a subscriber who redials and orders first never gets it (placing
         # the order cancels it); the key makes it one reminder per cart, however often the
         # sessions around that cart are cut.
@@ -75,7 +80,7 @@ class SessionEnds:
             to=end.msisdn,
             body=sms.cart_reminder(lang, self.dial),
             kind="cart_reminder",
-            idempotency_key=f"cart_reminder:{end.msisdn}:{record.ctx['cid']}",
+            idempotency_key=f"cart_reminder:{end.msisdn}:{cart}",
             not_before=self.clock() + self.reminder_delay,
         )
         if queued:

@@ -15,20 +15,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from menus.engine import RESUME
+from menus.shop import Shop
 from store import reports
 from store.db import Database
 from store.models import utcnow
 
 log = logging.getLogger("okryu.funnel")
 
-# The order journey, in order: a session that reached a later step passed the earlier ones.
-STEPS = (
-    "home", "categories", "products", "product", "quantity", "cart", "zone", "address",
-    "payment", "confirm", "placed",
-)  # fmt: skip
-# Every screen gets a bit; the steps first, in order.
-_OTHERS = ("pending", "orders", "order_detail", "cancel_order", "language", "help", "resume")
-BITS = {screen: 1 << i for i, screen in enumerate(STEPS + _OTHERS)}
+# The order journey, in order (a session that reached a later step passed the earlier ones),
+# then every other state of the chart and the engine's resume screen: each gets a bit, so the
+# funnel covers every state the journey declares.
+STEPS: tuple[str, ...] = Shop.funnel
+BITS = {
+    screen: 1 << i
+    for i, screen in enumerate(
+        dict.fromkeys([*STEPS, *(state.id for state in Shop.chart.states), RESUME])
+    )
+}
 
 
 def reach(seen: int, screen: str) -> tuple[int, bool]:

@@ -1,4 +1,4 @@
-"""The menu engine: what every screen shares, around one journey's state machine.
+"""The menu engine: one journey's chart, compiled to tables, and what every screen shares.
 
 The engine stores nothing and performs no I/O. ``step`` takes a session's state and context
 (plain JSON-able data), the new inputs of this hop and whatever the store already answered,
@@ -6,8 +6,13 @@ and returns the next state, context and screen. When a screen needs something on
 has (or does), the step raises :class:`NeedData`; the caller fulfils the request and runs the
 same step again with the answer added. A step is therefore safe to repeat.
 
-Shared by every screen: ``0`` back (a history stack in the context), ``00`` home, ``98`` more,
-numbered choices, free-text prompts, and the one-line reason above a re-prompted screen.
+Shared by every screen: ``0`` back and ``00`` home (the chart's ``back`` and ``go_home``
+transitions), ``98`` more, numbered choices, free-text prompts, the one-line reason above a
+re-prompted screen, and "continue where you left off?" for a session cut mid-journey.
+
+Transitions run from tables derived from the chart, not through python-statemachine's own
+engine: the chart is the declaration (checked and drawn by the library), and one ``send``
+through the library costs about 0.1 ms, a fifth of a whole hop.
 """
 
 from __future__ import annotations
@@ -15,155 +20,57 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from statemachine import StateChart
-
-from menus.ports import CancelOrder, Catalog, Lang, PlaceOrder, Request, SaveLanguage
+from menus.journey import (
+    Answers,
+    Context,
+    Go,
+    Invalid,
+    InvalidJourney,
+    Journey,
+    NeedData,
+    Option,
+    Outcome,
+    Row,
+    Screen,
+    View,
+    fingerprint,
+    is_digits,
+)
+from menus.ports import Catalog
 from menus.screens import Budget, fits, measure, paginate
-from menus.text import Texts, texts
+from menus.text import Texts
+
+__all__ = ["Engine", "Flow", "NeedData", "RESUME", "Turn", "is_digits", "make_engine_factory"]
 
 BACK, HOME, MORE = "0", "00", "98"
+BACK_EVENT, HOME_EVENT = "back", "go_home"  # the chart's names for what 0 and 00 do
 RESUME = "resume"  # the engine's own screen: "Continue where you left off?"
-HISTORY_LIMIT = 12
-
-
-def is_digits(text: str) -> bool:
-    """ASCII digits only: ``"²".isdigit()`` and ``"٣".isdigit()`` are true, yet no menu means
-    them (and ``int("²")`` fails)."""
-    return text.isascii() and text.isdigit()
-
-
-# Requests that change the store. Whatever the step reads after one must be read afresh: an
-# order shown after its cancellation, in the same hop, shows it cancelled.
-CHANGES = (PlaceOrder, CancelOrder, SaveLanguage)
-Answers = Mapping[tuple[int, Request], Any]  # (changes made before it, request) -> answer
-
-
-class NeedData(Exception):
-    """The step needs the answer to ``request`` before it can go on; the caller files the
-    answer under ``key`` and runs the step again."""
-
-    def __init__(self, request: Request, key: tuple[int, Request]) -> None:
-        super().__init__(request)
-        self.request = request
-        self.key = key
-
-
-@dataclass(frozen=True, slots=True)
-class Go:
-    """The user did something the machine understands: send ``event`` with ``args``."""
-
-    event: str
-    args: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Invalid:
-    """The input is not acceptable here: show the same screen with this reason above it."""
-
-    key: str = "error.choice"
-    args: Mapping[str, Any] = field(default_factory=dict)
-
-
-Outcome = Go | Invalid
+MARK = "\x00%d\x00"  # where a title's elastic value goes (no text holds a NUL)
 
 
 @dataclass
 class Content:
-    """What a screen shows. ``rows`` are paginated; everything else is on every page."""
+    """What a screen shows at one step. ``rows`` are paginated; the rest is on every page."""
 
     title: str
-    rows: Sequence[str] = ()
+    rows: list[str] = field(default_factory=list)
+    items: Sequence[Row] = ()
     numbered: bool = True  # rows are choices numbered 1..k on each page
-    actions: Sequence[str] = ()  # choices numbered after the rows, on every page
+    options: Sequence[Option] = ()
+    actions: Sequence[str] = ()  # the options' labels, numbered after the rows
     footer: str = ""
-    nav: bool = True  # the "0 Back 00 Home" line
-    end: bool = False  # the last screen of the session
-    text_input: bool = False  # free text is expected (the screen parses it)
-    reasons: Sequence[str] = ("error.choice",)  # catalog keys this screen may show above it
+    nav: bool = True
+    end: bool = False
+    text_input: bool = False
+    reasons: Sequence[str] = ("error.choice",)
     reason_args: Mapping[str, Any] = field(default_factory=dict)
-    elastic: str = ""  # replaces "{elastic}" in the title, shortened until the screen fits
-    cache_key: tuple[Any, ...] | None = None  # same key, same pages (for catalog lists)
-
-
-class View:
-    """Everything a screen may read during one step. Built per step, never shared."""
-
-    def __init__(
-        self,
-        *,
-        msisdn: str,
-        session_ref: str,
-        ctx: dict[str, Any],
-        catalog: Catalog,
-        data: Answers,
-        settings: Any,
-    ) -> None:
-        self.msisdn = msisdn
-        self.session_ref = session_ref
-        self.ctx = ctx
-        self.catalog = catalog
-        self.data = data
-        self.settings = settings
-        self._changes = 0  # store changes this step has made so far
-
-    @property
-    def lang(self) -> Lang:
-        lang: Lang = self.ctx.get("lang", "en")
-        return lang
-
-    @property
-    def t(self) -> Texts:
-        return texts(self.lang)
-
-    def fetch(self, request: Request) -> Any:
-        """The store's answer to ``request``, or :class:`NeedData` if not yet asked.
-
-        A step runs again from its start after every answer, so it asks the same things in
-        the same order; answers are filed by how many changes came before them.
-        """
-        key = (self._changes, request)
-        try:
-            answer = self.data[key]
-        except KeyError:
-            raise NeedData(request, key) from None
-        if isinstance(request, CHANGES):
-            self._changes += 1
-        return answer
-
-
-class Screen(Protocol):
-    def content(self, view: View) -> Content: ...
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome: ...
-
-    def submit(self, view: View, text: str) -> Outcome: ...
-
-
-class Journey(Protocol):
-    """One journey: its machine class, the screen for each state, and where home is."""
-
-    @property
-    def chart(self) -> type[StateChart[Any]]: ...
-
-    @property
-    def screens(self) -> Mapping[str, Screen]: ...
-
-    @property
-    def home(self) -> str: ...
-
-    def begin(self, view: View) -> None: ...
-
-    def history_after(self, event: str) -> str | None: ...
-
-
-class _Model:
-    """The one mutable object the live machine is bound to; loaded afresh at every step."""
-
-    def __init__(self) -> None:
-        self.state: str | None = None
-        self.view: View | None = None
+    # The title's elastic values, first shortened first: marked in ``title`` as MARK % i.
+    elastic: tuple[str, ...] = ()
+    row_line: str = ""  # for shortening a row that cannot fit alone
+    row_elastic: str = ""
+    cache_key: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,37 +81,94 @@ class Turn:
     end: bool
 
 
+class Flow:
+    """A journey's declaration, compiled and checked: transition tables, screens, effects."""
+
+    def __init__(self, journey: Journey[Any]) -> None:
+        self.journey = journey
+        self.home = journey.home
+        chart = journey.chart
+        self.states = [state.id for state in chart.states]
+        self.targets: dict[str, dict[str, str]] = {}  # event -> source -> target
+        problems = _chart_problems(chart)
+        for state in chart.states:
+            for transition in state.transitions:
+                for event in transition.events:
+                    self.targets.setdefault(str(event), {})[state.id] = transition.target.id
+        self.screens: dict[str, Screen[Any]] = journey.screens()
+        context = journey.context
+        self.effects: dict[str, Callable[..., None]] = {
+            event: getattr(context, f"on_{event}")
+            for event in self.targets
+            if hasattr(context, f"on_{event}")
+        }
+        lines = [f"{source} -{event}-> {target}" for event, by in self.targets.items()
+                 for source, target in by.items()]  # fmt: skip
+        self.version = fingerprint(sorted(lines) + self.states)
+        from menus.check import structure_problems  # the checks read this flow
+
+        problems += structure_problems(self)
+        if problems:
+            raise InvalidJourney("\n".join(problems))
+
+    def target(self, state: str, event: str) -> str:
+        target = self.targets.get(event, {}).get(state)
+        if target is None:
+            raise InvalidJourney(f"no transition {event!r} from {state!r}")
+        return target
+
+
+def _chart_problems(chart: type[Any]) -> list[str]:
+    """What the tables cannot run faithfully: guards, several targets, chart callbacks."""
+    problems = []
+    name = chart.__name__
+    callbacks = ("on_", "before_", "after_", "enter_", "exit_")
+    odd = sorted(n for n, v in vars(chart).items() if n.startswith(callbacks) and callable(v))
+    if odd:
+        problems.append(f"{name}: callbacks {odd} on the chart: effects belong on the context")
+    for state in chart.states:
+        for transition in state.transitions:
+            if list(transition.cond) or transition.internal or len(transition.targets) != 1:
+                problems.append(f"{name}: {state.id}: only plain transitions, one target each")
+    return problems
+
+
+_FLOWS: dict[type[Journey[Any]], Flow] = {}
+
+
+def flow_of(journey_class: type[Journey[Any]]) -> Flow:
+    """The journey's flow, compiled (and checked) once per process."""
+    flow = _FLOWS.get(journey_class)
+    if flow is None:
+        flow = _FLOWS[journey_class] = Flow(journey_class())
+    return flow
+
+
 class Engine:
-    """Runs one journey. Holds one live machine; ``step`` is synchronous, so hops served by
-    one event loop never interleave inside it."""
+    """Runs one journey for one screen budget. Holds nothing per session."""
 
     def __init__(
-        self,
-        journey: Journey,
-        budget: Budget,
-        settings: Any,
-        cache_size: int = 512,
-        *,
-        compiled: bool = True,
-    ):
-        self.journey = journey
+        self, journey: Journey[Any], budget: Budget, settings: Any, cache_size: int = 512
+    ) -> None:
+        self.flow = flow_of(type(journey))
+        self.journey = self.flow.journey
         self.budget = budget
         self.settings = settings
-        self._model = _Model()
-        self._chart = journey.chart(model=self._model, state_field="state")
-        self._states = set(self._chart.states_map)
-        # python-statemachine declares and checks the journey; its SCXML engine costs about
-        # 0.1 ms a send, a fifth of a whole hop, so transitions run from the compiled table
-        # (tests/menus/test_compiled.py proves the two agree on every transition).
-        self._table = Transitions(journey.chart) if compiled else None
-        self._pages: OrderedDict[tuple[Any, ...], list[tuple[int, int]]] = OrderedDict()
+        self._pages: OrderedDict[tuple[Any, ...], tuple[list[tuple[int, int]], list[str]]] = (
+            OrderedDict()
+        )
+        self._contents: OrderedDict[tuple[Any, ...], Content] = OrderedDict()
         self._cache_size = cache_size
+
+    @property
+    def version(self) -> str:
+        return self.flow.version
 
     # --- public API ---------------------------------------------------------------------
 
     def start(
         self,
-        ctx: dict[str, Any],
+        ctx: Mapping[str, Any],
         *,
         msisdn: str,
         session_ref: str,
@@ -218,38 +182,19 @@ class Engine:
         With ``resume`` (the state a cut-off session was left at), a plain dial first asks
         whether to continue there; the context still holds everything chosen so far.
         """
-        view = View(
-            msisdn=msisdn,
-            session_ref=session_ref,
-            ctx=ctx,
-            catalog=catalog,
-            data=data,
-            settings=self.settings,
-        )
-        if resume is not None and not inputs and self.can_resume(resume, view):
-            ctx["resume"] = resume
+        view = self._view(ctx, msisdn, session_ref, catalog, data)
+        if resume is not None and view.ctx.journey != self.version:
+            resume = self._rejoin(resume, view)[0]
+        if resume is not None and not inputs and self.can_resume(resume):
+            view.ctx.resume = resume
             return self._run(RESUME, view, ())
         self._begin(view)
-        return self._run(self.journey.home, view, inputs)
-
-    def can_resume(self, state: str, view: View) -> bool:
-        """Whether a session left at ``state`` is worth offering to continue."""
-        if state not in self._states or state == self.journey.home:
-            return False
-        try:
-            return not self.journey.screens[state].content(view).end
-        except NeedData:
-            return True  # a screen that reads the store (orders) is still a place to return to
-
-    def _begin(self, view: View) -> None:
-        self.journey.begin(view)
-        view.ctx.pop("resume", None)
-        view.ctx["hist"], view.ctx["page"] = [], 0
+        return self._run(self.flow.home, view, inputs)
 
     def step(
         self,
         state: str,
-        ctx: dict[str, Any],
+        ctx: Mapping[str, Any],
         inputs: Sequence[str],
         *,
         msisdn: str,
@@ -258,131 +203,209 @@ class Engine:
         data: Answers,
     ) -> Turn:
         """Feed ``inputs`` to a session at ``state``. May raise :class:`NeedData`."""
-        view = View(
+        view = self._view(ctx, msisdn, session_ref, catalog, data)
+        if view.ctx.journey != self.version:
+            state, moved = self._rejoin(state, view)
+            if moved:
+                # The screen the inputs answered is gone: show where the session is now.
+                return self._run(state, view, ())
+        return self._run(state, view, inputs)
+
+    def can_resume(self, state: str) -> bool:
+        """Whether a session left at ``state`` is worth offering to continue."""
+        screen = self.flow.screens.get(state)
+        return screen is not None and state != self.flow.home and not screen.end
+
+    def context(self, ctx: Mapping[str, Any]) -> Context:
+        """A stored context, as the journey's context class."""
+        return self.journey.context.load(ctx)
+
+    # --- the step -----------------------------------------------------------------------
+
+    def _view(
+        self,
+        ctx: Mapping[str, Any],
+        msisdn: str,
+        session_ref: str,
+        catalog: Catalog,
+        data: Answers,
+    ) -> View[Any]:
+        return View(
             msisdn=msisdn,
             session_ref=session_ref,
-            ctx=ctx,
+            ctx=self.journey.context.load(ctx),
             catalog=catalog,
             data=data,
             settings=self.settings,
         )
-        if state not in self._states and state != RESUME:  # renamed or removed since stored
-            state = self.journey.home
-            ctx["hist"], ctx["page"] = [], 0
-        return self._run(state, view, inputs)
 
-    # --- the step -----------------------------------------------------------------------
+    def _begin(self, view: View[Any]) -> None:
+        self.journey.begin(view)
+        ctx = view.ctx
+        ctx.resume, ctx.page, ctx.journey = "", 0, self.version
+        ctx.pages.clear()
 
-    def _run(self, state: str, view: View, inputs: Sequence[str]) -> Turn:
+    def _rejoin(self, state: str, view: View[Any]) -> tuple[str, bool]:
+        """A session started on another version of the journey (a deploy came between two
+        hops): its state if it still exists, else where it moved, else home; with a note."""
+        ctx = view.ctx
+        ctx.journey = self.version
+        if state in self.flow.screens or state == RESUME:
+            return state, False
+        moved = self.journey.moved.get(state)
+        target = moved if moved in self.flow.screens else self.flow.home
+        ctx.page, ctx.resume = 0, ""
+        ctx.pages.clear()
+        ctx.note = view.t("journey.changed")
+        return target, True
+
+    def _run(self, state: str, view: View[Any], inputs: Sequence[str]) -> Turn:
         reason: str | None = None
         content: Content | None = None  # the screen reached, once built (lists cost)
         for raw in inputs:
             state, reason = self._feed(state, view, raw.strip())
-            content = self._screen(state).content(view)
+            content = self._content(state, view)
             if reason is not None or content.end:
                 # A shortcut that stops being valid part way ends on the last valid screen,
                 # with the reason; after a final screen later inputs have nowhere to go.
                 break
         text, end = self.render(state, view, reason, content)
-        view.ctx.pop("note", None)
-        return Turn(state, view.ctx, text, end)
+        view.ctx.note = ""
+        return Turn(state, view.ctx.dump(), text, end)
 
-    def _screen(self, state: str) -> Screen:
-        return _RESUME_SCREEN if state == RESUME else self.journey.screens[state]
-
-    def _feed(self, state: str, view: View, raw: str) -> tuple[str, str | None]:
+    def _feed(self, state: str, view: View[Any], raw: str) -> tuple[str, str | None]:
         ctx = view.ctx
         if state == RESUME:
             return self._answer_resume(view, raw)
-        screen = self.journey.screens[state]
-        content = screen.content(view)
-        ctx.pop("note", None)
+        content = self._content(state, view)
+        ctx.note = ""
         if content.end:
             return state, None
-        if raw == HOME and state != self.journey.home:
-            ctx["hist"], ctx["page"] = [], 0
-            return self.journey.home, None
+        if raw == HOME and state != self.flow.home:
+            return self._go(state, view, Go(HOME_EVENT)), None
         if raw == BACK and content.nav:
-            hist = ctx.get("hist") or []
-            if not hist:
-                ctx["page"] = 0
-                return self.journey.home, None
-            previous, page = hist.pop()
-            ctx["page"] = page
-            return previous, None
-        pages = self._pages_for(content, view)
-        page = min(ctx.get("page", 0), len(pages) - 1)
+            return self._go(state, view, Go(BACK_EVENT)), None
+        pages, _ = self._pages_for(content, view)
+        page = min(ctx.page, len(pages) - 1)
         if raw == MORE and not content.text_input:
             if page + 1 < len(pages):
-                ctx["page"] = page + 1
+                ctx.page = page + 1
                 return state, None
             return state, view.t("error.no_more")
-        outcome = self._interpret(screen, content, pages[page], view, raw)
+        outcome = self._interpret(state, content, pages[page], view, raw)
         if isinstance(outcome, Invalid):
             return state, view.t(outcome.key, **outcome.args)
-        return self._transition(state, view, outcome), None
+        return self._go(state, view, outcome), None
 
-    def _answer_resume(self, view: View, raw: str) -> tuple[str, str | None]:
-        if raw == "1" and view.ctx.get("resume") in self._states:
-            return view.ctx.pop("resume"), None
+    def _answer_resume(self, view: View[Any], raw: str) -> tuple[str, str | None]:
+        ctx = view.ctx
+        if raw == "1" and ctx.resume in self.flow.screens:
+            state, ctx.resume = ctx.resume, ""
+            return state, None
         if raw in ("2", HOME):
             self._begin(view)
-            return self.journey.home, None
+            return self.flow.home, None
         return RESUME, view.t("error.choice")
 
     def _interpret(
-        self, screen: Screen, content: Content, page: tuple[int, int], view: View, raw: str
+        self, state: str, content: Content, page: tuple[int, int], view: View[Any], raw: str
     ) -> Outcome:
+        screen = self.flow.screens[state]
         if content.text_input:
-            return screen.submit(view, raw)
+            return _checked(screen.parse(view, raw), screen.prompt.events if screen.prompt else ())
         if not is_digits(raw):
             return Invalid()
         n = int(raw)
         start, stop = page
         row_count = stop - start if content.numbered else 0
         if 1 <= n <= row_count:
-            return screen.choose(view, start + n - 1, None)
-        if row_count < n <= row_count + len(content.actions):
-            return screen.choose(view, None, n - row_count - 1)
+            rows = screen.rows
+            assert rows is not None
+            args = content.items[start + n - 1].args
+            if rows.do:
+                return _checked(getattr(screen, rows.do)(view, **args), rows.events)
+            return Go(rows.event, args)
+        if row_count < n <= row_count + len(content.options):
+            option = content.options[n - row_count - 1]
+            if option.do:
+                return _checked(getattr(screen, option.do)(view), option.events)
+            return Go(option.event, option.args)
         return Invalid()
 
-    def _transition(self, state: str, view: View, go: Go) -> str:
+    def _go(self, state: str, view: View[Any], go: Go) -> str:
+        """Move along the chart: the transition's target, after the context's effect."""
         ctx = view.ctx
-        model = self._model
-        model.state, model.view = state, view
-        try:
-            if self._table is None:
-                self._chart.send(go.event, **go.args)
-                target = model.state
-            else:
-                target = self._table.apply(self._chart, state, go)
-        finally:
-            model.view = None
-        assert target is not None
-        if target == self.journey.home:
-            ctx["hist"], ctx["page"] = [], 0
-            return target
-        hist: list[list[Any]] = ctx.setdefault("hist", [])
-        if target != state:
-            # Returning to a screen already on the stack unwinds to it (cart -> remove ->
-            # cart must not make "back" go to remove); otherwise remember where we were.
-            names = [entry[0] for entry in hist]
-            if target in names:
-                del hist[len(names) - 1 - names[::-1].index(target) :]
-            else:
-                hist.append([state, ctx.get("page", 0)])
-                del hist[:-HISTORY_LIMIT]
-            anchor = self.journey.history_after(go.event)
-            if anchor is not None and anchor in [entry[0] for entry in hist]:
-                names = [entry[0] for entry in hist]
-                del hist[len(names) - names[::-1].index(anchor) :]
-            ctx["page"] = 0
+        target = self.flow.target(state, go.event)
+        effect = self.flow.effects.get(go.event)
+        if effect is not None:
+            effect(ctx, **go.args)
+        if go.event == BACK_EVENT:
+            ctx.page = ctx.pages.pop(target, 0)  # back to the page it was left at
+        elif target != state:
+            if ctx.page:
+                ctx.pages[state] = ctx.page
+            ctx.pages.pop(target, None)
+            ctx.page = 0
         return target
 
-    # --- rendering ----------------------------------------------------------------------
+    # --- what a screen shows ------------------------------------------------------------
+
+    def _content(self, state: str, view: View[Any]) -> Content:
+        if state == RESUME:
+            t = view.t
+            return Content(
+                title=t("resume.title"),
+                options=_RESUME_OPTIONS,
+                actions=(t("resume.yes"), t("resume.again")),
+                nav=False,
+            )
+        screen = self.flow.screens[state]
+        key = screen.cache_key(view)
+        if key is not None:
+            key = (state, *key, view.lang, view.catalog.version)
+            cached = self._contents.get(key)
+            if cached is not None:
+                self._contents.move_to_end(key)
+                return cached
+        content = self._build(screen, view, key)
+        if key is not None:
+            self._remember(self._contents, key, content)
+        return content
+
+    def _build(self, screen: Screen[Any], view: View[Any], key: tuple[Any, ...] | None) -> Content:
+        t = view.t
+        values = dict(screen.values(view))
+        names = (screen.elastic,) if isinstance(screen.elastic, str) else screen.elastic
+        elastic = tuple(str(values.get(name, "")) for name in names if name)
+        for i, name in enumerate(n for n in names if n):
+            values[name] = MARK % i
+        options = [o for o in screen.options if not o.when or getattr(screen, o.when)(view)]
+        rows = screen.rows
+        items = screen.items(view) if rows is not None else ()
+        footer = screen.footer
+        if footer and screen.footer_when and not getattr(screen, screen.footer_when)(view):
+            footer = ""
+        return Content(
+            title=t(screen.title_key(view), **values),
+            rows=[t(rows.line, **item.values) for item in items] if rows is not None else [],
+            items=items,
+            numbered=rows is not None and bool(rows.event),
+            options=options,
+            actions=[t(option.label, **values) for option in options],
+            footer=t(footer, **values) if footer else "",
+            nav=screen.nav,
+            end=screen.end,
+            text_input=screen.prompt is not None,
+            reasons=screen.reasons,
+            reason_args=values,
+            elastic=elastic,
+            row_line=rows.line if rows is not None else "",
+            row_elastic=rows.elastic if rows is not None else "",
+            cache_key=key,
+        )
 
     def render(
-        self, state: str, view: View, reason: str | None = None, content: Content | None = None
+        self, state: str, view: View[Any], reason: str | None = None, content: Content | None = None
     ) -> tuple[str, bool]:
         """The screen for ``state``, with ``reason`` (or a pending note) above it.
 
@@ -391,25 +414,26 @@ class Engine:
         the subscriber has just seen the title, and the choices must stay exactly as shown.
         """
         if content is None:
-            content = self._screen(state).content(view)
-        pages = self._pages_for(content, view)
-        page = min(view.ctx.get("page", 0), len(pages) - 1) if state != RESUME else 0
+            content = self._content(state, view)
+        pages, rows = self._pages_for(content, view)
+        page = min(view.ctx.page, len(pages) - 1) if state != RESUME else 0
         start, stop = pages[page]
-        more = stop < len(content.rows)
-        top = reason or view.ctx.get("note")
+        more = stop < len(rows)
+        top = reason or view.ctx.note or None
 
         def layout(title: str, replace: bool = False) -> str:
-            return self._compose(content, view, title, start, stop, more, top, replace)
+            return self._compose(content, rows, view.t, title, start, stop, more, top, replace)
 
-        text = layout(self._fit_title(content, view, layout))
+        text = layout(self._fit_title(content, view.t, layout))
         if top and not fits(text, self.budget):
-            text = layout(self._fit_title(content, view, lambda t: layout(t, True)), True)
+            text = layout(self._fit_title(content, view.t, lambda t: layout(t, True)), True)
         return text, content.end
 
     def _compose(
         self,
         content: Content,
-        view: View,
+        rows: Sequence[str],
+        t: Texts,
         title: str,
         start: int,
         stop: int,
@@ -417,13 +441,12 @@ class Engine:
         top: str | None,
         replace: bool = False,
     ) -> str:
-        t = view.t
         heading = title.split("\n") if title else []
         if top:
             heading = [top, *heading[1:]] if replace else [top, *heading]
         lines = heading
         n = 0
-        for row in content.rows[start:stop]:
+        for row in rows[start:stop]:
             if content.numbered:
                 n += 1
                 lines.append(t.option(n, row))
@@ -440,110 +463,103 @@ class Engine:
             lines.append(t("fmt.back_home"))
         return "\n".join(lines)
 
-    def _reserve(self, content: Content, view: View) -> str | None:
+    def _reserve(self, content: Content, view: View[Any]) -> str | None:
         """The longest line this screen may show above itself (a reason or a note)."""
         candidates = [view.t(key, **content.reason_args) for key in content.reasons]
-        if view.ctx.get("note"):
-            candidates.append(view.ctx["note"])
+        if view.ctx.note:
+            candidates.append(view.ctx.note)
         if not candidates:
             return None
         return max(candidates, key=lambda line: measure(line).units)
 
-    def _pages_for(self, content: Content, view: View) -> list[tuple[int, int]]:
-        key = None
-        if content.cache_key is not None:
-            key = (*content.cache_key, view.lang, view.catalog.version)
+    def _pages_for(
+        self, content: Content, view: View[Any]
+    ) -> tuple[list[tuple[int, int]], list[str]]:
+        """The pages of the rows, and the rows as shown (a row too long alone, shortened)."""
+        key = content.cache_key
+        if key is not None:
             cached = self._pages.get(key)
             if cached is not None:
                 self._pages.move_to_end(key)
                 return cached
         reserve = self._reserve(content, view)
-        title = content.title.replace("{elastic}", "")
+        title = _fill(content.title, ("",) * len(content.elastic))
+        rows = list(content.rows)
+        t = view.t
 
         def compose(start: int, stop: int, more: bool) -> str:
-            return self._compose(content, view, title, start, stop, more, reserve)
+            return self._compose(content, rows, t, title, start, stop, more, reserve)
 
-        pages = paginate(len(content.rows), compose, self.budget)
+        pages = paginate(len(rows), compose, self.budget)
+        for start, stop in pages:
+            if stop - start != 1 or not content.row_elastic:
+                continue
+            more = stop < len(rows)
+
+            def alone(line: str, index: int = start, more: bool = more) -> str:
+                rows[index] = line
+                return compose(index, index + 1, more)
+
+            if not fits(alone(rows[start]), self.budget):
+                rows[start] = self._shorten(content, t, start, alone)
+        result = (pages, rows)
         if key is not None:
-            self._pages[key] = pages
-            if len(self._pages) > self._cache_size:
-                self._pages.popitem(last=False)
-        return pages
+            self._remember(self._pages, key, result)
+        return result
 
-    def _fit_title(self, content: Content, view: View, layout: Callable[[str], str]) -> str:
-        """The title with its elastic part shortened until ``layout(title)`` fits."""
-        if "{elastic}" not in content.title:
+    def _shorten(self, content: Content, t: Texts, index: int, alone: Callable[[str], str]) -> str:
+        """Row ``index``, its elastic value cut until ``alone(row)`` (its page) fits."""
+        values = dict(content.items[index].values)
+        cut = str(values.get(content.row_elastic, ""))
+        ellipsis = t("fmt.ellipsis")
+        while True:
+            values[content.row_elastic] = cut
+            line = t(content.row_line, **values)
+            if not cut or fits(alone(line), self.budget):
+                return line
+            cut = cut[: max(0, len(cut) - len(ellipsis) - 1)].rstrip()
+            cut = cut + ellipsis if cut else ""
+
+    def _fit_title(self, content: Content, t: Texts, layout: Callable[[str], str]) -> str:
+        """The title with its elastic values shortened, first ones first, until
+        ``layout(title)`` fits (or nothing elastic is left)."""
+        values = list(content.elastic)
+        if not values:
             return content.title
-        elastic = content.elastic
-        ellipsis = view.t("fmt.ellipsis")
-        while elastic:
-            title = content.title.replace("{elastic}", elastic)
-            if fits(layout(title), self.budget):
+        ellipsis = t("fmt.ellipsis")
+        while True:
+            title = _fill(content.title, values)
+            if fits(layout(title), self.budget) or not any(values):
                 return title
-            elastic = elastic[: max(0, len(elastic) - len(ellipsis) - 1)].rstrip()
-            elastic = elastic + ellipsis if elastic else ""
-        return content.title.replace("{elastic}", "")
+            i = next(i for i, value in enumerate(values) if value)
+            cut = values[i][: max(0, len(values[i]) - len(ellipsis) - 1)].rstrip()
+            values[i] = cut + ellipsis if cut else ""
+
+    def _remember(self, cache: OrderedDict[Any, Any], key: tuple[Any, ...], value: Any) -> None:
+        cache[key] = value
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
 
 
-class InvalidJourney(Exception):
-    """The journey's chart uses something the compiled transitions cannot run faithfully."""
+def _fill(title: str, values: Sequence[str]) -> str:
+    for i, value in enumerate(values):
+        title = title.replace(MARK % i, value)
+    return title
 
 
-class Transitions:
-    """A chart's transitions as a table: (event, source) -> target, plus ``on_<event>``.
-
-    Only what the shop uses is allowed: plain transitions, one target, no guards, and
-    ``on_<event>`` callbacks. Anything else is refused when the engine is built, so the
-    table can never quietly behave differently from the library.
-    """
-
-    UNSUPPORTED = ("before_", "after_", "on_enter_", "on_exit_", "enter_", "exit_")
-
-    def __init__(self, chart: type[StateChart[Any]]) -> None:
-        odd = [name for name in vars(chart) if name.startswith(self.UNSUPPORTED)]
-        if odd:
-            raise InvalidJourney(f"{chart.__name__}: unsupported callbacks {odd}")
-        self.targets: dict[str, dict[str, str]] = {}
-        for state in chart.states:
-            for transition in state.transitions:
-                if list(transition.cond) or transition.internal or len(transition.targets) != 1:
-                    raise InvalidJourney(f"{chart.__name__}: {state.id}: only plain transitions")
-                for event in transition.events:
-                    self.targets.setdefault(str(event), {})[state.id] = transition.target.id
-        self.callbacks = {event: f"on_{event}" for event in self.targets}
-
-    def apply(self, chart: StateChart[Any], state: str, go: Go) -> str:
-        """Run ``go`` from ``state`` on the live ``chart``: its callback, then the target."""
-        target = self.targets.get(go.event, {}).get(state)
-        if target is None:
-            raise InvalidJourney(f"no transition {go.event!r} from {state!r}")
-        callback = getattr(chart, self.callbacks[go.event], None)
-        if callback is not None:
-            callback(**go.args)
-        return target
+def _checked(outcome: Outcome, events: Sequence[str]) -> Outcome:
+    if isinstance(outcome, Go) and outcome.event not in events:
+        raise InvalidJourney(f"sent {outcome.event!r}, which it does not declare: {events}")
+    return outcome
 
 
-class _ResumeScreen:
-    """Continue where you left off? 1 Yes 2 Start again (answered by the engine itself)."""
-
-    def content(self, view: View) -> Content:
-        t = view.t
-        return Content(
-            title=t("resume.title"), actions=(t("resume.yes"), t("resume.again")), nav=False
-        )
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        return Invalid()
-
-    def submit(self, view: View, text: str) -> Outcome:
-        return Invalid()
+_RESUME_OPTIONS = (Option("resume.yes", "resume"), Option("resume.again", "again"))
 
 
-_RESUME_SCREEN = _ResumeScreen()
-
-
-def make_engine_factory(journey: Journey, settings: Any) -> Callable[[Budget], Engine]:
-    """One engine per screen budget (channels may differ), built on first use."""
+def make_engine_factory(journey: Journey[Any], settings: Any) -> Callable[[Budget], Engine]:
+    """One engine per screen budget (channels may differ), built on first use. The journey is
+    compiled and checked now: a journey that contradicts itself never serves a hop."""
+    flow_of(type(journey))
     engines: dict[Budget, Engine] = {}
 
     def engine_for(budget: Budget) -> Engine:

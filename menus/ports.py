@@ -15,6 +15,8 @@ from typing import Literal
 
 Lang = Literal["en", "ko"]
 LANGS: tuple[Lang, ...] = ("en", "ko")
+# Customers may cancel an order only before it leaves the shop (USSD, SMS and the store).
+CUSTOMER_CANCELLABLE = frozenset({"placed", "confirmed"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,39 +1,63 @@
 """The shop journey: browse the catalog, fill a cart, order for delivery, follow orders.
 
-States say where the subscriber is; events say what they did. The machine holds no data of
-its own: its callbacks write the choices into the session context of the step in progress
-(``self.model.view.ctx``). Each state has a screen below that says what it shows and how
-its input maps to an event.
+Three declarations, read top to bottom: the chart (every state and transition), the context
+(what a session remembers, and what each event does to it), and one screen per state (what it
+shows, and which event each of its options sends). Adding a screen is a state and its
+transitions in the chart, one screen class, and its texts in ``menus/text/en.toml`` and
+``ko.toml``; ``okryu flow check`` names whichever is missing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
 
 from statemachine import State, StateChart
 
-from menus.engine import Content, Go, Invalid, Outcome, View, is_digits
+from menus.journey import (
+    Context,
+    Go,
+    Invalid,
+    Journey,
+    Option,
+    Outcome,
+    Prompt,
+    Row,
+    Rows,
+    Screen,
+    View,
+    is_digits,
+)
 from menus.ports import (
+    CUSTOMER_CANCELLABLE,
     LANGS,
     CancelOrder,
+    Catalog,
     FindOrder,
     GetOrder,
+    Lang,
     ListOrders,
     LoadCustomer,
     OrderDetail,
     OrderLineRequest,
+    OrderLineView,
     OrderPending,
-    OrderPlaced,
     OrderSummary,
     OutOfStock,
     PlaceOrder,
     Product,
     SaveLanguage,
+    Zone,
 )
 from menus.text import texts
 
 
 class ShopChart(StateChart[Any]):
+    """Where a subscriber can be, and what takes them where. ``0`` sends ``back`` and ``00``
+    sends ``go_home`` from any screen that shows them."""
+
     allow_event_without_transition = False
     catch_errors_as_events = False
 
@@ -80,339 +104,394 @@ class ShopChart(StateChart[Any]):
     cancelled = cancel_order.to(order_detail)
     keep_order = cancel_order.to(order_detail)
     set_language = language.to(home)
-    go_home = (
+    go_home = home.from_.any()  # type: ignore[no-untyped-call]
+    back = (
         categories.to(home)
-        | products.to(home)
-        | product.to(home)
-        | quantity.to(home)
+        | products.to(categories)
+        | product.to(products)
+        | quantity.to(product)
         | cart.to(home)
-        | remove_item.to(home)
-        | zone.to(home)
-        | address.to(home)
-        | payment.to(home)
-        | confirm.to(home)
-        | placed.to(home)
-        | pending.to(home)
+        | remove_item.to(cart)
+        | zone.to(cart)
+        | address.to(zone)
+        | payment.to(address)
+        | confirm.to(payment)
         | orders.to(home)
-        | order_detail.to(home)
-        | cancel_order.to(home)
+        | order_detail.to(orders)
+        | cancel_order.to(order_detail)
         | language.to(home)
         | help.to(home)
     )
 
-    @property
-    def ctx(self) -> dict[str, Any]:
-        ctx: dict[str, Any] = self.model.view.ctx
+
+@dataclass
+class ShopContext(Context):
+    """What a shopper's session remembers between hops."""
+
+    cart: list[list[int]] = field(default_factory=list)  # [product id, quantity], in order
+    cart_id: str = ""  # this cart's identity: one reminder per abandoned cart
+    checkout_key: str = ""  # this checkout's idempotency key, until its order is placed
+    orders_placed: int = 0  # keeps the next cart's identity and key new
+    category: int = 0
+    product: int = 0
+    zone: int = 0  # the district of this checkout
+    address: str = ""  # the address of this checkout
+    payment: str = "cod"
+    saved_zone: int = 0  # the district and address of the last order
+    saved_address: str = ""
+    placed: list[Any] = field(default_factory=list)  # [code, total] of the order just placed
+    pending: bool = False  # the last order outlasted its hop: ask the store how it ended
+    order: str = ""  # the code of the order looked at
+    known: bool = False  # the subscriber's profile has been read
+
+    # The names the first release stored these fields under (its sessions may be in flight).
+    renamed: ClassVar[Mapping[str, str]] = {
+        "zone": "saved_zone", "addr": "saved_address", "z": "zone", "a": "address",
+        "cat": "category", "prod": "product", "ord": "order", "pay": "payment",
+        "cid": "cart_id", "ck": "checkout_key", "n": "orders_placed",
+    }  # fmt: skip
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> ShopContext:
+        ctx = super().load(data)
+        assert isinstance(ctx, ShopContext)
+        if "journey" not in data and "lang" in data:
+            ctx.known = True  # the first release read the profile when it set the language
         return ctx
 
     def on_pick_category(self, category_id: int) -> None:
-        self.ctx["cat"] = category_id
+        self.category = category_id
 
     def on_pick_product(self, product_id: int) -> None:
-        self.ctx["prod"] = product_id
+        self.product = product_id
 
-    def on_add_to_cart(self, product_id: int, quantity: int) -> None:
-        # A cart's identity, so that an abandoned cart is reminded of once, never more.
-        self.ctx.setdefault("cid", f"{self.model.view.session_ref}.{self.ctx.get('n', 0)}")
-        cart: list[list[int]] = self.ctx.setdefault("cart", [])
-        for line in cart:
+    def on_add_to_cart(self, product_id: int, quantity: int, cart_id: str) -> None:
+        self.cart_id = self.cart_id or cart_id
+        for line in self.cart:
             if line[0] == product_id:
                 line[1] += quantity
                 return
-        cart.append([product_id, quantity])
+        self.cart.append([product_id, quantity])
 
     def on_remove_line(self, index: int) -> None:
-        del self.ctx["cart"][index]
+        del self.cart[index]
 
-    def on_checkout(self) -> None:
+    def on_checkout(self, key: str) -> None:
         # One checkout, one idempotency key: kept until its order is known to be placed, so a
         # confirm repeated in a later session (after a slow store) cannot order twice.
-        ctx = self.ctx
-        ctx.setdefault("ck", f"{self.model.view.session_ref}.{ctx.get('n', 0)}")
+        self.checkout_key = self.checkout_key or key
 
     def on_pick_zone(self, zone_id: int) -> None:
-        self.ctx["z"] = zone_id
+        self.zone = zone_id
 
     def on_set_address(self, address: str) -> None:
-        self.ctx["a"] = address
+        self.address = address
 
     def on_pick_payment(self, method: str) -> None:
-        self.ctx["pay"] = method
+        self.payment = method
 
-    def on_place(self, placed: OrderPlaced) -> None:
-        ctx = self.ctx
-        ctx["placed"] = [placed.code, placed.total]
-        ctx["zone"], ctx["addr"] = ctx.get("z"), ctx.get("a")  # remembered for next time
-        ctx["cart"] = []
-        ctx["n"] = ctx.get("n", 0) + 1
-        ctx.pop("ck", None)  # the next checkout gets a new idempotency key
-        ctx.pop("cid", None)
+    def on_place(self, code: str, total: int) -> None:
+        self.placed = [code, total]
+        self.saved_zone, self.saved_address = self.zone, self.address  # offered next time
+        self._cart_done()
 
     def on_wait(self) -> None:
-        self.ctx["pending"] = True  # the next session asks the store how it ended
+        self.pending = True  # the next session asks the store how it ended
 
-    def on_ran_out(self, product_ids: tuple[int, ...]) -> None:
+    def on_ran_out(self, product_ids: Sequence[int]) -> None:
         gone = set(product_ids)
-        self.ctx["cart"] = [line for line in self.ctx.get("cart", []) if line[0] not in gone]
-        self.ctx["note"] = texts(self.model.view.lang)("error.ran_out")
+        self.cart = [line for line in self.cart if line[0] not in gone]
 
     def on_pick_order(self, code: str) -> None:
-        self.ctx["ord"] = code
+        self.order = code
 
-    def on_cancelled(self, code: str, done: bool) -> None:
-        t = texts(self.model.view.lang)
-        self.ctx["note"] = t("order.cancelled" if done else "order.not_cancelled", code=code)
+    def on_set_language(self, lang: Lang) -> None:
+        self.lang = lang
 
-    def on_set_language(self, lang: str) -> None:
-        self.ctx["lang"] = lang
-        self.ctx["note"] = texts(lang)("language.changed")
+    def _cart_done(self) -> None:
+        self.cart, self.cart_id, self.checkout_key = [], "", ""
+        self.orders_placed += 1
 
-
-# --- screens --------------------------------------------------------------------------------
-
-
-class _Screen:
-    """Defaults: no numbered choice is valid, free text is not expected."""
-
-    def content(self, view: View) -> Content:
-        raise NotImplementedError
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        return Invalid()
-
-    def submit(self, view: View, text: str) -> Outcome:
-        return Invalid()
+    def abandoned_cart(self) -> str | None:
+        """The identity of a cart worth a reminder if the session is cut now, or None."""
+        return self.cart_id if self.cart and self.cart_id else None
 
 
-def _name(view: View, item: Any) -> str:
+class ShopScreen(Screen[ShopContext]):
+    """The shop's screens: every subclass is the screen of its ``state``."""
+
+
+# --- helpers the screens share ----------------------------------------------------------------
+
+
+def _name(view: View[ShopContext], item: Any) -> str:
     return str(item.name_ko if view.lang == "ko" else item.name_en)
 
 
-def _cart_lines(view: View) -> list[tuple[Product, int]]:
+def _cart_lines(view: View[ShopContext]) -> list[tuple[Product, int]]:
     """The cart's lines that are still in the catalog (a product may have been withdrawn)."""
     products = view.catalog.products
-    return [(products[pid], qty) for pid, qty in view.ctx.get("cart", []) if pid in products]
+    return [(products[pid], qty) for pid, qty in view.ctx.cart if pid in products]
 
 
-def _subtotal(view: View) -> int:
+def _subtotal(view: View[ShopContext]) -> int:
     return sum(product.price * qty for product, qty in _cart_lines(view))
 
 
-class Home(_Screen):
-    def content(self, view: View) -> Content:
-        t = view.t
-        count = sum(qty for _, qty in _cart_lines(view))
-        return Content(
-            title=t("home.title"),
-            actions=(
-                t("home.shop"),
-                t("home.cart", count=count),
-                t("home.orders"),
-                t("home.language"),
-                t("home.help"),
-            ),
-            nav=False,
-        )
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        events = ("shop", "open_cart", "open_orders", "open_language", "open_help")
-        return Go(events[action]) if action is not None else Invalid()
+def _selected(view: View[ShopContext]) -> Product | None:
+    return view.catalog.products.get(view.ctx.product)
 
 
-class Categories(_Screen):
-    def content(self, view: View) -> Content:
-        return Content(
-            title=view.t("categories.title"),
-            rows=[_name(view, c) for c in view.catalog.categories],
-            cache_key=("categories",),
-        )
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if row is None:
-            return Invalid()
-        return Go("pick_category", {"category_id": view.catalog.categories[row].id})
-
-
-class Products(_Screen):
-    def _ids(self, view: View) -> tuple[int, ...]:
-        return view.catalog.by_category.get(view.ctx.get("cat", -1), ())
-
-    def content(self, view: View) -> Content:
-        t = view.t
-        category = next((c for c in view.catalog.categories if c.id == view.ctx.get("cat")), None)
-        rows = []
-        for pid in self._ids(view):
-            product = view.catalog.products[pid]
-            if product.stock > 0:
-                rows.append(
-                    t("products.line", name=_name(view, product), price=t.money(product.price))
-                )
-            else:
-                rows.append(t("products.sold_out", name=_name(view, product)))
-        return Content(
-            title=t("products.title", category=_name(view, category) if category else ""),
-            rows=rows,
-            cache_key=("products", view.ctx.get("cat")),
-        )
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if row is None:
-            return Invalid()
-        return Go("pick_product", {"product_id": self._ids(view)[row]})
-
-
-def _selected(view: View) -> Product | None:
-    return view.catalog.products.get(view.ctx.get("prod", -1))
-
-
-def _room(view: View, product: Product) -> int:
+def _room(view: View[ShopContext], product: Product) -> int:
     """How many more of ``product`` this cart may take."""
-    in_cart: int = sum(qty for pid, qty in view.ctx.get("cart", []) if pid == product.id)
+    in_cart = sum(qty for pid, qty in view.ctx.cart if pid == product.id)
     cap: int = view.settings.max_quantity
     return max(0, min(product.stock, cap) - in_cart)
 
 
-class ProductScreen(_Screen):
-    def content(self, view: View) -> Content:
+def _zone(view: View[ShopContext]) -> Zone | None:
+    return next((z for z in view.catalog.zones if z.id == view.ctx.zone), None)
+
+
+def _key(view: View[ShopContext]) -> str:
+    """A new identity for this record's next cart or checkout."""
+    return f"{view.session_ref}.{view.ctx.orders_placed}"
+
+
+def _order_key(view: View[ShopContext]) -> str:
+    return f"{view.msisdn}:{view.ctx.checkout_key or view.session_ref}"
+
+
+# --- the screens ------------------------------------------------------------------------------
+
+
+class Home(ShopScreen):
+    state = "home"
+    title = "home.title"
+    nav = False
+    options = (
+        Option("home.shop", "shop"),
+        Option("home.cart", "open_cart"),
+        Option("home.orders", "open_orders"),
+        Option("home.language", "open_language"),
+        Option("home.help", "open_help"),
+    )
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        return {"count": sum(qty for _, qty in _cart_lines(view))}
+
+
+class Categories(ShopScreen):
+    state = "categories"
+    title = "categories.title"
+    rows = Rows("categories.line", event="pick_category", elastic="name")
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        return [
+            Row({"name": _name(view, c)}, {"category_id": c.id}) for c in view.catalog.categories
+        ]
+
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...]:
+        return ()
+
+
+class Products(ShopScreen):
+    state = "products"
+    title = "products.title"
+    elastic = "category"
+    rows = Rows("products.line", event="pick_product", elastic="name")
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        found = (c for c in view.catalog.categories if c.id == view.ctx.category)
+        category = next(found, None)
+        return {"category": _name(view, category) if category else ""}
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
         t = view.t
+        rows = []
+        for pid in view.catalog.by_category.get(view.ctx.category, ()):
+            product = view.catalog.products[pid]
+            price = t.money(product.price) if product.stock > 0 else t("products.sold_out")
+            rows.append(Row({"name": _name(view, product), "price": price}, {"product_id": pid}))
+        return rows
+
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...]:
+        return (view.ctx.category,)
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{"category": c.id} for c in view.catalog.categories]
+
+
+class ProductPage(ShopScreen):
+    state = "product"
+    title = "product.body"
+    titles = ("error.sold_out",)
+    elastic = ("description", "name")
+    options = (Option("product.add", "start_adding", when="available", do="add"),)
+    footer = "product.sold_out"
+    footer_when = "sold_out"
+    reasons = ("error.choice", "error.sold_out")
+
+    def title_key(self, view: View[ShopContext]) -> str:
+        return self.title if _selected(view) else "error.sold_out"
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
         product = _selected(view)
         if product is None:
-            return Content(title=t("error.sold_out"), reasons=())
+            return {}
+        t = view.t
         description = product.description_ko if view.lang == "ko" else product.description_en
-        available = _room(view, product) > 0
-        return Content(
-            title=t(
-                "product.body",
-                name=_name(view, product),
-                price=t.money(product.price),
-                description="{elastic}",
-            ),
-            elastic=description,
-            actions=(t("product.add"),) if available else (),
-            footer="" if available else t("product.sold_out"),
-            reasons=("error.choice", "error.sold_out"),
-        )
+        return {"name": _name(view, product), "price": t.money(product.price),
+                "description": description}  # fmt: skip
 
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
+    def available(self, view: View[ShopContext]) -> bool:
         product = _selected(view)
-        if action != 0 or product is None:
-            return Invalid()
-        if _room(view, product) <= 0:
-            return Invalid("error.sold_out")
-        return Go("start_adding")
+        return product is not None and _room(view, product) > 0
+
+    def sold_out(self, view: View[ShopContext]) -> bool:
+        return _selected(view) is not None and not self.available(view)
+
+    def add(self, view: View[ShopContext]) -> Outcome:
+        return Go("start_adding") if self.available(view) else Invalid("error.sold_out")
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{"product": pid, "cart": []} for pid in view.catalog.products] + [{"product": -1}]
 
 
-class Quantity(_Screen):
-    def content(self, view: View) -> Content:
-        t = view.t
-        product = _selected(view)
-        if product is None:
-            return Content(title=t("error.sold_out"), reasons=())
-        room = _room(view, product)
-        return Content(
-            title=t(
-                "quantity.prompt", name=_name(view, product), price=t.money(product.price), max=room
-            ),
-            text_input=True,
-            reasons=("error.quantity", "error.sold_out"),
-            reason_args={"max": room},
-        )
+class QuantityPrompt(ShopScreen):
+    state = "quantity"
+    title = "quantity.prompt"
+    titles = ("error.sold_out",)
+    elastic = "name"
+    prompt = Prompt("add_to_cart")
+    reasons = ("error.quantity", "error.sold_out")
 
-    def submit(self, view: View, text: str) -> Outcome:
+    def title_key(self, view: View[ShopContext]) -> str:
+        return self.title if _selected(view) else "error.sold_out"
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
         product = _selected(view)
         if product is None:
-            return Invalid("error.sold_out")
-        room = _room(view, product)
-        if room <= 0:
+            return {"max": 0}
+        return {"name": _name(view, product), "price": view.t.money(product.price),
+                "max": _room(view, product)}  # fmt: skip
+
+    def parse(self, view: View[ShopContext], text: str) -> Outcome:
+        product = _selected(view)
+        room = _room(view, product) if product is not None else 0
+        if product is None or room <= 0:
             return Invalid("error.sold_out")
         if not is_digits(text) or not 1 <= int(text) <= room:
             return Invalid("error.quantity", {"max": room})
-        return Go("add_to_cart", {"product_id": product.id, "quantity": int(text)})
+        cart_id = _key(view)
+        return Go("add_to_cart", {"product_id": product.id, "quantity": int(text),
+                                  "cart_id": cart_id})  # fmt: skip
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{"product": pid, "cart": []} for pid in view.catalog.products]
 
 
-class Cart(_Screen):
-    def content(self, view: View) -> Content:
+class CartPage(ShopScreen):
+    state = "cart"
+    title = "cart.title"
+    titles = ("cart.empty",)
+    rows = Rows("cart.line", elastic="name")
+    options = (
+        Option("cart.checkout", "checkout", when="filled", do="checkout"),
+        Option("cart.remove", "start_removing", when="filled"),
+        Option("cart.continue", "shop", when="filled"),
+        Option("cart.shop", "shop", when="empty"),
+    )
+    reasons = ("error.choice", "error.ran_out")
+
+    def title_key(self, view: View[ShopContext]) -> str:
+        return self.title if _cart_lines(view) else "cart.empty"
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        return {"total": view.t.money(_subtotal(view))}
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
         t = view.t
-        lines = _cart_lines(view)
-        if not lines:
-            return Content(
-                title=t("cart.empty"), actions=(t("cart.shop"),), reasons=("error.choice",)
-            )
-        return Content(
-            title=t("cart.title", total=t.money(_subtotal(view))),
-            rows=[
-                t("cart.line", quantity=qty, name=_name(view, p), amount=t.money(p.price * qty))
-                for p, qty in lines
-            ],
-            numbered=False,
-            actions=(t("cart.checkout"), t("cart.remove"), t("cart.continue")),
-            reasons=("error.choice", "error.ran_out"),
-        )
+        return [
+            Row({"quantity": qty, "name": _name(view, p), "amount": t.money(p.price * qty)})
+            for p, qty in _cart_lines(view)
+        ]
 
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if not _cart_lines(view):
-            return Go("shop") if action == 0 else Invalid()
-        events = ("checkout", "start_removing", "shop")
-        return Go(events[action]) if action is not None else Invalid()
+    def filled(self, view: View[ShopContext]) -> bool:
+        return bool(_cart_lines(view))
+
+    def empty(self, view: View[ShopContext]) -> bool:
+        return not _cart_lines(view)
+
+    def checkout(self, view: View[ShopContext]) -> Outcome:
+        return Go("checkout", {"key": _key(view)})
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{}, {"cart": []}]
 
 
-class RemoveItem(_Screen):
-    def content(self, view: View) -> Content:
+class RemoveItem(ShopScreen):
+    state = "remove_item"
+    title = "remove.title"
+    rows = Rows("remove.line", event="remove_line", elastic="name")
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        index = {pid: i for i, (pid, _) in enumerate(view.ctx.cart)}
+        return [
+            Row({"quantity": qty, "name": _name(view, p)}, {"index": index[p.id]})
+            for p, qty in _cart_lines(view)
+        ]
+
+
+class Districts(ShopScreen):
+    state = "zone"
+    title = "zone.title"
+    rows = Rows("zone.line", event="pick_zone", elastic="name")
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
         t = view.t
-        return Content(
-            title=t("remove.title"),
-            rows=[t("remove.line", quantity=q, name=_name(view, p)) for p, q in _cart_lines(view)],
-        )
+        return [
+            Row({"name": _name(view, z), "fee": t.money(z.fee)}, {"zone_id": z.id})
+            for z in view.catalog.zones
+        ]
 
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if row is None:
-            return Invalid()
-        product = _cart_lines(view)[row][0]
-        index = [pid for pid, _ in view.ctx["cart"]].index(product.id)
-        return Go("remove_line", {"index": index})
-
-
-class ZoneScreen(_Screen):
-    def content(self, view: View) -> Content:
-        t = view.t
-        return Content(
-            title=t("zone.title"),
-            rows=[
-                t("zone.line", name=_name(view, z), fee=t.money(z.fee)) for z in view.catalog.zones
-            ],
-            cache_key=("zones",),
-        )
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if row is None:
-            return Invalid()
-        return Go("pick_zone", {"zone_id": view.catalog.zones[row].id})
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...]:
+        return ()
 
 
 ADDRESS_MIN, ADDRESS_MAX = 3, 60
 
 
-class Address(_Screen):
-    def content(self, view: View) -> Content:
-        t = view.t
-        saved = view.ctx.get("addr")
-        if saved:
-            return Content(
-                title=t("address.saved", address="{elastic}"),
-                elastic=saved,
-                text_input=True,
-                reasons=("error.address",),
-            )
-        return Content(title=t("address.prompt"), text_input=True, reasons=("error.address",))
+class AddressPrompt(ShopScreen):
+    state = "address"
+    title = "address.prompt"
+    titles = ("address.saved",)
+    elastic = "address"
+    prompt = Prompt("set_address")
+    reasons = ("error.address",)
 
-    def submit(self, view: View, text: str) -> Outcome:
-        saved = view.ctx.get("addr")
+    def _saved(self, view: View[ShopContext]) -> str:
+        """The last order's address, offered only for the district it was in."""
+        ctx = view.ctx
+        return ctx.saved_address if ctx.saved_zone == ctx.zone else ""
+
+    def title_key(self, view: View[ShopContext]) -> str:
+        return "address.saved" if self._saved(view) else self.title
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        return {"address": self._saved(view)}
+
+    def parse(self, view: View[ShopContext], text: str) -> Outcome:
+        saved = self._saved(view)
         if saved and text == "1":
             return Go("set_address", {"address": saved})
         address = " ".join(text.split())
         if not ADDRESS_MIN <= len(address) <= ADDRESS_MAX or not _is_plain_text(address):
             return Invalid("error.address")
         return Go("set_address", {"address": address})
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{}, {"saved_zone": -1}]
 
 
 def _is_plain_text(text: str) -> bool:
@@ -421,57 +500,43 @@ def _is_plain_text(text: str) -> bool:
     return text.isprintable() and "\ufffd" not in text
 
 
-PAYMENT_METHODS = ("cod",)
+class PaymentChoice(ShopScreen):
+    state = "payment"
+    title = "payment.title"
+    options = (Option("payment.cod", "pick_payment", args={"method": "cod"}),)
 
 
-class Payment(_Screen):
-    def content(self, view: View) -> Content:
-        t = view.t
-        return Content(
-            title=t("payment.title"), actions=tuple(t(f"payment.{m}") for m in PAYMENT_METHODS)
-        )
+class ConfirmPage(ShopScreen):
+    state = "confirm"
+    title = "confirm.body"
+    elastic = "address"
+    options = (
+        Option("confirm.confirm", "place", do="confirm", also=("wait", "ran_out")),
+        Option("confirm.cancel", "cancel_checkout"),
+    )
+    reasons = ("error.choice", "error.empty_cart")
 
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if action is None:
-            return Invalid()
-        return Go("pick_payment", {"method": PAYMENT_METHODS[action]})
-
-
-def _zone(view: View) -> Any:
-    return next((z for z in view.catalog.zones if z.id == view.ctx.get("z")), None)
-
-
-class Confirm(_Screen):
-    def content(self, view: View) -> Content:
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
         t = view.t
         zone = _zone(view)
         fee = zone.fee if zone else 0
         subtotal = _subtotal(view)
-        return Content(
-            title=t(
-                "confirm.body",
-                subtotal=t.money(subtotal),
-                fee=t.money(fee),
-                total=t.money(subtotal + fee),
-                zone=_name(view, zone) if zone else "",
-                address="{elastic}",
-                payment=t(f"payment.{view.ctx.get('pay', 'cod')}"),
-            ),
-            elastic=view.ctx.get("a", ""),
-            actions=(t("confirm.confirm"), t("confirm.cancel")),
-        )
+        return {
+            "subtotal": t.money(subtotal),
+            "fee": t.money(fee),
+            "total": t.money(subtotal + fee),
+            "zone": _name(view, zone) if zone else "",
+            "address": view.ctx.address,
+            "payment": t(f"payment.{view.ctx.payment}"),
+        }
 
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if action == 1:
-            return Go("cancel_checkout")
-        if action != 0:
-            return Invalid()
+    def confirm(self, view: View[ShopContext]) -> Outcome:
         ctx = view.ctx
-        lines = tuple(OrderLineRequest(pid, qty) for pid, qty in ctx.get("cart", []))
+        lines = tuple(OrderLineRequest(pid, qty) for pid, qty in ctx.cart)
         zone = _zone(view)
         if not lines:
             return Invalid("error.empty_cart")
-        if zone is None or not ctx.get("a"):
+        if zone is None or not ctx.address:
             return Invalid()
         result = view.fetch(
             PlaceOrder(
@@ -480,179 +545,200 @@ class Confirm(_Screen):
                 lang=view.lang,
                 lines=lines,
                 zone_id=zone.id,
-                address=ctx["a"],
-                payment=ctx.get("pay", "cod"),
+                address=ctx.address,
+                payment=ctx.payment,
             )
         )
         if isinstance(result, OutOfStock):
-            return Go("ran_out", {"product_ids": result.product_ids})
+            ctx.note = view.t("error.ran_out")
+            return Go("ran_out", {"product_ids": list(result.product_ids)})
         if isinstance(result, OrderPending):
             return Go("wait")
-        return Go("place", {"placed": result})
+        return Go("place", {"code": result.code, "total": result.total})
 
 
-def _order_key(view: View) -> str:
-    return f"{view.msisdn}:{view.ctx.get('ck') or view.session_ref}"
+class Placed(ShopScreen):
+    state = "placed"
+    title = "placed.body"
+    end = True
+    reasons = ()
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        code, total = view.ctx.placed or ["", 0]
+        return {"code": code, "total": view.t.money(total)}
 
 
-class Placed(_Screen):
-    def content(self, view: View) -> Content:
-        t = view.t
-        code, total = view.ctx.get("placed", ["", 0])
-        return Content(
-            title=t("placed.body", code=code, total=t.money(total)), end=True, reasons=()
-        )
+class Pending(ShopScreen):
+    state = "pending"
+    title = "placed.pending"
+    end = True
+    reasons = ()
 
 
-class Pending(_Screen):
-    def content(self, view: View) -> Content:
-        return Content(title=view.t("placed.pending"), end=True, reasons=())
-
-
-def _orders(view: View) -> tuple[OrderSummary, ...]:
+def _orders(view: View[ShopContext]) -> tuple[OrderSummary, ...]:
     orders: tuple[OrderSummary, ...] = view.fetch(ListOrders(view.msisdn))
     return orders
 
 
-class Orders(_Screen):
-    def content(self, view: View) -> Content:
+class OrderList(ShopScreen):
+    state = "orders"
+    title = "orders.title"
+    titles = ("orders.empty",)
+    rows = Rows("orders.line", event="pick_order")
+
+    def title_key(self, view: View[ShopContext]) -> str:
+        return self.title if _orders(view) else "orders.empty"
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
         t = view.t
-        orders = _orders(view)
-        if not orders:
-            return Content(title=t("orders.empty"))
-        return Content(
-            title=t("orders.title"),
-            rows=[t("orders.line", code=o.code, status=t(f"status.{o.status}")) for o in orders],
-        )
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if row is None:
-            return Invalid()
-        return Go("pick_order", {"code": _orders(view)[row].code})
+        return [
+            Row({"code": o.code, "status": t(f"status.{o.status}")}, {"code": o.code})
+            for o in _orders(view)
+        ]
 
 
-class OrderDetailScreen(_Screen):
-    def content(self, view: View) -> Content:
-        t = view.t
-        detail: OrderDetail | None = view.fetch(GetOrder(view.msisdn, view.ctx.get("ord", "")))
+def _order(view: View[ShopContext]) -> OrderDetail | None:
+    detail: OrderDetail | None = view.fetch(GetOrder(view.msisdn, view.ctx.order))
+    return detail
+
+
+class OrderPage(ShopScreen):
+    state = "order_detail"
+    title = "order.body"
+    titles = ("orders.empty",)
+    rows = Rows("order.line", elastic="name")
+    options = (Option("order.cancel", "start_cancelling", when="cancellable"),)
+    reasons = ("error.choice", "order.cancelled", "order.not_cancelled")
+
+    def title_key(self, view: View[ShopContext]) -> str:
+        return self.title if _order(view) is not None else "orders.empty"
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        detail = _order(view)
         if detail is None:
-            return Content(title=t("orders.empty"))
-        return Content(
-            title=t(
-                "order.body",
-                code=detail.code,
-                status=t(f"status.{detail.status}"),
-                date=detail.created_at.strftime("%m-%d"),
-                total=t.money(detail.total),
-            ),
-            rows=[
-                t(
-                    "order.line",
-                    quantity=line.quantity,
-                    name=line.name_ko if view.lang == "ko" else line.name_en,
-                )
-                for line in detail.lines
-            ],
-            numbered=False,
-            actions=(t("order.cancel"),) if detail.status in CANCELLABLE else (),
-            reasons=("error.choice", "order.cancelled", "order.not_cancelled"),
-            reason_args={"code": detail.code},
-        )
-
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        return Go("start_cancelling") if action == 0 else Invalid()
-
-
-CANCELLABLE = frozenset({"placed", "confirmed"})  # before the order leaves the shop
-
-
-class CancelOrderScreen(_Screen):
-    def content(self, view: View) -> Content:
+            return {"code": view.ctx.order}
         t = view.t
-        return Content(
-            title=t("order.cancel_confirm", code=view.ctx.get("ord", "")),
-            actions=(t("order.cancel_yes"), t("order.cancel_no")),
-        )
+        return {
+            "code": detail.code,
+            "status": t(f"status.{detail.status}"),
+            "date": detail.created_at.strftime("%m-%d"),
+            "total": t.money(detail.total),
+        }
 
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        code = view.ctx.get("ord", "")
-        if action == 1:
-            return Go("keep_order")
-        if action != 0:
-            return Invalid()
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        detail = _order(view)
+        lines = detail.lines if detail is not None else ()
+        return [Row({"quantity": line.quantity, "name": _name(view, line)}) for line in lines]
+
+    def cancellable(self, view: View[ShopContext]) -> bool:
+        detail = _order(view)
+        return detail is not None and detail.status in CUSTOMER_CANCELLABLE
+
+
+class CancelPrompt(ShopScreen):
+    state = "cancel_order"
+    title = "order.cancel_confirm"
+    options = (
+        Option("order.cancel_yes", "cancelled", do="cancel"),
+        Option("order.cancel_no", "keep_order"),
+    )
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        return {"code": view.ctx.order}
+
+    def cancel(self, view: View[ShopContext]) -> Outcome:
+        code = view.ctx.order
         done = view.fetch(CancelOrder(view.msisdn, code))
-        return Go("cancelled", {"code": code, "done": bool(done)})
+        view.ctx.note = view.t("order.cancelled" if done else "order.not_cancelled", code=code)
+        return Go("cancelled")
 
 
-class Language(_Screen):
-    def content(self, view: View) -> Content:
-        return Content(
-            title=view.t("language.title"), rows=[texts(lang)("language.name") for lang in LANGS]
-        )
+class LanguageList(ShopScreen):
+    state = "language"
+    title = "language.title"
+    rows = Rows("language.line", event="set_language", do="choose")
 
-    def choose(self, view: View, row: int | None, action: int | None) -> Outcome:
-        if row is None:
-            return Invalid()
-        lang = LANGS[row]
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        return [Row({"name": texts(lang)("language.name")}, {"lang": lang}) for lang in LANGS]
+
+    def choose(self, view: View[ShopContext], lang: Lang) -> Outcome:
         view.fetch(SaveLanguage(view.msisdn, lang))
+        view.ctx.note = texts(lang)("language.changed")
         return Go("set_language", {"lang": lang})
 
 
-class Help(_Screen):
-    def content(self, view: View) -> Content:
-        return Content(title=view.t("help.body"))
+class HelpPage(ShopScreen):
+    state = "help"
+    title = "help.body"
 
 
-class Shop:
+# --- the journey ------------------------------------------------------------------------------
+
+
+class Shop(Journey[ShopContext]):
     """The shop journey, as the engine sees it."""
 
     chart = ShopChart
+    context = ShopContext
+    screen_base = ShopScreen
     home = "home"
-    screens = {
-        "home": Home(),
-        "categories": Categories(),
-        "products": Products(),
-        "product": ProductScreen(),
-        "quantity": Quantity(),
-        "cart": Cart(),
-        "remove_item": RemoveItem(),
-        "zone": ZoneScreen(),
-        "address": Address(),
-        "payment": Payment(),
-        "confirm": Confirm(),
-        "placed": Placed(),
-        "pending": Pending(),
-        "orders": Orders(),
-        "order_detail": OrderDetailScreen(),
-        "cancel_order": CancelOrderScreen(),
-        "language": Language(),
-        "help": Help(),
-    }
+    funnel = ("home", "categories", "products", "product", "quantity", "cart", "zone",
+              "address", "payment", "confirm", "placed")  # fmt: skip
+    moved: ClassVar[Mapping[str, str]] = {}  # a renamed state: {"old name": "new name"}
 
-    def begin(self, view: View) -> None:
+    def begin(self, view: View[ShopContext]) -> None:
         """A new session: know the subscriber (language, saved address) before home."""
         ctx = view.ctx
-        for key in ("placed", "note", "z", "a", "pay", "ord", "prod"):
-            ctx.pop(key, None)
-        if ctx.pop("pending", False):
+        ctx.placed, ctx.note, ctx.zone, ctx.address = [], "", 0, ""
+        ctx.payment, ctx.order, ctx.product = "cod", "", 0
+        if ctx.pending:
+            ctx.pending = False
             # The last order outlasted its hop: if it went through, its cart is done with.
             if view.fetch(FindOrder(view.msisdn, _order_key(view))) is not None:
-                ctx["cart"] = []
-                ctx["n"] = ctx.get("n", 0) + 1
-                ctx.pop("ck", None)
-                ctx.pop("cid", None)
-        if "lang" in ctx:
+                ctx._cart_done()
+        if ctx.known:
             return
         profile = view.fetch(LoadCustomer(view.msisdn))
+        ctx.known = True
         if profile is None:
-            ctx["lang"] = view.settings.default_language
+            ctx.lang = view.settings.default_language
             return
-        ctx["lang"] = profile.lang
-        if profile.zone_id is not None:
-            ctx["zone"] = profile.zone_id
-        if profile.address:
-            ctx["addr"] = profile.address
+        ctx.lang = profile.lang
+        ctx.saved_zone = profile.zone_id or 0
+        ctx.saved_address = profile.address or ""
 
-    def history_after(self, event: str) -> str | None:
-        # After adding to the cart, "back" from the cart returns to the product list.
-        return "products" if event == "add_to_cart" else None
+    def abandoned_cart(self, ctx: ShopContext) -> str | None:
+        """What a cut session leaves behind that is worth a reminder: its cart's identity."""
+        return ctx.abandoned_cart()
+
+    def worst_case(self, catalog: Catalog) -> Mapping[str, Any]:
+        products = list(catalog.products)
+        zones = [z.id for z in catalog.zones]
+        address = "Apt 12-345, Ryomyong Street, Central District, Pyongyang 99"[:ADDRESS_MAX]
+        return {
+            "cart": [[pid, 10] for pid in products[:15]],
+            "cart_id": "check.0",
+            "category": catalog.categories[0].id if catalog.categories else 0,
+            "product": products[0] if products else 0,
+            "zone": zones[-1] if zones else 0,
+            "address": address,
+            "saved_zone": zones[-1] if zones else 0,
+            "saved_address": address,
+            "placed": ["WWWWWW", 99_999_999],
+            "order": "WWWWWW",
+            "known": True,
+        }
+
+    def answers(self, catalog: Catalog, msisdn: str) -> dict[tuple[int, Any], Any]:
+        products = list(catalog.products.values())[:12]
+        lines = tuple(OrderLineView(p.name_en, p.name_ko, 10, p.price) for p in products)
+        when = datetime(2026, 12, 31)
+        statuses = ["placed", "confirmed", "dispatched", "delivered", "cancelled"] * 6
+        summaries = tuple(
+            OrderSummary(f"ABC{n:03d}", status, 99_999_999, when)
+            for n, status in enumerate(statuses)
+        )
+        detail = OrderDetail(
+            "WWWWWW", "placed", lines, 9_999_999, 99_999, 10_099_998, "x", "y", "z" * 60, when
+        )
+        return {(0, ListOrders(msisdn)): summaries, (0, GetOrder(msisdn, "WWWWWW")): detail}

@@ -26,6 +26,10 @@ class Texts:
     def keys(self) -> set[str]:
         return set(self._entries)
 
+    def template(self, key: str) -> str:
+        """The entry as written, placeholders unfilled."""
+        return self._entries[key]
+
     def money(self, amount: int) -> str:
         return self("fmt.price", amount=f"{amount:,}")
 

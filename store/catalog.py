@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -63,6 +65,51 @@ async def is_empty(session: AsyncSession) -> bool:
         if count:
             return False
     return True
+
+
+def widest_catalog(version: str = "widest") -> ports.Catalog:
+    """A catalog whose every name and description fills its column, with the largest prices
+    and fees a shop would charge: the worst case ``okryu flow check`` lays screens out for."""
+
+    def width(model: type[Any], column: str) -> int:
+        length: int = model.__table__.c[column].type.length
+        return length
+
+    def english(model: type[Any], column: str, word: str) -> str:
+        return (f"{word} " * 60)[: width(model, column)].rstrip() + "."
+
+    def korean(model: type[Any], column: str) -> str:
+        return ("옥류상점의 좋은 물건 " * 20)[: width(model, column)]
+
+    categories = tuple(
+        ports.Category(i, english(Category, "name_en", f"Sort{i}"), korean(Category, "name_ko"))
+        for i in (1, 2)
+    )
+    products = {
+        pid: ports.Product(
+            id=pid,
+            sku=f"WIDE-{pid}",
+            category_id=1 if pid <= 12 else 2,
+            name_en=english(Product, "name_en", f"Item{pid}"),
+            name_ko=korean(Product, "name_ko"),
+            description_en=english(Product, "description_en", "Detail"),
+            description_ko=korean(Product, "description_ko"),
+            price=99_999_999,
+            stock=0 if pid == 3 else 10,
+        )
+        for pid in range(1, 16)
+    }
+    by_category = {1: tuple(range(1, 13)), 2: tuple(range(13, 16))}
+    zones = tuple(
+        ports.Zone(
+            z,
+            english(DeliveryZone, "name_en", "District"),
+            korean(DeliveryZone, "name_ko"),
+            999_999,
+        )  # fmt: skip
+        for z in range(1, 12)
+    )
+    return ports.Catalog(version, categories, products, by_category, zones)
 
 
 def _category(row: Category) -> ports.Category:

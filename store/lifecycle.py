@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from menus.ports import CUSTOMER_CANCELLABLE
 from store.codes import normalise_code
 from store.db import Database
 from store.errors import StoreError
@@ -28,8 +29,6 @@ NEXT: dict[str, frozenset[str]] = {
     "delivered": frozenset(),
     "cancelled": frozenset(),
 }
-# Customers may cancel only before the order leaves the shop.
-CUSTOMER_CANCELLABLE = frozenset({"placed", "confirmed"})
 
 RenderStatusSms = Callable[[str, str, str], str]  # (status, order code, language) -> body
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
+from menus import ports
 from store.catalog import is_empty
 from store.db import Database
 from store.errors import StoreError
@@ -201,3 +202,22 @@ async def _load(db: Database) -> bool:
             for i, (en, ko, fee) in enumerate(ZONES)
         )
         return True
+
+
+def demo_catalog(version: str = "demo") -> ports.Catalog:
+    """The demo catalog as the menus see it, without a database (``okryu flow check``)."""
+    categories = tuple(
+        ports.Category(i + 1, en, ko, i * _STEP) for i, (_, en, ko) in enumerate(CATEGORIES)
+    )
+    ids = {slug: i + 1 for i, (slug, _, _) in enumerate(CATEGORIES)}
+    products = {
+        n + 1: ports.Product(n + 1, sku, ids[slug], en, ko, desc_en, desc_ko, price, stock)
+        for n, (slug, sku, en, ko, desc_en, desc_ko, price, stock) in enumerate(PRODUCTS)
+    }
+    by_category: dict[int, list[int]] = {}
+    for product in products.values():
+        by_category.setdefault(product.category_id, []).append(product.id)
+    zones = tuple(ports.Zone(i + 1, en, ko, fee) for i, (en, ko, fee) in enumerate(ZONES))
+    return ports.Catalog(
+        version, categories, products, {k: tuple(v) for k, v in by_category.items()}, zones
+    )

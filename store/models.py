@@ -27,6 +27,7 @@ SMS_BODY_WIDTH = 1000
 SMS_TO_WIDTH = 32  # the short code or number an inbound SMS was sent to
 SCREEN_TEXT_WIDTH = 400
 ERROR_TEXT_WIDTH = 200
+LAST_ERROR_WIDTH = 300  # why an SMS is not sent (yet): providers cut their reasons to it
 SERVICE_CODE_WIDTH = 40
 CHANNEL_WIDTH = 32
 ORDER_KEY_WIDTH = 120
@@ -133,7 +134,7 @@ class OutboundMessage(SQLModel, table=True):
     lease_until: NaiveDatetime | None = None
     provider: str | None = Field(default=None, max_length=32)
     provider_message_id: str | None = Field(default=None, max_length=PROVIDER_ID_WIDTH, index=True)
-    last_error: str | None = Field(default=None, max_length=300)
+    last_error: str | None = Field(default=None, max_length=LAST_ERROR_WIDTH)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     sent_at: NaiveDatetime | None = None
     delivered_at: NaiveDatetime | None = None
@@ -153,7 +154,7 @@ class OutboundPart(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="outboundmessage.id", index=True)
     number: int  # 1, 2, ... in the order the parts were sent
-    provider_message_id: str = Field(max_length=100, index=True)
+    provider_message_id: str = Field(max_length=PROVIDER_ID_WIDTH, index=True)
     state: str | None = Field(default=None, max_length=16)  # a final receipt's, else None
     receipt_at: NaiveDatetime | None = None
 

@@ -45,7 +45,7 @@ from gateway.auth import SECRET_HEADER
 from gateway.channels import Channel, load_channels
 from gateway.channels.atcompat import AtCompatible
 from gateway.errors import GatewayError
-from gateway.messages import BadRequest
+from gateway.messages import MAX_USSD_STRING, BadRequest
 from gateway.numbers import normalise_msisdn
 from menus.screens import Budget, measure
 from simulators.network import PROFILES, Network, SessionCut, VirtualClock
@@ -67,7 +67,6 @@ STATIC = Path(__file__).parent / "static" / "simulator"
 IDLE_TIMEOUT = 1800.0  # seconds a handle lives without being used
 CAPACITY = 1000  # handles held at once; the least recently used goes first
 MAX_ACTIONS = 2000  # dials and answers one handle may make: bounds its transcript
-MAX_ANSWER = 182  # the most characters a USSD string carries
 DIAL_CODE = re.compile(r"\*[0-9][0-9*]{0,38}#")
 LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
 
@@ -337,8 +336,8 @@ async def dial(request: web.Request) -> web.Response:
 
 async def send(request: web.Request) -> web.Response:
     answer = _text(await _body(request), "answer", "")
-    if len(answer) > MAX_ANSWER or not answer.isprintable():
-        raise Refused(f"an answer is at most {MAX_ANSWER} printable characters")
+    if len(answer) > MAX_USSD_STRING or not answer.isprintable():
+        raise Refused(f"an answer is at most {MAX_USSD_STRING} printable characters")
     handset = await _handset(request)
     async with handset.lock:
         if not handset.network.in_session:

@@ -31,6 +31,7 @@ LAST_ERROR_WIDTH = 300  # why an SMS is not sent (yet): providers cut their reas
 SERVICE_CODE_WIDTH = 40
 CHANNEL_WIDTH = 32
 ORDER_KEY_WIDTH = 120
+EVENT_NOTE_WIDTH = 200  # why an order changed, as staff or the system wrote it
 
 
 class Category(SQLModel, table=True):
@@ -114,7 +115,7 @@ class OrderEvent(SQLModel, table=True):
     order_id: int = Field(foreign_key="orders.id", index=True)
     status: str = Field(max_length=16)
     actor: str = Field(max_length=40)  # "customer:+850...", "staff:<name>", "system"
-    note: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=EVENT_NOTE_WIDTH)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 

@@ -36,8 +36,11 @@ from gateway.replies import ReplyGuard
 from gateway.sessions import SessionStore
 from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
-from gateway.smpp import SmppProvider, outbox_receipts
-from gateway.sms import Dispatcher, Pacer, make_provider
+from gateway.smpp.provider import SmppProvider
+from gateway.smpp.receipts import outbox_receipts
+from gateway.sms.dispatcher import Dispatcher
+from gateway.sms.factory import make_provider
+from gateway.sms.pacer import Pacer
 from gateway.startup import StartupError, cause
 from menus.engine import make_engine_factory
 from menus.shop import Shop

@@ -21,13 +21,15 @@ if TYPE_CHECKING:
     from simulators.phone import Dialect
     from simulators.scenario import SessionEvent
 
-DEFAULT_PHONE = "+8501912345678"
 RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated answer
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 KEEPALIVE = 75.0  # seconds an idle aggregator connection stays open (web.run_app's default)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from simulators.network import PROFILES
+    from simulators.phone import DEFAULT_PHONE
+
     parser = argparse.ArgumentParser(prog="okryu", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gateway (OKRYU_* variables configure it)")
@@ -49,8 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the aggregator the handset speaks like: africastalking, hubtel, arkesel, nalo, "
         "hollatags, or a reseller in OKRYU_CHANNELS_FILE (default africastalking)",
     )
-    from simulators.network import PROFILES
-
     phone.add_argument(
         "--network",
         default=None,
@@ -269,6 +269,7 @@ def phone_command(
     scripts: Sequence[str] = (),
     record: str | None = None,
 ) -> int:
+    from simulators.phone import DEFAULT_PHONE
     from simulators.terminal import run_terminal, stdin_lines
 
     logging.getLogger().setLevel(logging.WARNING)

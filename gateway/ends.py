@@ -13,7 +13,7 @@ from menus import sms
 from menus.shop import Shop
 from store import orders, outbox
 from store.db import Database
-from store.models import UssdSessionEnd, utcnow
+from store.models import ERROR_TEXT_WIDTH, SCREEN_TEXT_WIDTH, UssdSessionEnd, utcnow
 
 log = logging.getLogger("okryu.ends")
 
@@ -52,8 +52,8 @@ class SessionEnds:
                     status=end.status,
                     hops=end.hops,
                     duration_ms=end.duration_ms,
-                    last_screen=end.last_screen[:400],
-                    error=end.error[:200],
+                    last_screen=end.last_screen[:SCREEN_TEXT_WIDTH],
+                    error=end.error[:ERROR_TEXT_WIDTH],
                     ended_at=self.clock(),
                 )
             )

@@ -12,7 +12,7 @@ from gateway.keywords import Commands
 from gateway.metrics import Metrics
 from gateway.replies import ReplyGuard
 from gateway.settings import Settings
-from gateway.sms import Dispatcher
+from gateway.sms.dispatcher import Dispatcher
 from store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)

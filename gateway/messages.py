@@ -7,6 +7,10 @@ from typing import Literal
 
 from gateway.errors import GatewayError
 
+# The most characters one USSD string carries: 160 octets of 7-bit GSM (PROTOCOLS.md §5.1).
+# The channels bound what a subscriber sends by it, and the web handset what it lets one type.
+MAX_USSD_STRING = 182
+
 
 class BadRequest(GatewayError):
     """The caller sent something the gateway cannot use; answered with a 4xx and ``reason``."""

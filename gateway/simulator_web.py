@@ -44,20 +44,20 @@ from gateway import keys
 from gateway.auth import SECRET_HEADER
 from gateway.channels import Channel, load_channels
 from gateway.channels.atcompat import AtCompatible
-from gateway.cli import DEFAULT_PHONE
 from gateway.errors import GatewayError
-from gateway.messages import BadRequest
+from gateway.messages import MAX_USSD_STRING, BadRequest
 from gateway.numbers import normalise_msisdn
 from menus.screens import Budget, measure
 from simulators.network import PROFILES, Network, SessionCut, VirtualClock
 from simulators.phone import (
+    DEFAULT_PHONE,
     DIALECTS,
     Dialect,
+    Display,
     Hop,
     HttpRequest,
     Phone,
     PhoneError,
-    Screen,
     at_compatible,
     draw_screen,
 )
@@ -67,7 +67,6 @@ STATIC = Path(__file__).parent / "static" / "simulator"
 IDLE_TIMEOUT = 1800.0  # seconds a handle lives without being used
 CAPACITY = 1000  # handles held at once; the least recently used goes first
 MAX_ACTIONS = 2000  # dials and answers one handle may make: bounds its transcript
-MAX_ANSWER = 182  # the most characters a USSD string carries
 DIAL_CODE = re.compile(r"\*[0-9][0-9*]{0,38}#")
 LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
 
@@ -82,7 +81,7 @@ class Refused(GatewayError):
 
 
 @dataclass
-class Handset:
+class WebHandset:
     """One browser session's phone, the network in front of it, and what it has shown."""
 
     handle: str
@@ -107,7 +106,7 @@ class Handset:
         return [str(event).strip() for event in events]
 
 
-class Handsets:
+class WebHandsets:
     """Handles to handsets: a bounded LRU whose entries expire after ``idle`` seconds."""
 
     def __init__(
@@ -120,12 +119,12 @@ class Handsets:
         self.idle = idle
         self.capacity = capacity
         self.clock = clock
-        self._held: OrderedDict[str, Handset] = OrderedDict()
+        self._held: OrderedDict[str, WebHandset] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._held)
 
-    async def add(self, handset: Handset) -> None:
+    async def add(self, handset: WebHandset) -> None:
         """Hold ``handset``, letting the least recently used go if full."""
         await self.expire()
         while len(self._held) >= self.capacity:
@@ -133,7 +132,7 @@ class Handsets:
             await oldest.phone.close()
         self._held[handset.handle] = handset
 
-    async def get(self, handle: str) -> Handset:
+    async def get(self, handle: str) -> WebHandset:
         """The handset of ``handle``, now used; :class:`Refused` (404) if unknown or expired."""
         await self.expire()
         handset = self._held.get(handle)
@@ -164,7 +163,7 @@ class Handsets:
 class Simulator:
     """What the simulator's handlers share: the handsets, the dialects, one HTTP client."""
 
-    handsets: Handsets
+    handsets: WebHandsets
     speakers: Mapping[str, Dialect]  # slug -> how an aggregator on that slug talks
     http: aiohttp.ClientSession
     base_url: str | None  # where the gateway is; None: the socket the browser's request hit
@@ -188,7 +187,7 @@ def add_simulator_routes(
     """
     settings = app[keys.SETTINGS]
     speakers = speakers_of(load_channels(settings.channels_file))
-    handsets = Handsets(idle=idle, capacity=capacity, clock=clock)
+    handsets = WebHandsets(idle=idle, capacity=capacity, clock=clock)
 
     async def simulator_ctx(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as http:
@@ -294,7 +293,7 @@ async def create_session(request: web.Request) -> web.Response:
     url = f"{simulator.base_url or _this_gateway(request)}/ussd/{slug}"
     phone = Phone(url, msisdn, dialect=speaker, session=simulator.http)
     now = simulator.handsets.clock()
-    handset = Handset(
+    handset = WebHandset(
         handle=secrets.token_urlsafe(16),
         msisdn=msisdn,
         dialect=slug,
@@ -337,8 +336,8 @@ async def dial(request: web.Request) -> web.Response:
 
 async def send(request: web.Request) -> web.Response:
     answer = _text(await _body(request), "answer", "")
-    if len(answer) > MAX_ANSWER or not answer.isprintable():
-        raise Refused(f"an answer is at most {MAX_ANSWER} printable characters")
+    if len(answer) > MAX_USSD_STRING or not answer.isprintable():
+        raise Refused(f"an answer is at most {MAX_USSD_STRING} printable characters")
     handset = await _handset(request)
     async with handset.lock:
         if not handset.network.in_session:
@@ -403,17 +402,17 @@ def _text(body: Mapping[str, Any], name: str, default: str) -> str:
     return value
 
 
-async def _handset(request: web.Request) -> Handset:
+async def _handset(request: web.Request) -> WebHandset:
     return await request.app[SIMULATOR].handsets.get(request.match_info["handle"])
 
 
-def _count(handset: Handset) -> None:
+def _count(handset: WebHandset) -> None:
     if handset.actions >= MAX_ACTIONS:
         raise Refused(f"this handset has made {MAX_ACTIONS} hops: start a new session", 429)
     handset.actions += 1
 
 
-def _think(request: web.Request, handset: Handset) -> float:
+def _think(request: web.Request, handset: WebHandset) -> float:
     """The seconds since the subscriber saw the last screen: how long they took."""
     now = request.app[SIMULATOR].handsets.clock()
     think, handset.shown = max(0.0, now - handset.shown), now
@@ -441,7 +440,7 @@ def _signed(dialect: Dialect, secret: str) -> Dialect:
     return dataclasses.replace(dialect, encode=encode)
 
 
-async def _exchange(handset: Handset, hop: Awaitable[Screen]) -> web.Response:
+async def _exchange(handset: WebHandset, hop: Awaitable[Display]) -> web.Response:
     """Make the hop; what the handset shows, whether a screen, a cut or a failure."""
     try:
         screen = await hop
@@ -453,8 +452,8 @@ async def _exchange(handset: Handset, hop: Awaitable[Screen]) -> web.Response:
 
 
 def _shown(
-    handset: Handset,
-    screen: Screen | None,
+    handset: WebHandset,
+    screen: Display | None,
     note: str = "",
     *,
     cut: bool = False,

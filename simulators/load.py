@@ -40,8 +40,9 @@ from typing import IO, Any, Literal, TypeVar
 import aiohttp
 
 from menus.screens import Budget, fits
+from simulators.errors import SimulatorError
 from simulators.network import Event, Network, NetworkProfile, SessionCut
-from simulators.phone import DIALECTS, Dialect, Hop, Phone, PhoneError, Screen
+from simulators.phone import DIALECTS, Dialect, Display, Hop, Phone, PhoneError
 from simulators.shopper import (
     APOLOGY,
     DIAL,
@@ -201,7 +202,7 @@ async def _sleep_until(moment: float, tick: Callable[[], None] | None) -> None:
 # --- the load run ---------------------------------------------------------------------------
 
 
-class LoadError(ValueError):
+class LoadError(SimulatorError, ValueError):
     """A load run that cannot start as asked (a bad mix, an unknown dialect...)."""
 
 
@@ -322,7 +323,7 @@ class LoadReport:
         return "\n".join(lines)
 
 
-class _Closed(Exception):
+class _Closed(SimulatorError):
     """The window closed: the subscriber stops (not a PhoneError, so nothing catches it)."""
 
 
@@ -337,16 +338,16 @@ class _Metered(Phone):
         self.window = window
         self.budget = Budget()
 
-    async def dial(self, service_code: str) -> Screen:
+    async def dial(self, service_code: str) -> Display:
         return await self._metered(functools.partial(Phone.dial, self, service_code))
 
-    async def send(self, answer: str) -> Screen:
+    async def send(self, answer: str) -> Display:
         return await self._metered(functools.partial(Phone.send, self, answer))
 
-    async def resend(self, hop: Hop) -> Screen:
+    async def resend(self, hop: Hop) -> Display:
         return await self._metered(functools.partial(Phone.resend, self, hop))
 
-    async def _metered(self, exchange: Callable[[], Awaitable[Screen]]) -> Screen:
+    async def _metered(self, exchange: Callable[[], Awaitable[Display]]) -> Display:
         began = time.perf_counter()
         if began >= self.window.end:
             raise _Closed
@@ -386,7 +387,7 @@ async def browse(handset: Paced, service_code: str) -> None:
     handset.hang_up()
 
 
-def _browsing(screen: Screen) -> Screen:
+def _browsing(screen: Display) -> Display:
     if not screen.ok or screen.end or APOLOGY in screen.text:
         raise ShopperLost(f"browsing met {screen.text[:80]!r}", screen)
     return screen

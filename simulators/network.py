@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from simulators.phone import Hop, Phone, PhoneError, Screen
+from simulators.phone import Display, Hop, Phone, PhoneError
 
 
 class SessionCut(PhoneError):
@@ -150,7 +150,7 @@ class Network:
         self.seed = seed
         self.clock = clock if clock is not None else VirtualClock()
         self.transcript: list[Event] = []
-        self.responses: list[Screen] = []  # every answer the gateway gave, shown or not
+        self.responses: list[Display] = []  # every answer the gateway gave, shown or not
         self._on_event = on_event
         self._rng = random.Random(seed)
         self._began = self.clock()
@@ -162,7 +162,7 @@ class Network:
         """Whether the handset has a dialogue open and waiting for an answer."""
         return self.phone.in_session
 
-    async def dial(self, service_code: str, think: float | None = None) -> Screen:
+    async def dial(self, service_code: str, think: float | None = None) -> Display:
         """Dial ``service_code`` after ``think`` seconds (drawn when None); the screen shown."""
         dice = self._roll()
         self._pass(think if think is not None else _scale(dice.think, self.profile.redial))
@@ -184,7 +184,7 @@ class Network:
             self._arrived(await self._retry(stray), dice, "stale")
         return self._deliver(screen, dice)
 
-    async def send(self, answer: str, think: float | None = None) -> Screen:
+    async def send(self, answer: str, think: float | None = None) -> Display:
         """Answer after ``think`` seconds (drawn when None); the screen the subscriber sees.
 
         Raises :class:`SessionCut` when the network cut the dialogue, before the answer
@@ -267,7 +267,7 @@ class Network:
         self._note("cut", reason)
         raise SessionCut(f"the network cut the session: {reason}; dial again")
 
-    async def _answer(self, exchange: Awaitable[Screen]) -> Screen:
+    async def _answer(self, exchange: Awaitable[Display]) -> Display:
         """The answer to the subscriber's own hop, kept among the responses."""
         try:
             screen = await exchange
@@ -277,7 +277,7 @@ class Network:
         self.responses.append(screen)
         return screen
 
-    async def _retry(self, hop: Hop) -> Screen | None:
+    async def _retry(self, hop: Hop) -> Display | None:
         """Send ``hop`` again; its answer goes to the aggregator, never to the handset."""
         try:
             screen = await self.phone.resend(hop)
@@ -287,7 +287,7 @@ class Network:
         self.responses.append(screen)
         return screen
 
-    def _arrived(self, screen: Screen | None, dice: _Dice, by: str = "") -> None:
+    def _arrived(self, screen: Display | None, dice: _Dice, by: str = "") -> None:
         """Note an answer from the gateway (in a fixed order, whatever order they came in)."""
         if screen is None:
             return
@@ -297,7 +297,7 @@ class Network:
             label = "(never shown) " if dice.drop else ""
         self._note("screen", label + _describe(screen))
 
-    def _deliver(self, screen: Screen, dice: _Dice) -> Screen:
+    def _deliver(self, screen: Display, dice: _Dice) -> Display:
         """The screen reaches the handset, unless the session drops on the way."""
         if dice.drop:
             self._cut("the session dropped before the screen arrived")
@@ -315,6 +315,6 @@ def _scale(unit: float, bounds: tuple[float, float]) -> float:
     return round(low + unit * (high - low), 3)
 
 
-def _describe(screen: Screen) -> str:
+def _describe(screen: Display) -> str:
     kind = "END" if screen.end else "CON"
     return f"{screen.status} {kind} {screen.text!r}"

@@ -1,7 +1,7 @@
 """A headless handset: dials a USSD code over HTTP exactly as an aggregator would.
 
 Each aggregator dialect is one ``Dialect``: how a hop becomes an HTTP request and how the
-answer becomes a ``Screen``. Africa's Talking sends the whole path on every hop::
+answer becomes a ``Display``. Africa's Talking sends the whole path on every hop::
 
     POST /ussd/africastalking
     sessionId=ATUid_3f..&serviceCode=*123%23&phoneNumber=%2B254711000111&networkCode=99999&text=1*2
@@ -28,18 +28,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import aiohttp
 from yarl import URL
 
+from simulators.errors import SimulatorError
 
-class PhoneError(Exception):
+DEFAULT_PHONE = "+8501912345678"  # the number a handset dials as when none is given
+
+
+class PhoneError(SimulatorError):
     """The handset cannot do what was asked (no session, gateway unreachable...)."""
 
 
 @dataclass(frozen=True)
-class Screen:
+class Display:
     """What the handset shows after a hop: the text without ``CON ``/``END ``."""
 
     text: str
@@ -92,7 +96,7 @@ class Dialect:
     name: str
     new_session_id: Callable[[], str]
     encode: Callable[[Hop], HttpRequest]
-    decode: Callable[[int, str], Screen]
+    decode: Callable[[int, str], Display]
 
 
 _AT_REPLY = re.compile(r"^(CON|END)(?: |$)")
@@ -137,22 +141,22 @@ def at_compatible(
     return Dialect(name, _at_session_id, encode, _at_decode)
 
 
-def _at_decode(status: int, body: str) -> Screen:
+def _at_decode(status: int, body: str) -> Display:
     match = _AT_REPLY.match(body) if status == 200 else None
     if match is None:
         # AT ends the session on an HTTP error or a body without CON/END.
         return _broken(status, body)
-    return Screen(text=body[4:], end=match.group(1) == "END", status=status, raw=body)
+    return Display(text=body[4:], end=match.group(1) == "END", status=status, raw=body)
 
 
-def _broken(status: int, body: str) -> Screen:
+def _broken(status: int, body: str) -> Display:
     """An HTTP error or a body out of format: the handset shows it and the session is over."""
-    return Screen(text=body.strip(), end=True, status=status, raw=body, well_formed=False)
+    return Display(text=body.strip(), end=True, status=status, raw=body, well_formed=False)
 
 
 def _json_screen(
     status: int, body: str, text_key: str, more: Callable[[dict[str, Any]], bool | None]
-) -> Screen:
+) -> Display:
     """A JSON answer: the screen text under ``text_key``, ``more(answer)`` True to continue.
 
     ``more`` returns None when the answer does not say, which makes it out of format.
@@ -166,7 +170,7 @@ def _json_screen(
     going_on = more(data)
     if going_on is None:
         return _broken(status, body)
-    return Screen(text=data[text_key], end=not going_on, status=status, raw=body)
+    return Display(text=data[text_key], end=not going_on, status=status, raw=body)
 
 
 def _digits(msisdn: str) -> str:
@@ -195,7 +199,7 @@ def _hubtel_encode(hop: Hop) -> HttpRequest:
     )
 
 
-def _hubtel_decode(status: int, body: str) -> Screen:
+def _hubtel_decode(status: int, body: str) -> Display:
     kinds = {"Response": True, "Release": False}
     return _json_screen(status, body, "Message", lambda data: kinds.get(str(data.get("Type"))))
 
@@ -213,7 +217,7 @@ def _arkesel_encode(hop: Hop) -> HttpRequest:
     )
 
 
-def _arkesel_decode(status: int, body: str) -> Screen:
+def _arkesel_decode(status: int, body: str) -> Display:
     return _json_screen(status, body, "message", lambda data: _flag(data.get("continueSession")))
 
 
@@ -230,7 +234,7 @@ def _nalo_encode(hop: Hop) -> HttpRequest:
     )
 
 
-def _nalo_decode(status: int, body: str) -> Screen:
+def _nalo_decode(status: int, body: str) -> Display:
     return _json_screen(status, body, "MSG", lambda data: _flag(data.get("MSGTYPE")))
 
 
@@ -249,7 +253,7 @@ def _hollatags_encode(hop: Hop) -> HttpRequest:
     )
 
 
-def _hollatags_decode(status: int, body: str) -> Screen:
+def _hollatags_decode(status: int, body: str) -> Display:
     operations = {"continue": True, "end": False}
     return _json_screen(
         status, body, "session_msg", lambda data: operations.get(str(data.get("session_operation")))
@@ -307,7 +311,7 @@ class Phone:
         """Whether a dialogue is open and waiting for an answer."""
         return not self._ended
 
-    async def dial(self, service_code: str) -> Screen:
+    async def dial(self, service_code: str) -> Display:
         """Start a new dialogue with ``service_code`` (e.g. ``*123#``)."""
         self._hop = Hop(
             self.dialect.new_session_id(), service_code, self.msisdn, self.network_code, ()
@@ -333,12 +337,12 @@ class Phone:
             (*self._hop.inputs, answer),
         )
 
-    async def send(self, answer: str) -> Screen:
+    async def send(self, answer: str) -> Display:
         """Answer the open screen."""
         self._hop = self.next_hop(answer)
         return await self._exchange(self._hop)
 
-    async def resend(self, hop: Hop) -> Screen:
+    async def resend(self, hop: Hop) -> Display:
         """Send ``hop`` again, as an aggregator's retry or a late delivery does.
 
         The answer goes to the aggregator, not to the handset: the dialogue is unchanged.
@@ -397,7 +401,7 @@ class Phone:
             self._owns_session = True
         return self._session
 
-    async def _exchange(self, hop: Hop) -> Screen:
+    async def _exchange(self, hop: Hop) -> Display:
         try:
             screen = await self._request(hop)
         except PhoneError:
@@ -406,7 +410,7 @@ class Phone:
         self._ended = screen.end
         return screen
 
-    async def _request(self, hop: Hop) -> Screen:
+    async def _request(self, hop: Hop) -> Display:
         """One HTTP request of ``hop`` in the dialect, and its answer as a screen."""
         request = self.dialect.encode(hop)
         try:
@@ -427,7 +431,24 @@ class Phone:
         return screen
 
 
-def draw_screen(screen: Screen, width: int = 24) -> str:
+class Handset(Protocol):
+    """What a subscriber holds: a ``Phone``, or a ``Network`` (or a recording) in front of one.
+
+    The terminal, the scenario runner and the shoppers drive this, never ``Phone`` itself,
+    so each of them can cross a simulated network.
+    """
+
+    @property
+    def in_session(self) -> bool: ...
+
+    async def dial(self, service_code: str) -> Display: ...
+
+    async def send(self, answer: str) -> Display: ...
+
+    def hang_up(self) -> None: ...
+
+
+def draw_screen(screen: Display, width: int = 24) -> str:
     """Draw ``screen`` as a handset would: wrapped to ``width`` columns inside a box."""
     rows = [row for line in screen.text.split("\n") for row in wrap(line, width)]
     rows.append("")
@@ -437,7 +458,7 @@ def draw_screen(screen: Screen, width: int = 24) -> str:
     return "\n".join([border, *body, border])
 
 
-def _footer(screen: Screen, width: int) -> str:
+def _footer(screen: Display, width: int) -> str:
     if not screen.ok:
         left, right = f"[HTTP {screen.status}]", "[OK]"
     elif screen.end:

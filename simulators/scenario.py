@@ -55,16 +55,14 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import aiohttp
 
+from simulators.errors import SimulatorError
 from simulators.network import Event, Network, NetworkProfile, SessionCut, VirtualClock
-from simulators.phone import Dialect, Phone, PhoneError, Screen, Sms
+from simulators.phone import Dialect, Display, Handset, Phone, PhoneError, Sms
 from simulators.shopper import Paced, tells_answers_apart
-
-if TYPE_CHECKING:
-    from simulators.terminal import Handset
 
 StepKind = Literal["dial", "answer", "expect", "end", "hangup", "sms"]
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -73,7 +71,7 @@ MAX_RECOVERIES = 10  # redials after cuts before a step gives up
 RESUME_TITLES = frozenset({"Continue where you left off?", "하던 곳에서 계속하겠습니까?"})
 
 
-class ScenarioError(ValueError):
+class ScenarioError(SimulatorError, ValueError):
     """A scenario file that cannot be read: ``file:line: reason``."""
 
 
@@ -211,7 +209,7 @@ class Result:
         return "\n".join([*self.transcript, verdict])
 
 
-class _Mismatch(Exception):
+class _Mismatch(SimulatorError):
     """A step's expectation failed (the message says how)."""
 
 
@@ -219,14 +217,14 @@ class _Witness(Phone):
     """A phone that remembers the gateway's last answer to its own hop, even one the
     network lost on the way to the handset."""
 
-    answered: Screen | None = None
+    answered: Display | None = None
 
-    async def dial(self, service_code: str) -> Screen:
+    async def dial(self, service_code: str) -> Display:
         self.answered = None
         self.answered = await super().dial(service_code)
         return self.answered
 
-    async def send(self, answer: str) -> Screen:
+    async def send(self, answer: str) -> Display:
         self.answered = None
         self.answered = await super().send(answer)
         return self.answered
@@ -244,7 +242,7 @@ class _Run:
     inbox_wait: InboxWait
     sleep: Callable[[float], Awaitable[None]]
     transcript: list[str] = field(default_factory=list)
-    screen: Screen | None = None
+    screen: Display | None = None
     dialled: str = ""
     lost: bool = False  # the network cut the session: redial before the next answer
     bound: dict[str, str] = field(default_factory=dict)
@@ -253,7 +251,7 @@ class _Run:
     def say(self, text: str) -> None:
         self.transcript.append(text)
 
-    def show(self, screen: Screen, note: str = "") -> None:
+    def show(self, screen: Display, note: str = "") -> None:
         self.screen = screen
         kind = "END" if screen.end else "CON"
         status = "" if screen.ok else f" HTTP {screen.status}"
@@ -291,7 +289,7 @@ class _Run:
                 return
         raise _Mismatch(f"cut off {MAX_RECOVERIES} times")
 
-    async def exchange(self, hop: Callable[[], Awaitable[Screen]], answer: str | None) -> bool:
+    async def exchange(self, hop: Callable[[], Awaitable[Display]], answer: str | None) -> bool:
         """Send a hop; False when the network cut it before it left (send it again)."""
         mark = len(self.network.transcript) if self.network is not None else 0
         try:
@@ -368,7 +366,7 @@ class _Run:
         raise _Mismatch(f"no SMS showing {fragment!r} arrived")
 
 
-def _first(screen: Screen) -> str:
+def _first(screen: Display) -> str:
     return screen.text.split("\n", 1)[0]
 
 
@@ -485,7 +483,7 @@ class Recording:
     def in_session(self) -> bool:
         return self.handset.in_session
 
-    async def dial(self, service_code: str) -> Screen:
+    async def dial(self, service_code: str) -> Display:
         try:
             screen = await self.handset.dial(service_code)
         except SessionCut:
@@ -496,7 +494,7 @@ class Recording:
         self.record(SessionEvent("screen", screen.text, screen.end))
         return screen
 
-    async def send(self, answer: str) -> Screen:
+    async def send(self, answer: str) -> Display:
         network = self.handset if isinstance(self.handset, Network) else None
         mark = len(network.transcript) if network is not None else 0
         try:

@@ -25,13 +25,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from simulators.errors import SimulatorError
 from simulators.network import SessionCut
-from simulators.phone import Dialect, Hop, Screen
-
-if TYPE_CHECKING:
-    from simulators.terminal import Handset
+from simulators.phone import Dialect, Display, Handset, Hop
 
 DIAL = "*123#"
 ADDRESS = "Changjon street 5"
@@ -65,10 +63,10 @@ class Outcome:
     code: str | None = None
 
 
-class ShopperLost(Exception):
+class ShopperLost(SimulatorError):
     """The shopper met a screen it cannot read or gave up: the journey failed."""
 
-    def __init__(self, reason: str, screen: Screen | None = None) -> None:
+    def __init__(self, reason: str, screen: Display | None = None) -> None:
         super().__init__(reason)
         self.screen = screen
 
@@ -153,7 +151,7 @@ class Shopper:
             return "2" if lines[0] == "Your cart is empty." else "1"
         return "00"  # somewhere a stray hop led: home
 
-    def finish(self, screen: Screen) -> Outcome:
+    def finish(self, screen: Display) -> Outcome:
         """What a last screen says: placed (with its code) or pending."""
         if (placed := PLACED.match(screen.text)) is not None:
             return Outcome("placed", placed.group(1))
@@ -165,7 +163,7 @@ class Shopper:
         """The order an SMS confirmed while the subscriber was cut off, if any (none here)."""
         return None
 
-    async def redial(self) -> Screen | Outcome:
+    async def redial(self) -> Display | Outcome:
         """Dial until a screen arrives; continue where the cut left off if offered.
 
         Cut off after confirming, a home screen with an empty cart means the order went
@@ -186,11 +184,11 @@ class Shopper:
             return screen
         raise ShopperLost(f"still cut off after {MAX_REDIALS} dials")
 
-    async def resume(self) -> Screen:
+    async def resume(self) -> Display:
         """Answer Yes to the offer to continue."""
         return self.see(await self.handset.send("1"))
 
-    def see(self, screen: Screen) -> Screen:
+    def see(self, screen: Display) -> Display:
         """A screen the handset shows: a 200 in format, and no apology."""
         if not screen.ok:
             raise ShopperLost(f"HTTP {screen.status}: {screen.raw[:100]!r}", screen)
@@ -273,11 +271,11 @@ class Paced:
     def in_session(self) -> bool:
         return self.handset.in_session
 
-    async def dial(self, service_code: str) -> Screen:
+    async def dial(self, service_code: str) -> Display:
         self._last = None
         return await self.handset.dial(service_code)
 
-    async def send(self, answer: str) -> Screen:
+    async def send(self, answer: str) -> Display:
         if self.gap > 0 and answer == self._last:
             wait = self._at + self.gap - self._clock()
             if wait > 0:

@@ -12,10 +12,9 @@ import random
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Protocol
 
 from simulators.network import Event, Network, NetworkProfile, SessionCut
-from simulators.phone import Dialect, Phone, PhoneError, Screen, Sms, draw_screen
+from simulators.phone import Dialect, Display, Handset, Phone, PhoneError, Sms, draw_screen
 from simulators.scenario import Recording, SessionEvent
 
 _QUIT = frozenset({"q", "quit", "exit"})
@@ -28,19 +27,6 @@ _TRICKS = {
     "cut": "{}",
 }
 CUT = "(network: session cut — press Enter to dial again)"
-
-
-class Handset(Protocol):
-    """What the terminal drives: a ``Phone``, or a ``Network`` in front of one."""
-
-    @property
-    def in_session(self) -> bool: ...
-
-    async def dial(self, service_code: str) -> Screen: ...
-
-    async def send(self, answer: str) -> Screen: ...
-
-    def hang_up(self) -> None: ...
 
 
 def banner(msisdn: str, url: str, service_code: str) -> str:
@@ -159,7 +145,7 @@ def _reporter(write: Callable[[str], None]) -> Callable[[Event], None]:
 
 async def _step(
     phone: Handset, line: str, service_code: str, write: Callable[[str], None]
-) -> Screen | None:
+) -> Display | None:
     """Act on one line: dial, answer or cancel; the screen to draw, if any."""
     try:
         if not phone.in_session:

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from store.db import Database
-from store.models import InboundMessage, utcnow
+from store.models import SMS_BODY_WIDTH, SMS_TO_WIDTH, InboundMessage, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,8 @@ async def record(
                         return Received(seen.id, seen.handled_at is not None)
                 message = InboundMessage(
                     msisdn=msisdn,
-                    to=to[:32],
-                    text=text[:1000],
+                    to=to[:SMS_TO_WIDTH],
+                    text=text[:SMS_BODY_WIDTH],
                     provider_message_id=provider_message_id,
                 )
                 session.add(message)

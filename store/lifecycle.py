@@ -17,7 +17,7 @@ from menus.ports import CUSTOMER_CANCELLABLE
 from store.codes import normalise_code
 from store.db import Database
 from store.errors import StoreError
-from store.models import Order, OrderEvent, OrderLine, Product, utcnow
+from store.models import EVENT_NOTE_WIDTH, Order, OrderEvent, OrderLine, Product, utcnow
 from store.outbox import enqueue
 
 STATUSES = ("placed", "confirmed", "dispatched", "delivered", "cancelled")
@@ -86,7 +86,9 @@ async def change_status(
         order.updated_at = utcnow()
         session.add(order)
         assert order.id is not None
-        session.add(OrderEvent(order_id=order.id, status=status, actor=actor, note=note[:200]))
+        session.add(
+            OrderEvent(order_id=order.id, status=status, actor=actor, note=note[:EVENT_NOTE_WIDTH])
+        )
         if status == "cancelled":
             lines = (
                 await session.exec(select(OrderLine).where(OrderLine.order_id == order.id))

@@ -27,9 +27,11 @@ SMS_BODY_WIDTH = 1000
 SMS_TO_WIDTH = 32  # the short code or number an inbound SMS was sent to
 SCREEN_TEXT_WIDTH = 400
 ERROR_TEXT_WIDTH = 200
+LAST_ERROR_WIDTH = 300  # why an SMS is not sent (yet): providers cut their reasons to it
 SERVICE_CODE_WIDTH = 40
 CHANNEL_WIDTH = 32
 ORDER_KEY_WIDTH = 120
+EVENT_NOTE_WIDTH = 200  # why an order changed, as staff or the system wrote it
 
 
 class Category(SQLModel, table=True):
@@ -113,7 +115,7 @@ class OrderEvent(SQLModel, table=True):
     order_id: int = Field(foreign_key="orders.id", index=True)
     status: str = Field(max_length=16)
     actor: str = Field(max_length=40)  # "customer:+850...", "staff:<name>", "system"
-    note: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=EVENT_NOTE_WIDTH)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
@@ -133,7 +135,7 @@ class OutboundMessage(SQLModel, table=True):
     lease_until: NaiveDatetime | None = None
     provider: str | None = Field(default=None, max_length=32)
     provider_message_id: str | None = Field(default=None, max_length=PROVIDER_ID_WIDTH, index=True)
-    last_error: str | None = Field(default=None, max_length=300)
+    last_error: str | None = Field(default=None, max_length=LAST_ERROR_WIDTH)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     sent_at: NaiveDatetime | None = None
     delivered_at: NaiveDatetime | None = None
@@ -153,7 +155,7 @@ class OutboundPart(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="outboundmessage.id", index=True)
     number: int  # 1, 2, ... in the order the parts were sent
-    provider_message_id: str = Field(max_length=100, index=True)
+    provider_message_id: str = Field(max_length=PROVIDER_ID_WIDTH, index=True)
     state: str | None = Field(default=None, max_length=16)  # a final receipt's, else None
     receipt_at: NaiveDatetime | None = None
 

@@ -55,7 +55,7 @@ class _Snapshot(NamedTuple):
     price: int
 
 
-class _Unavailable(Exception):
+class _Unavailable(StoreError):
     """Raised inside the write transaction so that it rolls back every decrement."""
 
     def __init__(self, result: OutOfStock) -> None:

@@ -25,10 +25,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database
-from store.models import OutboundMessage, OutboundPart
+from store.models import LAST_ERROR_WIDTH, OutboundMessage, OutboundPart
 
-# PostgreSQL enforces the column lengths; a provider's error text can be long.
-_ERROR_LENGTH = 300
 _VISIBLE_STATUSES = ("sent", "delivered")
 
 
@@ -180,7 +178,7 @@ async def mark_retry(
     """
     values: dict[str, object] = {
         "status": "queued",
-        "last_error": error[:_ERROR_LENGTH],
+        "last_error": error[:LAST_ERROR_WIDTH],
         "next_attempt_at": next_attempt_at,
         "lease_until": None,
     }
@@ -199,7 +197,7 @@ async def mark_failed(db: Database, id: int, error: str, parts: Sequence[str] = 
         await session.exec(
             update(OutboundMessage)
             .where(col(OutboundMessage.id) == id)
-            .values(status="failed", last_error=error[:_ERROR_LENGTH], lease_until=None)
+            .values(status="failed", last_error=error[:LAST_ERROR_WIDTH], lease_until=None)
         )
         await _record_parts(session, id, parts)
 
@@ -220,7 +218,9 @@ async def give_up(db: Database, now: datetime, created_before: datetime) -> list
         rows = (await session.exec(query)).all()
         for row in rows:
             row.status, row.lease_until = "failed", None
-            row.last_error = f"not sent in time: {row.last_error or 'never tried'}"[:_ERROR_LENGTH]
+            row.last_error = f"not sent in time: {row.last_error or 'never tried'}"[
+                :LAST_ERROR_WIDTH
+            ]
         return [_int(row.id) for row in rows]
 
 
@@ -344,7 +344,7 @@ async def _settle(session: AsyncSession, row: OutboundMessage, now: datetime) ->
     if failed:
         where = f" (part {failed[0].number} of {len(parts)})" if len(parts) > 1 else ""
         row.status = "failed"
-        row.last_error = f"receipt: {failed[0].state}{where}"[:_ERROR_LENGTH]
+        row.last_error = f"receipt: {failed[0].state}{where}"[:LAST_ERROR_WIDTH]
     elif parts and all(part.state == _DELIVERED for part in parts):
         row.status, row.delivered_at = "delivered", now
 

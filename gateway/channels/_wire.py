@@ -15,7 +15,6 @@ from menus.engine import is_digits
 from store.models import SESSION_REF_WIDTH
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-MAX_MESSAGE = 182  # a USSD string holds at most 182 GSM-7 characters (PROTOCOLS.md §5.1)
 MAX_FIELD = 200  # any other identifier an aggregator sends (a network name, a user id)
 MAX_NUMBER = 2**31 - 1  # hop counts and durations: what an INTEGER column keeps
 # C0 controls (NUL among them: PostgreSQL refuses it in text), DEL and lone surrogates (which

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, json_fields, latest_hop
-from gateway.messages import Inbound, Reply, SessionEnd
+from gateway.channels._wire import MAX_FIELD, json_fields, latest_hop
+from gateway.messages import MAX_USSD_STRING, Inbound, Reply, SessionEnd
 from gateway.settings import Settings
 
 ECHOED = ("sessionID", "userID", "msisdn")
@@ -45,7 +45,7 @@ class Arkesel:
             session_ref,
             msisdn,
             settings.service_code,
-            data.input("userData", MAX_MESSAGE),
+            data.input("userData", MAX_USSD_STRING),
             new_session=data.flag("newSession"),
             network=data.text("network", MAX_FIELD, default=""),
         )

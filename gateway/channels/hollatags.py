@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, latest_hop, query_fields
+from gateway.channels._wire import MAX_FIELD, latest_hop, query_fields
 from gateway.dial import split_dial
-from gateway.messages import BadRequest, Inbound, Reply, SessionEnd
+from gateway.messages import MAX_USSD_STRING, BadRequest, Inbound, Reply, SessionEnd
 from gateway.settings import Settings
 
 OPERATIONS = ("begin", "continue", "end")
@@ -50,7 +50,7 @@ class HollaTags:
             session_ref,
             msisdn,
             base,
-            data.input("session_msg", MAX_MESSAGE),
+            data.input("session_msg", MAX_USSD_STRING),
             new_session=operation == "begin",
             network=data.text("session_mno", MAX_FIELD, default=""),
         )

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, json_fields, latest_hop
+from gateway.channels._wire import MAX_FIELD, json_fields, latest_hop
 from gateway.dial import split_dial
-from gateway.messages import BadRequest, Inbound, Reply, SessionEnd
+from gateway.messages import MAX_USSD_STRING, BadRequest, Inbound, Reply, SessionEnd
 from gateway.settings import Settings
 
 HOPS: dict[str, bool] = {"initiation": True, "response": False}  # Type -> opens a session
@@ -56,7 +56,7 @@ class Hubtel:
             session_ref,
             msisdn,
             base,
-            data.input("Message", MAX_MESSAGE),
+            data.input("Message", MAX_USSD_STRING),
             new_session=HOPS[kind],
             sequence=data.number("Sequence"),
             network=data.text("Operator", MAX_FIELD, default=""),

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.channels._wire import MAX_FIELD, MAX_MESSAGE, json_fields, latest_hop
-from gateway.messages import Inbound, Reply, SessionEnd
+from gateway.channels._wire import MAX_FIELD, json_fields, latest_hop
+from gateway.messages import MAX_USSD_STRING, Inbound, Reply, SessionEnd
 from gateway.settings import Settings
 
 ECHOED = ("USERID", "MSISDN")
@@ -46,7 +46,7 @@ class Nalo:
             session_ref,
             msisdn,
             settings.service_code,
-            data.input("USERDATA", MAX_MESSAGE),
+            data.input("USERDATA", MAX_USSD_STRING),
             new_session=data.flag("MSGTYPE"),
             network=data.text("NETWORK", MAX_FIELD, default=""),
         )

@@ -14,22 +14,21 @@ from sqlmodel import select
 
 from gateway.metrics import Metrics
 from gateway.settings import Settings, SettingsError
-from gateway.smpp import (
+from gateway.smpp.codec import (
     DATA_CODING_DEFAULT,
     DATA_CODING_UCS2,
     SUBMIT_SM,
     DeliverSm,
     Pdu,
-    Receipt,
-    RetryReceipt,
-    SmppProvider,
     encode_text,
-    outbox_receipts,
-    parse_receipt,
     source_address,
     submit_sm_body,
 )
-from gateway.sms import LEASE_MARGIN, Dispatcher, SendResult, make_provider
+from gateway.smpp.provider import SmppProvider
+from gateway.smpp.receipts import Receipt, RetryReceipt, outbox_receipts, parse_receipt
+from gateway.sms.dispatcher import LEASE_MARGIN, Dispatcher
+from gateway.sms.factory import make_provider
+from gateway.sms.provider import SendResult
 from menus.screens import measure, sms_parts
 from simulators.smsc import DEFAULT_PASSWORD, DEFAULT_SYSTEM_ID, Smsc
 from store import outbox

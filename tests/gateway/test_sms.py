@@ -18,15 +18,12 @@ from sqlmodel import select
 from gateway import keys
 from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
-from gateway.sms import (
-    LEASE_MARGIN,
-    AfricasTalkingProvider,
-    Dispatcher,
-    LogProvider,
-    Pacer,
-    SendResult,
-    make_provider,
-)
+from gateway.sms.africastalking import AfricasTalkingProvider
+from gateway.sms.dispatcher import LEASE_MARGIN, Dispatcher
+from gateway.sms.factory import make_provider
+from gateway.sms.log import LogProvider
+from gateway.sms.pacer import Pacer
+from gateway.sms.provider import SendResult
 from simulators.smsink import SmsSink
 from store import outbox
 from store.db import Database

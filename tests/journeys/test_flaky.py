@@ -22,7 +22,7 @@ from gateway import keys
 from gateway.sessions import Record
 from menus.screens import Budget, fits
 from simulators.network import FLAKY, Network, SessionCut, VirtualClock
-from simulators.phone import DIALECTS, Dialect, Phone, Screen, at_compatible
+from simulators.phone import DIALECTS, Dialect, Display, Phone, at_compatible
 from simulators.shopper import (
     ADDRESS,
     CART_COUNT,
@@ -104,7 +104,7 @@ class Subscriber(Shopper):
                 return Outcome("texted", placed.group(1))
         return None
 
-    async def redial(self) -> Screen | Outcome:
+    async def redial(self) -> Display | Outcome:
         """Dial until a screen arrives; check the cart (and the place) survived the cut.
 
         An SMS saying the order was placed ends the journey instead.
@@ -128,7 +128,7 @@ class Subscriber(Shopper):
                 continue
         raise AssertionError(f"still cut off after {MAX_REDIALS} dials")
 
-    async def resume_at(self, stored: Stored) -> Screen:
+    async def resume_at(self, stored: Stored) -> Display:
         """Answer Yes to the offer to continue; back at the exact screen the cut took away."""
         mark = len(self.network.transcript)
         screen = await self.resume()
@@ -153,7 +153,7 @@ class Subscriber(Shopper):
         cart = sum(quantity for _, quantity in record.ctx.get("cart", []))
         return Stored(record.state, cart, record.reply[0])
 
-    def see(self, screen: Screen) -> Screen:
+    def see(self, screen: Display) -> Display:
         """Check a screen the handset shows: a 200 in format, within the budget, no apology."""
         assert screen.ok, f"HTTP {screen.status}: {screen.raw!r}"
         assert fits(screen.text, BUDGET), screen.text

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from gateway import keys
 from menus.screens import Budget, fits
-from simulators.phone import Phone, Screen
+from simulators.phone import Display, Phone
 from simulators.smsink import SmsSink
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
@@ -27,19 +27,19 @@ class Shopper:
 
     def __init__(self, phone: Phone) -> None:
         self.phone = phone
-        self.screens: list[Screen] = []
+        self.screens: list[Display] = []
 
-    async def dial(self) -> Screen:
+    async def dial(self) -> Display:
         return self._see(await self.phone.dial("*123#"))
 
-    async def press(self, *answers: str) -> Screen:
-        screen: Screen | None = None
+    async def press(self, *answers: str) -> Display:
+        screen: Display | None = None
         for answer in answers:
             screen = self._see(await self.phone.send(answer))
         assert screen is not None
         return screen
 
-    def _see(self, screen: Screen) -> Screen:
+    def _see(self, screen: Display) -> Display:
         assert screen.status == 200, screen.raw
         assert fits(screen.text, BUDGET), screen.text
         self.screens.append(screen)
@@ -50,7 +50,7 @@ def url(client: TestClient[Any, Any]) -> str:
     return str(client.make_url(AT_PATH))
 
 
-async def order_journey(shopper: Shopper, address: str) -> Screen:
+async def order_journey(shopper: Shopper, address: str) -> Display:
     await shopper.dial()
     await shopper.press(
         "1", "1", "2", "1", "2", "1", "1"

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from gateway import keys
-from gateway.sms import LEASE_MARGIN
+from gateway.sms.dispatcher import LEASE_MARGIN
 from simulators.smsc import DEFAULT_PASSWORD, DEFAULT_SYSTEM_ID, Smsc
 from store.db import Database
 from store.models import OutboundMessage

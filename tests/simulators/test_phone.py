@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from simulators.phone import Phone, PhoneError, Screen, draw_screen, wrap
+from simulators.phone import Display, Phone, PhoneError, draw_screen, wrap
 from tests.simulators.conftest import MENU, EchoState
 
 MSISDN = "+254711000111"
@@ -34,7 +34,7 @@ async def test_phone_dial_posts_at_fields_with_empty_text(
 async def test_phone_screen_strips_prefix_and_keeps_raw(echo_server: TestServer) -> None:
     async with Phone(url(echo_server), MSISDN) as phone:
         screen = await phone.dial("*123#")
-    assert screen == Screen(text="Echo service\n1. Echo\n2. Bye", end=False, status=200, raw=MENU)
+    assert screen == Display(text="Echo service\n1. Echo\n2. Bye", end=False, status=200, raw=MENU)
     assert screen.ok
 
 
@@ -150,7 +150,7 @@ def test_phone_unknown_dialect_raises_phone_error() -> None:
 
 
 def test_draw_screen_wraps_inside_a_box() -> None:
-    screen = Screen(
+    screen = Display(
         "Welcome to the Okryu shop of fine goods\n1. Shop", end=False, status=200, raw="CON x"
     )
     assert draw_screen(screen, width=20) == "\n".join(
@@ -167,7 +167,7 @@ def test_draw_screen_wraps_inside_a_box() -> None:
 
 
 def test_draw_screen_marks_final_screen_with_ok() -> None:
-    drawn = draw_screen(Screen("Bye", end=True, status=200, raw="END Bye"), width=10)
+    drawn = draw_screen(Display("Bye", end=True, status=200, raw="END Bye"), width=10)
     assert drawn.splitlines()[-2] == "|       [OK] |"
 
 

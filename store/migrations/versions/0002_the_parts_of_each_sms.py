@@ -11,7 +11,7 @@ to be one part, under the id it was recorded with.
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # autogenerate writes sqlmodel.sql.sqltypes.AutoString
 from alembic import op
 
 revision = "0002"

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench phone clean
+.PHONY: run test lint bench phone diagram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/okryu flow check
+
+diagram: $(STAMP)
+	$(BIN)/okryu flow diagram
 
 bench: $(STAMP)
 	$(BIN)/python bench/hop.py

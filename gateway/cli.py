@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from simulators.phone import Dialect
     from simulators.scenario import SessionEvent
 
+DIAGRAM = "docs/journey.svg"
 RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated answer
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 KEEPALIVE = 75.0  # seconds an idle aggregator connection stays open (web.run_app's default)
@@ -95,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     load.add_argument("--seed", type=int, default=0, help="numbers, journeys and network tricks")
     load.add_argument("--json", action="store_true", help="print the report as JSON")
+    flow = commands.add_parser("flow", help="check the journey, or draw it")
+    flow.add_argument(
+        "action",
+        choices=("check", "diagram"),
+        help="check: prove the journey holds together and fits every screen budget; "
+        "diagram: draw it as SVG",
+    )
+    flow.add_argument("--out", default=DIAGRAM, help=f"the SVG to write (default {DIAGRAM})")
     report = commands.add_parser("report", help="reports from the database")
     report.add_argument("name", choices=("funnel",), help="which report")
     report.add_argument("--from", dest="since", default=None, help="start, ISO date or time (UTC)")
@@ -107,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"okryu: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format)
+    if args.command == "flow":
+        return flow_command(settings, args.action, args.out)
     if args.command == "serve":
         return serve(settings)
     if args.command == "seed":
@@ -193,6 +205,51 @@ async def _serve(app: web.Application, settings: Settings) -> None:
         await runner.cleanup()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+
+
+def flow_command(settings: Settings, action: str, out: str) -> int:
+    """``okryu flow check`` and ``okryu flow diagram``: problems on stderr, exit 1 if any."""
+    from menus.journey import InvalidJourney
+    from menus.shop import Shop
+
+    try:
+        from menus.flow import flow_of
+
+        flow = flow_of(Shop)
+    except InvalidJourney as error:
+        print(f"okryu: the journey does not hold together:\n{error}", file=sys.stderr)
+        return 1
+    if action == "diagram":
+        from menus.diagram import DiagramError, journey_dot, render_svg
+
+        try:
+            svg = render_svg(journey_dot(flow.journey))
+        except DiagramError as error:
+            print(f"okryu: {error}", file=sys.stderr)
+            return 1
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(svg)
+        print(f"wrote {path}")
+        return 0
+    from menus.check import budget_problems
+    from store.catalog import widest_catalog
+    from store.seed import demo_catalog
+
+    budgets = list(dict.fromkeys([settings.screen_budget, *settings.channel_budgets.values()]))
+    problems = budget_problems(flow, [demo_catalog(), widest_catalog()], budgets, settings)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"okryu: {len(problems)} problems", file=sys.stderr)
+        return 1
+    transitions = sum(len(by_source) for by_source in flow.targets.values())
+    sizes = ", ".join(f"{b.gsm7}/{b.ucs2}" for b in budgets)
+    print(
+        f"journey {flow.version}: {len(flow.states)} states, {transitions} transitions,"
+        f" every screen fits {sizes} with worst-case values"
+    )
+    return 0
 
 
 async def migrate_command(settings: Settings) -> int:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from menus.flow import flow_of
 from menus.journey import (
     Answers,
     Context,
@@ -35,14 +36,13 @@ from menus.journey import (
     Row,
     Screen,
     View,
-    fingerprint,
     is_digits,
 )
 from menus.ports import Catalog
 from menus.screens import Budget, fits, measure, paginate
 from menus.text import Texts
 
-__all__ = ["Engine", "Flow", "NeedData", "RESUME", "Turn", "is_digits", "make_engine_factory"]
+__all__ = ["Engine", "NeedData", "RESUME", "Turn", "is_digits", "make_engine_factory"]
 
 BACK, HOME, MORE = "0", "00", "98"
 BACK_EVENT, HOME_EVENT = "back", "go_home"  # the chart's names for what 0 and 00 do
@@ -79,69 +79,6 @@ class Turn:
     ctx: dict[str, Any]
     text: str
     end: bool
-
-
-class Flow:
-    """A journey's declaration, compiled and checked: transition tables, screens, effects."""
-
-    def __init__(self, journey: Journey[Any]) -> None:
-        self.journey = journey
-        self.home = journey.home
-        chart = journey.chart
-        self.states = [state.id for state in chart.states]
-        self.targets: dict[str, dict[str, str]] = {}  # event -> source -> target
-        problems = _chart_problems(chart)
-        for state in chart.states:
-            for transition in state.transitions:
-                for event in transition.events:
-                    self.targets.setdefault(str(event), {})[state.id] = transition.target.id
-        self.screens: dict[str, Screen[Any]] = journey.screens()
-        context = journey.context
-        self.effects: dict[str, Callable[..., None]] = {
-            event: getattr(context, f"on_{event}")
-            for event in self.targets
-            if hasattr(context, f"on_{event}")
-        }
-        lines = [f"{source} -{event}-> {target}" for event, by in self.targets.items()
-                 for source, target in by.items()]  # fmt: skip
-        self.version = fingerprint(sorted(lines) + self.states)
-        from menus.check import structure_problems  # the checks read this flow
-
-        problems += structure_problems(self)
-        if problems:
-            raise InvalidJourney("\n".join(problems))
-
-    def target(self, state: str, event: str) -> str:
-        target = self.targets.get(event, {}).get(state)
-        if target is None:
-            raise InvalidJourney(f"no transition {event!r} from {state!r}")
-        return target
-
-
-def _chart_problems(chart: type[Any]) -> list[str]:
-    """What the tables cannot run faithfully: guards, several targets, chart callbacks."""
-    problems = []
-    name = chart.__name__
-    callbacks = ("on_", "before_", "after_", "enter_", "exit_")
-    odd = sorted(n for n, v in vars(chart).items() if n.startswith(callbacks) and callable(v))
-    if odd:
-        problems.append(f"{name}: callbacks {odd} on the chart: effects belong on the context")
-    for state in chart.states:
-        for transition in state.transitions:
-            if list(transition.cond) or transition.internal or len(transition.targets) != 1:
-                problems.append(f"{name}: {state.id}: only plain transitions, one target each")
-    return problems
-
-
-_FLOWS: dict[type[Journey[Any]], Flow] = {}
-
-
-def flow_of(journey_class: type[Journey[Any]]) -> Flow:
-    """The journey's flow, compiled (and checked) once per process."""
-    flow = _FLOWS.get(journey_class)
-    if flow is None:
-        flow = _FLOWS[journey_class] = Flow(journey_class())
-    return flow
 
 
 class Engine:

@@ -381,15 +381,24 @@ def _subclasses(cls: type[Any]) -> list[type[Any]]:
 def _where(cls: type[Any]) -> str:
     """``menus/shop.py:120``: where a class is declared, for messages that point at it."""
     import inspect
+    import sys
+    from pathlib import Path
 
-    try:
-        path = inspect.getsourcefile(cls) or "?"
-        line = inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    if file is None:
         return cls.__qualname__
-    marker = "/menus/"
-    short = path[path.rindex(marker) + 1 :] if marker in path else path
-    return f"{short}:{line}"
+    path = Path(file)
+    with_line = ""
+    try:
+        with_line = f":{inspect.getsourcelines(cls)[1]}"
+    except (OSError, TypeError):
+        pass  # made at run time (type()): the module is all there is to say
+    try:
+        shown = str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(path)
+    return f"{shown}{with_line}"
 
 
 def fingerprint(parts: Sequence[str]) -> str:

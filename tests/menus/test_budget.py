@@ -8,7 +8,7 @@ import pytest
 
 from gateway.settings import Settings
 from menus.check import budget_problems
-from menus.engine import flow_of
+from menus.flow import flow_of
 from menus.ports import Catalog
 from menus.screens import Budget
 from menus.shop import Shop

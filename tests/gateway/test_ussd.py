@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 from sqlalchemy import event, func
 from sqlmodel import select
 
@@ -322,3 +324,22 @@ async def test_ussd_customer_cancels_before_dispatch_and_is_told_by_sms(
         kinds = [m.kind for m in (await s.exec(select(OutboundMessage))).all()]
     assert order.status == "cancelled" and after == before
     assert kinds == ["order_placed", "order_cancelled"]
+
+
+async def test_ussd_session_of_the_first_release_goes_on_after_the_deploy(
+    make_gateway: Make, redis: Redis, redis_prefix: str
+) -> None:
+    # A session saved by the first release (its context under the old names, no journey
+    # version) at a screen this release renamed: the next hop lands home with one line
+    # saying so, and the cart is still there.
+    client = await make_gateway()
+    store = SessionStore(redis, redis_prefix, 600)
+    old = {"lang": "en", "cart": [[1, 2]], "cid": "ATUid_1.0", "hist": [["home", 0]], "z": 1}
+    record = Record(ref="ATUid_1", path=["2"], hops=2, state="basket", ctx=old, at=time.time())
+    assert await store.save(store.key("*123#", MSISDN), record)
+    _, body = await post(client, "2*1")
+    assert body.startswith(
+        "CON The menu has changed since your last step.\nOkryu Shop\n1. Shop\n2. Cart (2)"
+    )
+    _, body = await post(client, "2*1*2")
+    assert body.startswith("CON Cart: KPW 9,000\n2 x Corn noodles KPW 9,000")

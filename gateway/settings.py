@@ -27,6 +27,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None  # None: start an embedded redis-server
     redis_prefix: str = "okryu:"
+    redis_connections: int = 64  # Redis connections per process; hops beyond them wait
     service_codes: tuple[str, ...] = ("*123#",)  # the base codes this gateway answers
     default_region: str = "KP"
     screen_budget: Budget = field(default_factory=Budget)
@@ -129,6 +130,7 @@ class Settings:
             database_url=get("DATABASE_URL", DEFAULT_DATABASE_URL),
             redis_url=env.get("OKRYU_REDIS_URL") or None,
             redis_prefix=get("REDIS_PREFIX", cls.redis_prefix),
+            redis_connections=integer("REDIS_CONNECTIONS", cls.redis_connections),
             service_codes=_codes(get("SERVICE_CODES", get("SERVICE_CODE", "*123#"))),
             default_region=get("DEFAULT_REGION", cls.default_region),
             screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),

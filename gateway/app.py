@@ -29,9 +29,11 @@ from gateway.ends import SessionEnds
 from gateway.funnel import FunnelCounter
 from gateway.hop import Gateway
 from gateway.keywords import Commands
+from gateway.logs import describe
 from gateway.messages import BadRequest
 from gateway.metrics import Metrics
 from gateway.numbers import normalise_msisdn
+from gateway.promises import Promises
 from gateway.replies import ReplyGuard
 from gateway.sessions import SessionStore
 from gateway.settings import Settings, SettingsError
@@ -50,6 +52,7 @@ from store.seed import seed_if_empty
 
 log = logging.getLogger("okryu.app")
 FUNNEL_FLUSH_SECONDS = 10.0
+PROMISE_INTERVAL = 15.0  # seconds between looks at promises a dead process left
 POOL_WAIT = 5.0  # seconds a command may wait for a pooled Redis connection
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -160,7 +163,9 @@ def _redis_client(url: str, connections: int) -> Redis:
         retry=retry,
         retry_on_error=[RedisConnectionError],  # redis-py 5 retries only the errors listed here
     )
-    return Redis(connection_pool=pool, retry=retry, retry_on_error=[RedisConnectionError])
+    client = Redis(connection_pool=pool, retry=retry, retry_on_error=[RedisConnectionError])
+    client.auto_close_connection_pool = True  # aclose() closes the pool it was given too
+    return client
 
 
 async def _answers(client: Redis, configured: str | None) -> None:
@@ -259,6 +264,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_window=settings.retry_window,
         metrics=app[keys.METRICS],
         funnel=funnel,
+        promises=Promises(app[keys.REDIS], settings.redis_prefix),
     )
     app[keys.REPLIES] = ReplyGuard(
         app[keys.REDIS],
@@ -274,15 +280,29 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         change_status=gateway.change_status,
     )
     flusher = asyncio.create_task(funnel.run(FUNNEL_FLUSH_SECONDS), name="funnel")
+    keeper = asyncio.create_task(_keep_promises(gateway), name="promises")
     try:
         yield
     finally:
         await gateway.close()
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
+        for task in (flusher, keeper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await funnel.close()
         await catalogs.close()
+
+
+async def _keep_promises(gateway: Gateway) -> None:
+    """Now (after a crash, promises may be waiting) and every while: keep old promises."""
+    while True:
+        try:
+            kept = await gateway.keep_promises()
+            if kept:
+                log.info("kept %d promises of an SMS made before a restart", kept)
+        except Exception as error:
+            log.warning("keeping promises failed (%s); trying again later", describe(error))
+        await asyncio.sleep(PROMISE_INTERVAL)
 
 
 # --- handlers -------------------------------------------------------------------------------

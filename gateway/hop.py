@@ -10,6 +10,7 @@ is told an SMS will confirm, and the order completes (exactly once) on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -22,6 +23,7 @@ from gateway.errors import GatewayError
 from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
 from gateway.metrics import Metrics
+from gateway.promises import Promises
 from gateway.sessions import Record, SessionStore
 from menus import sms
 from menus.engine import RESUME, Engine, NeedData, Turn
@@ -126,6 +128,7 @@ class Gateway:
         retry_window: float = 1.0,
         metrics: Metrics | None = None,
         funnel: FunnelCounter | None = None,
+        promises: Promises | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalogs = catalogs
@@ -139,6 +142,7 @@ class Gateway:
         self.retry_window = retry_window
         self.metrics = metrics
         self.funnel = funnel
+        self.promises = promises
         self._placing: dict[str, _Placement] = {}
 
     async def handle(self, inbound: Inbound, budget: Budget) -> Reply:
@@ -278,11 +282,7 @@ class Gateway:
         waits on the same task instead of starting another.
         """
         key = request.idempotency_key
-        placement = self._placing.get(key)
-        if placement is None:
-            placement = _Placement(asyncio.create_task(self._place_and_follow_up(request)))
-            self._placing[key] = placement
-            placement.task.add_done_callback(lambda _: self._placing.pop(key, None))
+        placement = self._start_placing(request)
         remaining = None
         if give_up_at is not None:
             remaining = max(0.0, give_up_at - asyncio.get_running_loop().time())
@@ -297,8 +297,45 @@ class Gateway:
                 placement.promised = True
         if placement.task.done():
             return placement.task.result()
+        if self.promises is not None:
+            # Written before the screen promises anything: a process that dies now leaves
+            # the promise for another to keep (gateway/promises.py).
+            await self.promises.make(request)
         log.warning("placing an order outlasted the hop; answering that it is pending")
         return OrderPending(key)
+
+    def _start_placing(self, request: PlaceOrder, *, promised: bool = False) -> _Placement:
+        """The placement of ``request`` under way in this process, started if need be."""
+        key = request.idempotency_key
+        placement = self._placing.get(key)
+        if placement is None:
+            placement = _Placement(asyncio.create_task(self._place_and_follow_up(request)))
+            self._placing[key] = placement
+            placement.task.add_done_callback(lambda _: self._placing.pop(key, None))
+        placement.promised = placement.promised or promised
+        return placement
+
+    async def keep_promises(self) -> int:
+        """Keep the promises older than their grace (a process that made them may have died):
+        drop those whose ending was told, place the others again. How many were dropped."""
+        if self.promises is None:
+            return 0
+        kept = 0
+        for request in await self.promises.due():
+            placement = self._start_placing(request, promised=True)
+            with contextlib.suppress(Exception):  # logged and told by the placement itself
+                await placement.task
+            if await self._told(request):
+                await self.promises.drop(request.idempotency_key)
+                kept += 1
+        return kept
+
+    async def _told(self, request: PlaceOrder) -> bool:
+        """Whether the subscriber has been told how the order under this key ended."""
+        key = request.idempotency_key
+        if await orders.find_order(self.db, request.msisdn, key) is not None:
+            return True  # its confirmation was queued in the same transaction
+        return await outbox.queued(self.db, f"order_failed:{orders.stored_key(key)}")
 
     async def _place_and_follow_up(self, request: PlaceOrder) -> Any:
         placement_result: Any = None
@@ -323,18 +360,17 @@ class Gateway:
     async def _tell_order_failed(self, request: PlaceOrder) -> None:
         """An order that ended after its hop gave up: say so by SMS (the cart is kept)."""
         try:
-            async with self.db.write() as session:
-                await outbox.enqueue(
-                    session,
-                    to=request.msisdn,
-                    body=sms.order_failed(request.lang, self.dial),
-                    kind="order_failed",
-                    idempotency_key=f"order_failed:{orders.stored_key(request.idempotency_key)}",
-                )
+            queued = await outbox.enqueue_once(
+                self.db,
+                to=request.msisdn,
+                body=sms.order_failed(request.lang, self.dial),
+                kind="order_failed",
+                idempotency_key=f"order_failed:{orders.stored_key(request.idempotency_key)}",
+            )
         except Exception:
             log.exception("could not queue the order-failed SMS")
             return
-        if self.on_sms_queued is not None:
+        if queued and self.on_sms_queued is not None:
             await self.on_sms_queued()  # wakes the dispatcher
 
     async def close(self) -> None:

@@ -91,6 +91,15 @@ async def enqueue_once(
     return True
 
 
+async def queued(db: Database, idempotency_key: str) -> bool:
+    """Whether a message with this key was ever queued (whatever became of it)."""
+    query = select(OutboundMessage.id).where(
+        col(OutboundMessage.idempotency_key) == idempotency_key
+    )
+    async with db.session() as session:
+        return (await session.exec(query)).first() is not None
+
+
 async def cancel_queued(session: AsyncSession, *, to: str, kind: str) -> None:
     """Cancel the messages of ``kind`` to ``to`` not yet sent (inside a write transaction)."""
     await session.exec(

@@ -9,14 +9,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from gateway import keys
+from gateway.promises import Promises
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
-from tests.gateway.test_ussd import ORDER_PATH, post, walk
-from tests.store.factories import product_by_sku, set_product
+from tests.gateway.test_ussd import MSISDN, ORDER_PATH, post, walk
+from tests.store.factories import first_zone, order_request, product_by_sku, set_product
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 DEADLINE = 0.6
@@ -104,3 +106,39 @@ async def test_deadline_every_subscriber_told_pending_gets_an_sms(
     assert promised, "the store kept up: this test proves nothing"
     assert promised - set(told) == set()
     assert len(orders) == 5 and sorted(told) == sorted(set(told))  # one SMS each, no more
+
+
+async def test_deadline_pending_promise_is_written_before_the_screen_says_it(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway(hop_deadline=DEADLINE)
+    await walk(client, ORDER_PATH)
+    async with slow_store(client, seeded_db):
+        _, body = await post(client, "*".join([*ORDER_PATH, "1"]))
+        assert body.startswith(f"END {PENDING}")
+        promised = await client.app[keys.GATEWAY].promises.due(grace=0)  # type: ignore[union-attr]
+        assert [request.msisdn for request in promised] == [MSISDN]
+    await client.app[keys.GATEWAY].close()
+
+
+async def test_deadline_promise_of_a_process_that_died_is_kept_by_the_next(
+    make_gateway: Make, seeded_db: Database, redis: Redis, redis_prefix: str
+) -> None:
+    # A process told two subscribers "an SMS will confirm it" and was killed before either
+    # placement ended: what it left in Redis is all there is. The next process keeps both:
+    # one order goes through, one meets an empty shelf; each gets its SMS, once.
+    rice = await product_by_sku(seeded_db, FIRST_PRODUCT)
+    zone = await first_zone(seeded_db)
+    await set_product(seeded_db, rice.id, stock=3)
+    dead = Promises(redis, redis_prefix, clock=lambda: 0.0)
+    for buyer in ("+8501912000001", "+8501912000002"):
+        await dead.make(order_request(f"{buyer}:k", [(rice.id, 2)], zone.id, msisdn=buyer))
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    for _ in range(2):  # a second look (or another process's) changes nothing
+        await gateway.keep_promises()
+    async with seeded_db.session() as s:
+        sms = sorted((m.to, m.kind) for m in (await s.exec(select(OutboundMessage))).all())
+    assert sorted(kind for _, kind in sms) == ["order_failed", "order_placed"]
+    assert {to for to, _ in sms} == {"+8501912000001", "+8501912000002"}
+    assert await dead.due(grace=0) == []

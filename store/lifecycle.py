@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from menus.ports import CUSTOMER_CANCELLABLE
 from store.codes import normalise_code
 from store.db import Database
-from store.errors import StoreError
+from store.errors import Conflict, NotFound, StoreError
 from store.models import EVENT_NOTE_WIDTH, Order, OrderEvent, OrderLine, Product, utcnow
 from store.outbox import enqueue
 
@@ -33,11 +33,11 @@ NEXT: dict[str, frozenset[str]] = {
 RenderStatusSms = Callable[[str, str, str], str]  # (status, order code, language) -> body
 
 
-class IllegalTransition(StoreError):
+class IllegalTransition(Conflict):
     """The order's status does not allow the change asked for."""
 
 
-class UnknownOrder(StoreError):
+class UnknownOrder(NotFound):
     """No such order (or, for a customer, not theirs: the two answer alike)."""
 
 

@@ -2,7 +2,7 @@
 
 ``openapi.py`` declares every operation (the served OpenAPI document and request validation
 both come from it), ``routes.py`` mounts them behind the bearer token, and ``catalog.py``,
-``orders.py`` and ``outbox.py`` hold the handlers over ``store/admin.py``.
+``orders.py`` and ``outbox.py`` hold the handlers over the store's admin modules.
 """
 
 from gateway.admin.routes import add_admin_routes

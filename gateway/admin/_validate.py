@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.admin.openapi import Operation, Param, Schema
 from gateway.messages import BadRequest
-from store.admin import PATTERN_SAYS
+from store.fields import PATTERN_SAYS
 
 _ARTICLE = {
     "string": "a string",

@@ -10,47 +10,47 @@ from aiohttp import web
 
 from gateway.admin._http import answer, catalog_changed, database
 from gateway.admin._validate import Input
-from store import admin
+from store import catalog_csv, catalog_edits
 
 
 async def list_categories(request: web.Request, given: Input) -> web.Response:
-    return answer(await admin.list_categories(database(request)))
+    return answer(await catalog_edits.list_categories(database(request)))
 
 
 async def create_category(request: web.Request, given: Input) -> web.Response:
-    row = await admin.create_category(database(request), given.body)
+    row = await catalog_edits.create_category(database(request), given.body)
     await catalog_changed(request)
     return answer(row, status=201)
 
 
 async def update_category(request: web.Request, given: Input) -> web.Response:
-    row = await admin.update_category(database(request), given.path["slug"], given.body)
+    row = await catalog_edits.update_category(database(request), given.path["slug"], given.body)
     await catalog_changed(request)
     return answer(row)
 
 
 async def list_products(request: web.Request, given: Input) -> web.Response:
-    return answer(await admin.list_products(database(request), given.query.get("category")))
+    return answer(await catalog_edits.list_products(database(request), given.query.get("category")))
 
 
 async def get_product(request: web.Request, given: Input) -> web.Response:
-    return answer(await admin.get_product(database(request), given.path["sku"]))
+    return answer(await catalog_edits.get_product(database(request), given.path["sku"]))
 
 
 async def create_product(request: web.Request, given: Input) -> web.Response:
-    row = await admin.create_product(database(request), given.body)
+    row = await catalog_edits.create_product(database(request), given.body)
     await catalog_changed(request)
     return answer(row, status=201)
 
 
 async def update_product(request: web.Request, given: Input) -> web.Response:
-    row = await admin.update_product(database(request), given.path["sku"], given.body)
+    row = await catalog_edits.update_product(database(request), given.path["sku"], given.body)
     await catalog_changed(request)
     return answer(row)
 
 
 async def adjust_stock(request: web.Request, given: Input) -> web.Response:
-    row = await admin.adjust_stock(
+    row = await catalog_edits.adjust_stock(
         database(request),
         given.path["sku"],
         delta=given.body.get("delta"),
@@ -62,13 +62,13 @@ async def adjust_stock(request: web.Request, given: Input) -> web.Response:
 
 async def export_catalog(request: web.Request, given: Input) -> web.Response:
     return web.Response(
-        text=await admin.export_csv(database(request)),
+        text=await catalog_csv.export_csv(database(request)),
         content_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="catalog.csv"'},
     )
 
 
 async def import_catalog(request: web.Request, given: Input) -> web.Response:
-    imported = await admin.import_csv(database(request), given.body)
+    imported = await catalog_csv.import_csv(database(request), given.body)
     await catalog_changed(request)
     return answer({"created": imported.created, "updated": imported.updated})

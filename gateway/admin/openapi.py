@@ -3,7 +3,7 @@
 Each :class:`Operation` names its parameters, body and answers as JSON Schema. The document
 served at ``/admin/api/openapi.json`` is built from these declarations, every request is
 checked against the same schemas before its handler runs (``gateway/admin/_validate.py``),
-and the catalog's fields come from the store's :class:`~store.admin.Spec` rows, whose
+and the catalog's fields come from the store's :class:`~store.fields.Spec` rows, whose
 lengths come from the table columns.
 """
 
@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from store import admin
-from store.admin import MAX_INT, Spec
+from store import catalog_edits as edits
+from store import outbox_queries
+from store.fields import NO_CONTROLS, Spec, column_length
 from store.lifecycle import STATUSES
-from store.models import OrderEvent
+from store.models import MAX_INT, OrderEvent
 
 PREFIX = "/admin/api"
 Schema = Mapping[str, Any]
@@ -82,11 +83,11 @@ MAYBE_INTEGER: Schema = {"type": ["integer", "null"]}
 ERROR = _record(error=STRING)
 ROW_ERROR = _record(line=INTEGER, field=MAYBE_STRING, reason=STRING)
 IMPORT_ERROR = _record(error=STRING, errors={"type": "array", "items": ROW_ERROR})
-CATEGORY = _record(id=INTEGER, **{s.name: field_schema(s) for s in admin.CATEGORY_FIELDS})
+CATEGORY = _record(id=INTEGER, **{s.name: field_schema(s) for s in edits.CATEGORY_FIELDS})
 # Answers always give the category's slug.
 PRODUCT = _record(
     id=INTEGER,
-    **{s.name: STRING if s.kind == "category" else field_schema(s) for s in admin.PRODUCT_FIELDS},
+    **{s.name: STRING if s.kind == "category" else field_schema(s) for s in edits.PRODUCT_FIELDS},
 )
 ORDER_FIELDS: dict[str, Schema] = {
     "code": STRING,
@@ -127,7 +128,7 @@ MESSAGE = _record(
     body=STRING,
     kind=STRING,
     order_id=MAYBE_INTEGER,
-    status={"type": "string", "enum": list(admin.OUTBOX_STATUSES)},
+    status={"type": "string", "enum": list(outbox_queries.OUTBOX_STATUSES)},
     attempts=INTEGER,
     next_attempt_at=TIME,
     provider=MAYBE_STRING,
@@ -154,8 +155,8 @@ STATUS_CHANGE: Schema = {
         "status": {"type": "string", "enum": [s for s in STATUSES if s != "placed"]},
         "note": {
             "type": "string",
-            "maxLength": admin.column_length(OrderEvent, "note"),
-            "pattern": admin.NO_CONTROLS,
+            "maxLength": column_length(OrderEvent, "note"),
+            "pattern": NO_CONTROLS,
         },
     },
     "required": ["status"],
@@ -175,8 +176,8 @@ def _path(name: str, schema: Schema, description: str) -> Param:
     return Param(name, "path", schema, description)
 
 
-SKU = _path("sku", field_schema(admin.PRODUCT_FIELDS[0]), "the product's sku")
-SLUG = _path("slug", field_schema(admin.CATEGORY_FIELDS[0]), "the category's slug")
+SKU = _path("sku", field_schema(edits.PRODUCT_FIELDS[0]), "the product's sku")
+SLUG = _path("slug", field_schema(edits.CATEGORY_FIELDS[0]), "the category's slug")
 CODE = _path("code", {"type": "string", "pattern": "^[0-9A-Za-z]{1,12}$"}, "the order code")
 MESSAGE_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": MAX_INT}, "message id")
 LIMIT = Param(
@@ -234,23 +235,23 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("list_categories", "GET", "/categories", "Every category, active or not, in menu order",
         answer={"type": "array", "items": CATEGORY}),
     _op("create_category", "POST", "/categories", "Add a category",
-        body=object_schema(admin.CATEGORY_FIELDS), status=201, answer=CATEGORY, errors=(409,),
+        body=object_schema(edits.CATEGORY_FIELDS), status=201, answer=CATEGORY, errors=(409,),
         links=(("update_category", "slug", "$response.body#/slug"),)),
     _op("update_category", "PATCH", "/categories/{slug}",
         "Change a category's names, position or active flag ({\"active\": false} deactivates)",
-        params=(SLUG,), body=object_schema(admin.CATEGORY_EDITABLE, partial=True),
+        params=(SLUG,), body=object_schema(edits.CATEGORY_EDITABLE, partial=True),
         answer=CATEGORY, errors=(404,)),
     _op("list_products", "GET", "/products", "Every product, active or not, in menu order",
-        params=(Param("category", "query", field_schema(admin.CATEGORY_FIELDS[0]), "slug"),),
+        params=(Param("category", "query", field_schema(edits.CATEGORY_FIELDS[0]), "slug"),),
         answer={"type": "array", "items": PRODUCT}),
     _op("create_product", "POST", "/products", "Add a product",
-        body=object_schema(admin.PRODUCT_FIELDS), status=201, answer=PRODUCT, errors=(409,),
+        body=object_schema(edits.PRODUCT_FIELDS), status=201, answer=PRODUCT, errors=(409,),
         links=_to_product("$response.body#/sku")),
     _op("get_product", "GET", "/products/{sku}", "One product", params=(SKU,), answer=PRODUCT,
         errors=(404,)),
     _op("update_product", "PATCH", "/products/{sku}",
         "Change a product ({\"active\": false} deactivates; stock moves through /stock)",
-        params=(SKU,), body=object_schema(admin.PRODUCT_EDITABLE, partial=True),
+        params=(SKU,), body=object_schema(edits.PRODUCT_EDITABLE, partial=True),
         answer=PRODUCT, errors=(404,)),
     _op("adjust_stock", "POST", "/products/{sku}/stock",
         "Move stock by delta ({\"delta\": -3}) or set it ({\"set\": 10}); never below zero",
@@ -284,7 +285,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 {
                     "type": "string",
                     "pattern": "^[A-Za-z0-9._@-]+$",
-                    "maxLength": admin.column_length(OrderEvent, "actor") - len(STAFF_PREFIX),
+                    "maxLength": column_length(OrderEvent, "actor") - len(STAFF_PREFIX),
                 },
                 "who makes the change (recorded in the history)",
             ),

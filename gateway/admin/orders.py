@@ -15,7 +15,7 @@ from gateway.admin._http import answer, database, iso, moment
 from gateway.admin._validate import Input
 from gateway.admin.openapi import STAFF_HEADER, STAFF_PREFIX
 from gateway.numbers import normalise_msisdn
-from store import admin
+from store import order_queries
 from store.codes import normalise_code
 from store.models import Order
 
@@ -35,7 +35,7 @@ def order_json(order: Order) -> dict[str, Any]:
     }
 
 
-def detail_json(detail: admin.OrderDetail) -> dict[str, Any]:
+def detail_json(detail: order_queries.OrderDetail) -> dict[str, Any]:
     zone = detail.zone
     return {
         **order_json(detail.order),
@@ -65,7 +65,7 @@ async def list_orders(request: web.Request, given: Input) -> web.Response:
     query = given.query
     phone = query.get("phone")
     region = request.config_dict[keys.SETTINGS].default_region
-    page = await admin.search_orders(
+    page = await order_queries.search_orders(
         database(request),
         status=query.get("status"),
         since=moment(query.get("from"), end=False),
@@ -79,7 +79,7 @@ async def list_orders(request: web.Request, given: Input) -> web.Response:
 
 async def get_order(request: web.Request, given: Input) -> web.Response:
     code = normalise_code(given.path["code"])
-    return answer(detail_json(await admin.order_detail(database(request), code)))
+    return answer(detail_json(await order_queries.order_detail(database(request), code)))
 
 
 async def change_order_status(request: web.Request, given: Input) -> web.Response:
@@ -93,4 +93,4 @@ async def change_order_status(request: web.Request, given: Input) -> web.Respons
         actor=f"{STAFF_PREFIX}{staff}" if staff else "staff",
         note=given.body.get("note", ""),
     )
-    return answer(detail_json(await admin.order_detail(db, code)))
+    return answer(detail_json(await order_queries.order_detail(db, code)))

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.admin._http import answer, database, iso, maybe_iso
 from gateway.admin._validate import Input
-from store import admin
+from store import outbox_queries
 from store.models import OutboundMessage
 
 
@@ -33,7 +33,7 @@ def message_json(row: OutboundMessage) -> dict[str, Any]:
 
 
 async def list_outbox(request: web.Request, given: Input) -> web.Response:
-    page = await admin.list_outbox(
+    page = await outbox_queries.list_outbox(
         database(request),
         status=given.query.get("status"),
         limit=given.query["limit"],
@@ -45,6 +45,6 @@ async def list_outbox(request: web.Request, given: Input) -> web.Response:
 
 
 async def retry_message(request: web.Request, given: Input) -> web.Response:
-    row = await admin.retry_message(database(request), given.path["id"])
+    row = await outbox_queries.retry_message(database(request), given.path["id"])
     request.config_dict[keys.DISPATCHER].notify()
     return answer(message_json(row))

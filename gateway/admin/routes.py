@@ -24,9 +24,8 @@ from gateway.admin._validate import Input, read_input
 from gateway.admin.openapi import OPERATIONS, PREFIX, Operation, document
 from gateway.messages import BadRequest
 from gateway.settings import SettingsError
-from store.admin import Conflict, ImportRejected, NotFound
-from store.errors import StoreError
-from store.lifecycle import IllegalTransition, UnknownOrder
+from store.catalog_csv import ImportRejected
+from store.errors import Conflict, NotFound, StoreError
 
 log = logging.getLogger("okryu.admin")
 
@@ -135,11 +134,11 @@ def _guard(token: str) -> Middleware:
         except ImportRejected as rejected:
             rows = [{"line": e.line, "field": e.field, "reason": e.reason} for e in rejected.errors]
             return error(422, str(rejected), errors=rows)
-        except (NotFound, UnknownOrder) as missing:
+        except NotFound as missing:  # an unknown order too
             return error(404, str(missing))
-        except (Conflict, IllegalTransition) as conflict:
+        except Conflict as conflict:  # an illegal status change too
             return error(409, str(conflict))
-        except StoreError as refused:  # Invalid, and any other refusal the store explains
+        except StoreError as refused:  # InvalidField, and any other refusal the store explains
             return error(400, str(refused))
         except web.HTTPException as http:
             if http.status < 400:

@@ -12,22 +12,26 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from pydantic import ValidationError
 from sqlmodel import select
 
-from store.catalog_edits import PRODUCT_FIELDS, _id, _loose, list_products
+from store.catalog_edits import ProductIn, list_products
 from store.db import Database
 from store.errors import InvalidField, StoreError
-from store.fields import Value
+from store.fields import Shown
 from store.models import Category, Product
+from store.refusals import problems, quoted
 
-CSV_COLUMNS = tuple(s.name for s in PRODUCT_FIELDS)
+CSV_COLUMNS = tuple(ProductIn.model_fields)
+REQUIRED = tuple(name for name, field in ProductIn.model_fields.items() if field.is_required())
 
 
-@dataclass(frozen=True, slots=True)
-class RowError:
+class RowError(Shown):
+    """One problem in a CSV file: its line, the column (None: the whole row), and why."""
+
     line: int
     field: str | None
     reason: str
@@ -41,8 +45,9 @@ class ImportRejected(StoreError):
         self.errors = list(errors)
 
 
-@dataclass(frozen=True, slots=True)
-class Imported:
+class Imported(Shown):
+    """What an import did: products created and updated."""
+
     created: int
     updated: int
 
@@ -53,9 +58,7 @@ async def export_csv(db: Database) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for product in await list_products(db):
-        writer.writerow(
-            [_cell(product[c]) for c in CSV_COLUMNS]  # booleans as true/false
-        )
+        writer.writerow([_cell(getattr(product, c)) for c in CSV_COLUMNS])
     return out.getvalue()
 
 
@@ -64,7 +67,7 @@ async def export_csv(db: Database) -> str:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: Value) -> str:
+def _cell(value: str | int | bool) -> str:  # booleans as true/false
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
@@ -81,47 +84,86 @@ def _uncell(text: str) -> str:
 async def import_csv(db: Database, text: str) -> Imported:
     """Upsert the file's products by sku, all or nothing (:class:`ImportRejected`)."""
     header, rows, errors = _read_csv(text)
-    required = {s.name for s in PRODUCT_FIELDS if s.required}
     async with db.write() as session:
-        slugs = {c.slug: _id(c.id) for c in (await session.exec(select(Category))).all()}
+        categories = (await session.exec(select(Category))).all()
+        slugs = {c.slug: c.id for c in categories if c.id is not None}
         existing = {p.sku: p for p in (await session.exec(select(Product))).all()}
         seen: dict[str, int] = {}
-        checked_rows: list[dict[str, Value]] = []
+        checked: list[ProductIn] = []
         for line, cells in rows:
-            values: dict[str, Value] = {}
-            for spec in PRODUCT_FIELDS:
-                if spec.name not in header:
-                    continue
-                try:
-                    values[spec.name] = spec.parse(_uncell(cells[header.index(spec.name)]))
-                except InvalidField as error:
-                    errors.append(RowError(line, error.field, str(error)))
+            values, refused, product = _row(header, cells)
+            errors += [RowError(line=line, field=f, reason=r) for f, r in refused.items()]
             sku = values.get("sku")
-            if isinstance(sku, str):
+            if isinstance(sku, str) and "sku" not in refused:
                 if sku in seen:
-                    errors.append(RowError(line, "sku", f"sku {sku} is also on line {seen[sku]}"))
+                    reason = f"sku {sku} is also on line {seen[sku]}"
+                    errors.append(RowError(line=line, field="sku", reason=reason))
                 seen.setdefault(sku, line)
             category = values.get("category")
-            if isinstance(category, str) and category not in slugs:
-                errors.append(RowError(line, "category", f"unknown category {category!r}"))
-            if required <= values.keys():
-                checked_rows.append(values)
+            if isinstance(category, str) and "category" not in refused and category not in slugs:
+                reason = f"unknown category {category!r}"
+                errors.append(RowError(line=line, field="category", reason=reason))
+            if product is not None:
+                checked.append(product)
         if errors:
             raise ImportRejected(sorted(errors, key=lambda e: e.line))
         created = 0
-        for values in checked_rows:
-            fields = dict(values)
-            fields["category_id"] = slugs[str(fields.pop("category"))]
-            row = existing.get(str(values["sku"]))
-            if row is None:
-                defaults = {s.name: s.default for s in PRODUCT_FIELDS if s.default is not None}
-                session.add(Product(**_loose({**defaults, **fields})))
+        for product in checked:
+            category_id = slugs[str(product.category)]
+            row = existing.get(product.sku)
+            if row is None:  # a column left out takes its default
+                fields = product.model_dump(exclude={"category"})
+                session.add(Product(category_id=category_id, **fields))
                 created += 1
                 continue
-            for name, value in fields.items():
+            given = product.model_fields_set - {"category"}  # a column left out is left alone
+            for name, value in product.model_dump(include=given).items():
                 setattr(row, name, value)
+            row.category_id = category_id
             session.add(row)
-        return Imported(created=created, updated=len(checked_rows) - created)
+        return Imported(created=created, updated=len(checked) - created)
+
+
+def _row(
+    header: list[str], cells: list[str]
+) -> tuple[dict[str, object], dict[str, str], ProductIn | None]:
+    """A row's values by column, the columns refused with why (in the columns' order), and
+    the product when none was."""
+    values: dict[str, object] = {}
+    refused: dict[str, str] = {}
+    for name in CSV_COLUMNS:
+        if name in header:
+            try:
+                values[name] = _read_cell(name, _uncell(cells[header.index(name)]))
+            except InvalidField as error:
+                refused[name] = str(error)
+    product = None
+    try:
+        product = ProductIn.model_validate(values)
+    except ValidationError as error:
+        for problem in problems(error, ProductIn):
+            if problem.field is not None and problem.field not in refused:
+                refused[problem.field] = problem.reason
+    ordered = {name: refused[name] for name in CSV_COLUMNS if name in refused}
+    return values, ordered, None if refused else product
+
+
+_FLAGS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _read_cell(name: str, text: str) -> object:
+    """A cell read as its column's type (the rest is :class:`ProductIn`'s to check)."""
+    kind = ProductIn.model_fields[name].annotation
+    if kind is bool:
+        flag = _FLAGS.get(text.strip().lower())
+        if flag is None:
+            raise InvalidField(name, f"{name} must be true or false, not {quoted(text)}")
+        return flag
+    if kind is int:
+        if not re.fullmatch(r"\s*-?[0-9]{1,12}\s*", text):
+            raise InvalidField(name, f"{name} must be an integer, not {quoted(text)}")
+        return int(text)
+    return text
 
 
 def _read_csv(text: str) -> tuple[list[str], list[tuple[int, list[str]]], list[RowError]]:
@@ -132,17 +174,15 @@ def _read_csv(text: str) -> tuple[list[str], list[tuple[int, list[str]]], list[R
     header: list[str] = []
     try:
         header = [name.strip() for name in next(reader, [])]
-        problems = [f"unknown column {name!r}" for name in header if name not in CSV_COLUMNS]
-        problems += [
-            f"column {name} appears twice" for name in set(header) if header.count(name) > 1
+        wrong = [f"unknown column {quoted(name)}" for name in header if name not in CSV_COLUMNS]
+        wrong += [
+            f"column {name} appears twice"
+            for name in sorted(set(header) & set(CSV_COLUMNS))
+            if header.count(name) > 1
         ]
-        problems += [
-            f"missing column {s.name}"
-            for s in PRODUCT_FIELDS
-            if s.required and s.name not in header
-        ]
-        if problems:
-            raise ImportRejected([RowError(1, None, problem) for problem in problems])
+        wrong += [f"missing column {name}" for name in REQUIRED if name not in header]
+        if wrong:
+            raise ImportRejected([RowError(line=1, field=None, reason=w) for w in wrong])
         while True:
             line = reader.line_num + 1
             cells = next(reader, None)
@@ -152,11 +192,11 @@ def _read_csv(text: str) -> tuple[list[str], list[tuple[int, list[str]]], list[R
                 continue  # blank lines between rows
             if len(cells) != len(header):
                 reason = f"the row has {len(cells)} cells; the header has {len(header)}"
-                errors.append(RowError(line, None, reason))
+                errors.append(RowError(line=line, field=None, reason=reason))
                 continue
             rows.append((line, cells))
     except csv.Error as error:
-        errors.append(RowError(reader.line_num, None, f"unreadable CSV: {error}"))
+        errors.append(RowError(line=reader.line_num, field=None, reason=f"unreadable CSV: {error}"))
     if not rows and not errors:
-        errors.append(RowError(1, None, "the file has no products"))
+        errors.append(RowError(line=1, field=None, reason="the file has no products"))
     return header, rows, errors

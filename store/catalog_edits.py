@@ -1,13 +1,16 @@
 """Catalog edits: categories, products and stock, as staff make them through the admin API.
 
-Categories and products are few and listed whole, in menu order.
+The shapes of a category and a product are declared here once, as pydantic models: what a
+request may write (``*In``, ``*Patch``), checked against the columns' widths, and how a row is
+shown (``*Out``). The CSV import checks its rows with the same models. Categories and
+products are few and listed whole, in menu order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -18,93 +21,156 @@ from store.errors import Conflict, InvalidField, NotFound
 from store.fields import (
     SKU,
     SLUG,
-    Spec,
-    Value,
-    check_fields,
-    column_length,
-    count_field,
-    text_field,
+    Absent,
+    Count,
+    English,
+    Patch,
+    RowId,
+    Shown,
+    Text,
+    Whole,
+    Written,
+    refused,
 )
-from store.models import MAX_INT, Category, Product
+from store.models import (
+    DESCRIPTION_EN_WIDTH,
+    DESCRIPTION_KO_WIDTH,
+    MAX_INT,
+    NAME_WIDTH,
+    SKU_WIDTH,
+    SLUG_WIDTH,
+    Category,
+    Product,
+)
 
-CATEGORY_FIELDS: tuple[Spec, ...] = (
-    Spec("slug", "string", max_length=column_length(Category, "slug"), pattern=SLUG, required=True),
-    text_field(Category, "name_en", min_length=1, gsm7=True, required=True),
-    text_field(Category, "name_ko", min_length=1, required=True),
-    count_field("position", default=0),
-    Spec("active", "boolean", default=True),
-)
-PRODUCT_FIELDS: tuple[Spec, ...] = (
-    Spec("sku", "string", max_length=column_length(Product, "sku"), pattern=SKU, required=True),
-    Spec(
-        "category",
-        "category",
-        max_length=column_length(Category, "slug"),
-        pattern=SLUG,
-        minimum=1,
-        maximum=MAX_INT,
-        required=True,
-    ),
-    text_field(Product, "name_en", min_length=1, gsm7=True, required=True),
-    text_field(Product, "name_ko", min_length=1, required=True),
-    text_field(Product, "description_en", gsm7=True, default=""),
-    text_field(Product, "description_ko", default=""),
-    count_field("price", required=True),
-    count_field("stock", default=0),
-    count_field("position", default=0),
-    Spec("active", "boolean", default=True),
-)
-# Identity is not edited in place, and stock moves only through adjust_stock.
-CATEGORY_EDITABLE = tuple(s for s in CATEGORY_FIELDS if s.name != "slug")
-PRODUCT_EDITABLE = tuple(s for s in PRODUCT_FIELDS if s.name not in {"sku", "stock"})
+Slug = Annotated[str, Field(max_length=SLUG_WIDTH, pattern=SLUG)]
+Sku = Annotated[str, Field(max_length=SKU_WIDTH, pattern=SKU)]
+NameEn = Annotated[English, Field(min_length=1, max_length=NAME_WIDTH)]
+NameKo = Annotated[Text, Field(min_length=1, max_length=NAME_WIDTH)]
+DescriptionEn = Annotated[English, Field(max_length=DESCRIPTION_EN_WIDTH)]
+DescriptionKo = Annotated[Text, Field(max_length=DESCRIPTION_KO_WIDTH)]
+CategoryRef = Annotated[Slug | RowId, Field(description="the category's slug, or its id")]
+
+
+class CategoryIn(Written):
+    """A new category."""
+
+    slug: Slug
+    name_en: NameEn
+    name_ko: NameKo
+    position: Count = 0
+    active: bool = True
+
+
+class CategoryPatch(Patch):
+    """Changes to a category ({"active": false} deactivates); its slug is not edited."""
+
+    name_en: NameEn | Absent = None
+    name_ko: NameKo | Absent = None
+    position: Count | Absent = None
+    active: bool | Absent = None
+
+
+class CategoryOut(Shown):
+    id: int
+    slug: str
+    name_en: str
+    name_ko: str
+    position: int
+    active: bool
+
+
+class ProductIn(Written):
+    """A new product; also one row of the catalog's CSV file."""
+
+    sku: Sku
+    category: CategoryRef
+    name_en: NameEn
+    name_ko: NameKo
+    description_en: DescriptionEn = ""
+    description_ko: DescriptionKo = ""
+    price: Count
+    stock: Count = 0
+    position: Count = 0
+    active: bool = True
+
+
+class ProductPatch(Patch):
+    """Changes to a product; its sku is not edited, and stock moves only by :class:`StockChange`."""
+
+    category: CategoryRef | Absent = None
+    name_en: NameEn | Absent = None
+    name_ko: NameKo | Absent = None
+    description_en: DescriptionEn | Absent = None
+    description_ko: DescriptionKo | Absent = None
+    price: Count | Absent = None
+    position: Count | Absent = None
+    active: bool | Absent = None
+
+
+class ProductOut(Shown):
+    """A product as the API shows it: its category by slug."""
+
+    id: int
+    sku: str
+    category: str
+    name_en: str
+    name_ko: str
+    description_en: str
+    description_ko: str
+    price: int
+    stock: int
+    position: int
+    active: bool
+
+
+class StockChange(Written):
+    """Stock moved by a delta ({"delta": -3}) or set to a figure ({"set": 10})."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    delta: Annotated[int, Field(ge=-MAX_INT, le=MAX_INT), Whole] | Absent = None
+    set: Count | Absent = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, given: object) -> object:
+        if isinstance(given, dict) and len(given.keys() & cls.model_fields.keys()) != 1:
+            raise refused(f"give exactly one of {', '.join(cls.model_fields)}")
+        return given
 
 
 # --- categories -----------------------------------------------------------------------------
 
 
-def category_row(row: Category) -> dict[str, Value]:
-    return {
-        "id": _id(row.id),
-        "slug": row.slug,
-        "name_en": row.name_en,
-        "name_ko": row.name_ko,
-        "position": row.position,
-        "active": row.active,
-    }
-
-
-async def list_categories(db: Database) -> list[dict[str, Value]]:
+async def list_categories(db: Database) -> list[CategoryOut]:
     async with db.session() as session:
         rows = (await session.exec(select(Category).order_by(*_menu_order(Category)))).all()
-    return [category_row(row) for row in rows]
+    return [CategoryOut.model_validate(row) for row in rows]
 
 
-async def create_category(db: Database, values: Mapping[str, object]) -> dict[str, Value]:
-    checked = check_fields(CATEGORY_FIELDS, values)
+async def create_category(db: Database, new: CategoryIn) -> CategoryOut:
     try:
         async with db.write() as session:
-            if await _category(session, str(checked["slug"])) is not None:
-                raise Conflict(f"category {checked['slug']} already exists")
-            row = Category(**_loose(checked))
+            if await _category(session, new.slug) is not None:
+                raise Conflict(f"category {new.slug} already exists")
+            row = Category(**new.model_dump())
             session.add(row)
             await session.flush()
-            return category_row(row)
+            return CategoryOut.model_validate(row)
     except IntegrityError:  # created concurrently since the check
-        raise Conflict(f"category {checked['slug']} already exists") from None
+        raise Conflict(f"category {new.slug} already exists") from None
 
 
-async def update_category(
-    db: Database, slug: str, values: Mapping[str, object]
-) -> dict[str, Value]:
-    checked = check_fields(CATEGORY_EDITABLE, values, partial=True)
+async def update_category(db: Database, slug: str, change: CategoryPatch) -> CategoryOut:
     async with db.write() as session:
         row = await _category(session, slug)
         if row is None:
             raise NotFound(f"no category {slug!r}")
-        for name, value in checked.items():
+        for name, value in change.model_dump(exclude_unset=True).items():
             setattr(row, name, value)
         session.add(row)
-        return category_row(row)
+        return CategoryOut.model_validate(row)
 
 
 async def _category(session: AsyncSession, ref: str | int) -> Category | None:
@@ -113,7 +179,7 @@ async def _category(session: AsyncSession, ref: str | int) -> Category | None:
     return (await session.exec(select(Category).where(where))).first()
 
 
-async def _known_category(session: AsyncSession, ref: Value) -> Category:
+async def known_category(session: AsyncSession, ref: str | int) -> Category:
     row = await _category(session, ref)
     if row is None:
         raise InvalidField("category", f"unknown category {ref!r}")
@@ -121,23 +187,6 @@ async def _known_category(session: AsyncSession, ref: Value) -> Category:
 
 
 # --- products -------------------------------------------------------------------------------
-
-
-def product_row(row: Product, category: str) -> dict[str, Value]:
-    """A product as the API shows it and the CSV holds it (plus its id)."""
-    return {
-        "id": _id(row.id),
-        "sku": row.sku,
-        "category": category,
-        "name_en": row.name_en,
-        "name_ko": row.name_ko,
-        "description_en": row.description_en,
-        "description_ko": row.description_ko,
-        "price": row.price,
-        "stock": row.stock,
-        "position": row.position,
-        "active": row.active,
-    }
 
 
 def _products() -> Any:
@@ -148,72 +197,70 @@ def _products() -> Any:
     )
 
 
-async def list_products(db: Database, category: str | None = None) -> list[dict[str, Value]]:
+def _shown(product: Product, category: str) -> ProductOut:
+    return ProductOut.model_validate({**product.model_dump(), "category": category})
+
+
+async def list_products(db: Database, category: str | None = None) -> list[ProductOut]:
     query = _products()
     if category is not None:
         query = query.where(col(Category.slug) == category)
     async with db.session() as session:
         rows = (await session.exec(query)).all()
-    return [product_row(product, slug) for product, slug in rows]
+    return [_shown(product, slug) for product, slug in rows]
 
 
-async def get_product(db: Database, sku: str) -> dict[str, Value]:
+async def get_product(db: Database, sku: str) -> ProductOut:
     async with db.session() as session:
         return await _product_out(session, sku)
 
 
-async def create_product(db: Database, values: Mapping[str, object]) -> dict[str, Value]:
-    checked = check_fields(PRODUCT_FIELDS, values)
-    sku = str(checked["sku"])
+async def create_product(db: Database, new: ProductIn) -> ProductOut:
     try:
         async with db.write() as session:
-            category = await _known_category(session, checked.pop("category"))
-            if (await session.exec(select(Product.id).where(Product.sku == sku))).first():
-                raise Conflict(f"a product with sku {sku} already exists")
-            row = Product(category_id=_id(category.id), **_loose(checked))
+            category = await known_category(session, new.category)
+            if (await session.exec(select(Product.id).where(Product.sku == new.sku))).first():
+                raise Conflict(f"a product with sku {new.sku} already exists")
+            row = Product(category_id=_id(category.id), **new.model_dump(exclude={"category"}))
             session.add(row)
             await session.flush()
-            return product_row(row, category.slug)
+            return _shown(row, category.slug)
     except IntegrityError:  # created concurrently since the check
-        raise Conflict(f"a product with sku {sku} already exists") from None
+        raise Conflict(f"a product with sku {new.sku} already exists") from None
 
 
-async def update_product(db: Database, sku: str, values: Mapping[str, object]) -> dict[str, Value]:
-    checked = check_fields(PRODUCT_EDITABLE, values, partial=True)
+async def update_product(db: Database, sku: str, change: ProductPatch) -> ProductOut:
     async with db.write() as session:
         row = await _product(session, sku)
-        if "category" in checked:
-            row.category_id = _id((await _known_category(session, checked.pop("category"))).id)
-        for name, value in checked.items():
+        if change.category is not None:
+            row.category_id = _id((await known_category(session, change.category)).id)
+        for name, value in change.model_dump(exclude_unset=True, exclude={"category"}).items():
             setattr(row, name, value)
         session.add(row)
         await session.flush()
         return await _product_out(session, sku)
 
 
-async def adjust_stock(
-    db: Database, sku: str, *, delta: int | None = None, to: int | None = None
-) -> dict[str, Value]:
-    """Move stock by ``delta`` or set it ``to`` a figure; never below zero (:class:`Conflict`).
+async def adjust_stock(db: Database, sku: str, change: StockChange) -> ProductOut:
+    """Move stock by a delta or set it to a figure; never below zero (:class:`Conflict`).
 
     The change is one conditional ``UPDATE``, so it composes with orders taking stock at the
     same moment instead of overwriting them.
     """
     statement = update(Product).where(col(Product.sku) == sku)
-    if to is not None:
-        statement = statement.values(stock=to)
+    delta = change.delta
+    if change.set is not None:
+        statement = statement.values(stock=change.set)
     elif delta is not None:
         # Bounds computed here, not in SQL, so PostgreSQL never overflows INTEGER evaluating them.
         statement = statement.where(
             col(Product.stock) >= max(0, -delta), col(Product.stock) <= MAX_INT - max(0, delta)
         ).values(stock=col(Product.stock) + delta)
-    else:
-        raise InvalidField("delta", "give delta or set")
     statement = statement.returning(col(Product.id)).execution_options(synchronize_session=False)
     async with db.write() as session:
         if (await session.exec(statement)).first() is None:
             row = await _product(session, sku)
-            assert delta is not None
+            assert delta is not None  # setting a figure fails only for want of the product
             if delta < 0:
                 raise Conflict(
                     f"stock of {sku} is {row.stock}; it cannot go down by {-delta} (never below 0)"
@@ -229,21 +276,16 @@ async def _product(session: AsyncSession, sku: str) -> Product:
     return row
 
 
-async def _product_out(session: AsyncSession, sku: str) -> dict[str, Value]:
+async def _product_out(session: AsyncSession, sku: str) -> ProductOut:
     found = (await session.exec(_products().where(col(Product.sku) == sku))).first()
     if found is None:
         raise NotFound(f"no product {sku!r}")
     product, slug = found
-    return product_row(product, slug)
+    return _shown(product, slug)
 
 
 def _menu_order(table: type[Category] | type[Product]) -> tuple[Any, Any]:
     return col(table.position), col(table.id)
-
-
-def _loose(values: Mapping[str, Value]) -> dict[str, Any]:
-    # Checked field by field against the specs; the model's constructor wants them untyped.
-    return dict(values)
 
 
 def _id(value: int | None) -> int:

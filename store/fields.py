@@ -1,127 +1,117 @@
-"""What a writable admin field may hold: one :class:`Spec` row per field.
+"""What a field staff write may hold: pydantic types and the bases of the admin's shapes.
 
-The API derives its request schema from the specs and CSV rows are checked by them.
+A text's width is the width of the column that keeps it (``store/models.py``), a count fits
+an INTEGER column, and no text holds a control character. The same types check an admin
+request and a CSV row, so both refuse the same values (in the same words:
+``store/refusals.py``), and the admin API's OpenAPI document is generated from them.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated
 
-from sqlmodel import SQLModel
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
-from menus.screens import is_gsm7
-from store.errors import InvalidField
 from store.models import MAX_INT
 
-Value = str | int | bool
 NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
 # English texts, shown on GSM-7 screens: printable ASCII but the backtick, which GSM-7 lacks.
 ASCII = r"^[\x20-\x5f\x61-\x7e]*$"
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 SKU = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-# What a value that does not match a pattern is told.
+ORDER_CODE = r"^[0-9A-Za-z]+$"
+STAFF_NAME = r"^[A-Za-z0-9._@-]+$"
+# What a value that does not match a pattern is told (store/refusals.py says it).
 PATTERN_SAYS = {
     NO_CONTROLS: "must not contain control characters",
     ASCII: "must be printable ASCII without ` (GSM-7)",
     SLUG: "must be lower-case letters, digits and '-', starting with a letter or digit",
     SKU: "must be letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ORDER_CODE: "must be letters and digits",
+    STAFF_NAME: "must be letters, digits, '.', '_', '@' and '-'",
 }
 
 
-def column_length(table: type[SQLModel], name: str) -> int:
-    """The width of a VARCHAR column, as PostgreSQL enforces it."""
-    length = getattr(table.__table__.c[name].type, "length", None)  # type: ignore[attr-defined]
-    assert isinstance(length, int)
-    return length
+def _whole(value: object) -> object:
+    # JSON Schema's integers include 1.0, so a client may send one; a fraction is still refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """One writable field. ``kind="category"`` is a category's slug, or its id in JSON."""
+# Bounds go before a BeforeValidator: after it, pydantic checks them but leaves them out of
+# the JSON Schema (or writes them as "ge" and "le", which JSON Schema does not know).
+Whole = BeforeValidator(_whole)
+Text = Annotated[str, Field(pattern=NO_CONTROLS)]
+English = Annotated[str, Field(pattern=ASCII)]  # shown on GSM-7 screens
+Count = Annotated[int, Field(ge=0, le=MAX_INT), Whole]
+RowId = Annotated[int, Field(ge=1, le=MAX_INT), Whole]
+# Left out: None in Python, and not offered to a client (the document has no null for it).
+Absent = SkipJsonSchema[None]
 
-    name: str
-    kind: Literal["string", "integer", "boolean", "category"]
-    max_length: int | None = None
-    min_length: int = 0
-    minimum: int | None = None
-    maximum: int | None = None
-    pattern: str | None = None
-    gsm7: bool = False
-    required: bool = False
-    default: Value | None = None
 
-    def check(self, value: object) -> Value:
-        """``value`` if it is usable for this field, else :class:`Invalid` naming the field."""
-        name = self.name
-        if self.kind == "boolean":
-            if not isinstance(value, bool):
-                raise InvalidField(name, f"{name} must be true or false")
-            return value
-        if self.kind == "integer" or (self.kind == "category" and not isinstance(value, str)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidField(name, f"{name} must be an integer")
-            if self.minimum is not None and value < self.minimum:
-                raise InvalidField(name, f"{name} must be at least {self.minimum}")
-            if self.maximum is not None and value > self.maximum:
-                raise InvalidField(name, f"{name} must be at most {self.maximum}")
-            return value
-        if not isinstance(value, str):
-            raise InvalidField(name, f"{name} must be a string")
-        if len(value) < self.min_length:
-            raise InvalidField(name, f"{name} must not be empty")
-        if self.max_length is not None and len(value) > self.max_length:
-            raise InvalidField(name, f"{name} is too long (at most {self.max_length} characters)")
-        if self.pattern is not None and not re.fullmatch(self.pattern, value):  # anchored
-            raise InvalidField(name, f"{name} {PATTERN_SAYS.get(self.pattern, 'has a wrong form')}")
-        if self.gsm7 and not is_gsm7(value):
-            raise InvalidField(name, f"{name} must use only GSM-7 characters (plain ASCII)")
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+# A stored time (naive UTC) shown as RFC 3339 in UTC: "2024-05-01T08:00:00Z".
+UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class Written(BaseModel):
+    """What staff write, a request body or a CSV row: strict types, no field it does not know.
+
+    Null is never a value: a field that may be left out is ``<type> | Absent = None``.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:  # refused as a value of the wrong type: said by the field's type
+            raise PydanticCustomError("null", "null")
         return value
 
-    def parse(self, text: str) -> Value:
-        """A CSV cell read as this field's type, then checked."""
-        if self.kind == "boolean":
-            flag = _FLAGS.get(text.strip().lower())
-            if flag is None:
-                raise InvalidField(self.name, f"{self.name} must be true or false, not {text!r}")
-            return flag
-        if self.kind == "integer":
-            if not re.fullmatch(r"\s*-?[0-9]{1,12}\s*", text):
-                raise InvalidField(self.name, f"{self.name} must be an integer, not {text!r}")
-            return self.check(int(text))
-        return self.check(text)
+
+class Patch(Written):
+    """Changes to a row: at least one field; a field left out stays as it is."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _at_least_one(cls, given: object) -> object:
+        if isinstance(given, dict) and not given:
+            raise refused(f"give at least one of {', '.join(cls.model_fields)}")
+        return given
 
 
-_FLAGS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+class Shown(BaseModel):
+    """An answer's shape: a row as staff see it (read from its attributes), a page, a report.
 
+    Its schema says no other field is ever there, so a client may rely on that.
+    """
 
-def text_field(table: type[SQLModel], name: str, *, gsm7: bool = False, **kw: Any) -> Spec:
-    pattern = ASCII if gsm7 else NO_CONTROLS
-    return Spec(
-        name, "string", max_length=column_length(table, name), pattern=pattern, gsm7=gsm7, **kw
+    model_config = ConfigDict(
+        from_attributes=True, frozen=True, json_schema_extra={"additionalProperties": False}
     )
 
 
-def count_field(name: str, **kw: Any) -> Spec:
-    return Spec(name, "integer", minimum=0, maximum=MAX_INT, **kw)
+def refused(reason: str) -> PydanticCustomError:
+    """A refusal raised by a validator of ours, in our words (which must not quote input).
 
-
-def check_fields(
-    specs: Sequence[Spec], values: Mapping[str, object], *, partial: bool = False
-) -> dict[str, Value]:
-    """The values checked field by field; unknown fields and missing required ones refused."""
-    known = {s.name: s for s in specs}
-    for name in values:
-        if name not in known:
-            raise InvalidField(name, f"unknown field {name}")
-    checked: dict[str, Value] = {}
-    for spec in specs:
-        if spec.name in values:
-            checked[spec.name] = spec.check(values[spec.name])
-        elif not partial and spec.required:
-            raise InvalidField(spec.name, f"{spec.name} is required")
-        elif not partial and spec.default is not None:
-            checked[spec.name] = spec.default
-    return checked
+    :func:`store.refusals.problems` passes the reason on as it is.
+    """
+    return PydanticCustomError("refused", "{reason}", {"reason": reason})

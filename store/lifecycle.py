@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -20,7 +21,9 @@ from store.errors import Conflict, NotFound, StoreError
 from store.models import EVENT_NOTE_WIDTH, Order, OrderEvent, OrderLine, Product, utcnow
 from store.outbox import enqueue
 
-STATUSES = ("placed", "confirmed", "dispatched", "delivered", "cancelled")
+StaffStatus = Literal["confirmed", "dispatched", "delivered", "cancelled"]  # what staff set
+Status = Literal["placed", StaffStatus]
+STATUSES: tuple[Status, ...] = get_args(Status)
 # What staff may do from each status.
 NEXT: dict[str, frozenset[str]] = {
     "placed": frozenset({"confirmed", "cancelled"}),

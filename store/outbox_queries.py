@@ -2,27 +2,57 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from store.db import Database
 from store.errors import Conflict, NotFound
+from store.fields import Shown, UtcTime
 from store.models import OutboundMessage, utcnow
 from store.pages import Page, keyset_page
 
-OUTBOX_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "cancelled")
+MessageStatus = Literal["queued", "sending", "sent", "delivered", "failed", "cancelled"]
+OUTBOX_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
+
+
+class MessageOut(Shown):
+    """An SMS in the outbox, as staff see it."""
+
+    id: int
+    to: str
+    body: str
+    kind: str
+    order_id: int | None
+    status: MessageStatus
+    attempts: int
+    next_attempt_at: UtcTime
+    provider: str | None
+    provider_message_id: str | None
+    last_error: str | None
+    created_at: UtcTime
+    sent_at: UtcTime | None
+    delivered_at: UtcTime | None
+
+
+class MessagePage(Page[MessageOut]):
+    pass
 
 
 async def list_outbox(
     db: Database, *, status: str | None = None, limit: int = 50, cursor: int | None = None
-) -> Page:
+) -> MessagePage:
     query = select(OutboundMessage)
     if status is not None:
         query = query.where(col(OutboundMessage.status) == status)
-    return await keyset_page(db, query, OutboundMessage, limit, cursor)
+    rows, next_cursor = await keyset_page(db, query, OutboundMessage, limit, cursor)
+    return MessagePage(
+        items=[MessageOut.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
-async def retry_message(db: Database, id: int) -> OutboundMessage:
+async def retry_message(db: Database, id: int) -> MessageOut:
     """Put a failed message back in the queue, due now with its attempts reset."""
     async with db.write() as session:
         retried = await session.exec(
@@ -38,4 +68,4 @@ async def retry_message(db: Database, id: int) -> OutboundMessage:
             raise NotFound(f"no message {id}")
         if not requeued:
             raise Conflict(f"message {id} is {row.status}; only failed messages can be retried")
-        return row
+        return MessageOut.model_validate(row)

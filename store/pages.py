@@ -6,21 +6,23 @@ shift or repeat a page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from pydantic import Field
 from sqlmodel import col
 
 from store.db import Database
+from store.fields import Shown
 from store.models import Order, OutboundMessage
 
+Item = TypeVar("Item", bound=Shown)
 
-@dataclass(frozen=True, slots=True)
-class Page:
+
+class Page(Shown, Generic[Item]):
     """Rows newest first; ``next_cursor`` continues below them (None: this was the last)."""
 
-    rows: list[Any]
-    next_cursor: int | None
+    items: list[Item]
+    next_cursor: int | None = Field(description="pass as cursor for the next page")
 
 
 async def keyset_page(
@@ -29,7 +31,8 @@ async def keyset_page(
     table: type[Order] | type[OutboundMessage],
     limit: int,
     cursor: int | None,
-) -> Page:
+) -> tuple[list[Any], int | None]:
+    """The query's rows newest first, at most ``limit`` below ``cursor``; and the next cursor."""
     if cursor is not None:
         query = query.where(col(table.id) < cursor)
     query = query.order_by(col(table.id).desc()).limit(limit + 1)
@@ -37,10 +40,4 @@ async def keyset_page(
         rows = list((await session.exec(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, _id(rows[-1].id) if more else None)
-
-
-def _id(value: int | None) -> int:
-    # Rows read back from the database always have their primary key.
-    assert value is not None
-    return value
+    return rows, rows[-1].id if more else None

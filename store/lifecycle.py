@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -16,11 +17,13 @@ from sqlmodel import col, select
 from menus.ports import CUSTOMER_CANCELLABLE
 from store.codes import normalise_code
 from store.db import Database
-from store.errors import StoreError
+from store.errors import Conflict, NotFound, StoreError
 from store.models import EVENT_NOTE_WIDTH, Order, OrderEvent, OrderLine, Product, utcnow
 from store.outbox import enqueue
 
-STATUSES = ("placed", "confirmed", "dispatched", "delivered", "cancelled")
+StaffStatus = Literal["confirmed", "dispatched", "delivered", "cancelled"]  # what staff set
+Status = Literal["placed", StaffStatus]
+STATUSES: tuple[Status, ...] = get_args(Status)
 # What staff may do from each status.
 NEXT: dict[str, frozenset[str]] = {
     "placed": frozenset({"confirmed", "cancelled"}),
@@ -33,11 +36,11 @@ NEXT: dict[str, frozenset[str]] = {
 RenderStatusSms = Callable[[str, str, str], str]  # (status, order code, language) -> body
 
 
-class IllegalTransition(StoreError):
+class IllegalTransition(Conflict):
     """The order's status does not allow the change asked for."""
 
 
-class UnknownOrder(StoreError):
+class UnknownOrder(NotFound):
     """No such order (or, for a customer, not theirs: the two answer alike)."""
 
 

@@ -32,13 +32,21 @@ SERVICE_CODE_WIDTH = 40
 CHANNEL_WIDTH = 32
 ORDER_KEY_WIDTH = 120
 EVENT_NOTE_WIDTH = 200  # why an order changed, as staff or the system wrote it
+ORDER_CODE_WIDTH = 12
+NAME_WIDTH = 40  # a category's, product's, zone's or order line's name, in either language
+SLUG_WIDTH = 40  # a category's
+SKU_WIDTH = 40
+DESCRIPTION_EN_WIDTH = 120
+DESCRIPTION_KO_WIDTH = 60
+ACTOR_WIDTH = 40  # who changed an order: "customer:+850...", "staff:<name>", "system"
+MAX_INT = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
 
 
 class Category(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    slug: str = Field(unique=True, max_length=40)
-    name_en: str = Field(max_length=40)
-    name_ko: str = Field(max_length=40)
+    slug: str = Field(unique=True, max_length=SLUG_WIDTH)
+    name_en: str = Field(max_length=NAME_WIDTH)
+    name_ko: str = Field(max_length=NAME_WIDTH)
     position: int = 0
     active: bool = True
 
@@ -49,12 +57,12 @@ class Product(SQLModel, table=True):
     __table_args__ = (CheckConstraint("stock >= 0", name="product_stock_not_negative"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    sku: str = Field(unique=True, max_length=40)
+    sku: str = Field(unique=True, max_length=SKU_WIDTH)
     category_id: int = Field(foreign_key="category.id", index=True)
-    name_en: str = Field(max_length=40)
-    name_ko: str = Field(max_length=40)
-    description_en: str = Field(default="", max_length=120)
-    description_ko: str = Field(default="", max_length=60)
+    name_en: str = Field(max_length=NAME_WIDTH)
+    name_ko: str = Field(max_length=NAME_WIDTH)
+    description_en: str = Field(default="", max_length=DESCRIPTION_EN_WIDTH)
+    description_ko: str = Field(default="", max_length=DESCRIPTION_KO_WIDTH)
     price: int = Field(ge=0)
     stock: int = Field(default=0, ge=0)
     position: int = 0
@@ -63,8 +71,8 @@ class Product(SQLModel, table=True):
 
 class DeliveryZone(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    name_en: str = Field(max_length=40)
-    name_ko: str = Field(max_length=40)
+    name_en: str = Field(max_length=NAME_WIDTH)
+    name_ko: str = Field(max_length=NAME_WIDTH)
     fee: int = Field(ge=0)
     position: int = 0
     active: bool = True
@@ -84,7 +92,7 @@ class Order(SQLModel, table=True):
     __tablename__ = "orders"  # "order" is an SQL keyword
 
     id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(unique=True, max_length=12)
+    code: str = Field(unique=True, max_length=ORDER_CODE_WIDTH)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     msisdn: str = Field(index=True, max_length=MSISDN_WIDTH)
     status: str = Field(default="placed", index=True, max_length=16)
@@ -104,8 +112,8 @@ class OrderLine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="orders.id", index=True)
     product_id: int = Field(foreign_key="product.id")
-    name_en: str = Field(max_length=40)  # snapshots: a later rename never rewrites history
-    name_ko: str = Field(max_length=40)
+    name_en: str = Field(max_length=NAME_WIDTH)  # snapshots: a later rename never rewrites history
+    name_ko: str = Field(max_length=NAME_WIDTH)
     unit_price: int
     quantity: int
 
@@ -114,7 +122,7 @@ class OrderEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="orders.id", index=True)
     status: str = Field(max_length=16)
-    actor: str = Field(max_length=40)  # "customer:+850...", "staff:<name>", "system"
+    actor: str = Field(max_length=ACTOR_WIDTH)  # "customer:+850...", "staff:<name>", "system"
     note: str = Field(default="", max_length=EVENT_NOTE_WIDTH)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
 

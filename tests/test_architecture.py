@@ -31,9 +31,7 @@ SIMULATOR_HOSTS = ("gateway.cli", "gateway.simulator_web")
 SERVER = "gateway.app"
 NEVER_IN_SERVER = ("gateway.cli", "simulators.terminal")
 # Crossings the README names as temporary, with the reason: (importer, imported) -> why.
-TEMPORARY: Mapping[tuple[str, str], str] = {
-    ("store.admin", "menus.screens"): "store/admin.py, being split, checks names with is_gsm7",
-}
+TEMPORARY: Mapping[tuple[str, str], str] = {}
 # One exception root per package: every exception a package defines derives from it.
 ROOTS: Mapping[str, str] = {
     "gateway": "gateway.errors.GatewayError",

@@ -1,31 +1,30 @@
-"""What every admin handler shares: the app's resources, JSON answers, catalog change news."""
+"""What every admin handler shares: the app's resources, 4xx answers, catalog change news."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from gateway import keys
-from gateway.admin._validate import Input
+from gateway.admin.api import Refusal
 from store.db import Database
-
-Handler = Callable[[web.Request, Input], Awaitable[web.StreamResponse]]
 
 
 def database(request: web.Request) -> Database:
     return request.config_dict[keys.DATABASE]
 
 
-def answer(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
-def error(status: int, reason: str, **extra: Any) -> web.Response:
-    """A 4xx: ``{"error": reason}`` (plus ``extra`` fields)."""
-    return web.json_response({"error": reason, **extra}, status=status)
+def error(status: int, reason: str, shape: BaseModel | None = None) -> web.Response:
+    """A 4xx: a :class:`Refusal` (``{"error": reason}``), or ``shape`` when the route says."""
+    answer = Refusal(error=reason) if shape is None else shape
+    return web.Response(
+        body=answer.model_dump_json(),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 async def catalog_changed(request: web.Request) -> None:
@@ -33,27 +32,18 @@ async def catalog_changed(request: web.Request) -> None:
     await request.config_dict[keys.GATEWAY].sessions.bump_catalog()
 
 
-def iso(moment: datetime) -> str:
-    """A stored (naive UTC) time as RFC 3339."""
-    return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
-def maybe_iso(moment: datetime | None) -> str | None:
-    return None if moment is None else iso(moment)
-
-
-def moment(text: str | None, *, end: bool) -> datetime | None:
+def moment(bound: date | datetime | None, *, end: bool) -> datetime | None:
     """A bound as naive UTC. A date means its start, or as an end, the start of the next day.
 
     A bound past what ``datetime`` holds (year 1 at +10:00, 9999-12-31 as an end) bounds
     nothing, so it is dropped rather than refused.
     """
-    if text is None:
-        return None
     try:
-        if len(text) == len("YYYY-MM-DD"):
-            day = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        if isinstance(bound, datetime):
+            return bound.astimezone(UTC).replace(tzinfo=None)
+        if isinstance(bound, date):
+            day = datetime.combine(bound, datetime.min.time())
             return day + timedelta(days=1) if end else day
-        return datetime.fromisoformat(text.upper()).astimezone(UTC).replace(tzinfo=None)
     except OverflowError:
-        return None
+        pass
+    return None

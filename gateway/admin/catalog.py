@@ -8,67 +8,74 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin._http import answer, catalog_changed, database
-from gateway.admin._validate import Input
-from store import admin
+from gateway.admin._http import catalog_changed, database
+from gateway.admin.api import NoInput
+from gateway.admin.shapes import (
+    CatalogFile,
+    CategoryEdit,
+    NewCategory,
+    NewProduct,
+    ProductAt,
+    ProductEdit,
+    ProductFilter,
+    StockMove,
+)
+from store import catalog_csv, catalog_edits
+from store.catalog_csv import Imported
+from store.catalog_edits import CategoryOut, ProductOut
 
 
-async def list_categories(request: web.Request, given: Input) -> web.Response:
-    return answer(await admin.list_categories(database(request)))
+async def list_categories(request: web.Request, given: NoInput) -> list[CategoryOut]:
+    return await catalog_edits.list_categories(database(request))
 
 
-async def create_category(request: web.Request, given: Input) -> web.Response:
-    row = await admin.create_category(database(request), given.body)
+async def create_category(request: web.Request, given: NewCategory) -> CategoryOut:
+    made = await catalog_edits.create_category(database(request), given.body)
     await catalog_changed(request)
-    return answer(row, status=201)
+    return made
 
 
-async def update_category(request: web.Request, given: Input) -> web.Response:
-    row = await admin.update_category(database(request), given.path["slug"], given.body)
+async def update_category(request: web.Request, given: CategoryEdit) -> CategoryOut:
+    changed = await catalog_edits.update_category(database(request), given.slug, given.body)
     await catalog_changed(request)
-    return answer(row)
+    return changed
 
 
-async def list_products(request: web.Request, given: Input) -> web.Response:
-    return answer(await admin.list_products(database(request), given.query.get("category")))
+async def list_products(request: web.Request, given: ProductFilter) -> list[ProductOut]:
+    return await catalog_edits.list_products(database(request), given.category)
 
 
-async def get_product(request: web.Request, given: Input) -> web.Response:
-    return answer(await admin.get_product(database(request), given.path["sku"]))
+async def get_product(request: web.Request, given: ProductAt) -> ProductOut:
+    return await catalog_edits.get_product(database(request), given.sku)
 
 
-async def create_product(request: web.Request, given: Input) -> web.Response:
-    row = await admin.create_product(database(request), given.body)
+async def create_product(request: web.Request, given: NewProduct) -> ProductOut:
+    made = await catalog_edits.create_product(database(request), given.body)
     await catalog_changed(request)
-    return answer(row, status=201)
+    return made
 
 
-async def update_product(request: web.Request, given: Input) -> web.Response:
-    row = await admin.update_product(database(request), given.path["sku"], given.body)
+async def update_product(request: web.Request, given: ProductEdit) -> ProductOut:
+    changed = await catalog_edits.update_product(database(request), given.sku, given.body)
     await catalog_changed(request)
-    return answer(row)
+    return changed
 
 
-async def adjust_stock(request: web.Request, given: Input) -> web.Response:
-    row = await admin.adjust_stock(
-        database(request),
-        given.path["sku"],
-        delta=given.body.get("delta"),
-        to=given.body.get("set"),
-    )
+async def adjust_stock(request: web.Request, given: StockMove) -> ProductOut:
+    moved = await catalog_edits.adjust_stock(database(request), given.sku, given.body)
     await catalog_changed(request)
-    return answer(row)
+    return moved
 
 
-async def export_catalog(request: web.Request, given: Input) -> web.Response:
+async def export_catalog(request: web.Request, given: NoInput) -> web.Response:
     return web.Response(
-        text=await admin.export_csv(database(request)),
+        text=await catalog_csv.export_csv(database(request)),
         content_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="catalog.csv"'},
     )
 
 
-async def import_catalog(request: web.Request, given: Input) -> web.Response:
-    imported = await admin.import_csv(database(request), given.body)
+async def import_catalog(request: web.Request, given: CatalogFile) -> Imported:
+    imported = await catalog_csv.import_csv(database(request), given.body)
     await catalog_changed(request)
-    return answer({"created": imported.created, "updated": imported.updated})
+    return imported

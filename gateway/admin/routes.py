@@ -1,4 +1,4 @@
-"""Mounting the admin API: bearer auth, one handler per declared operation, JSON errors.
+"""The admin API's routes, each declared once, mounted behind bearer auth with JSON errors.
 
 Every route under ``/admin/api/`` needs ``Authorization: Bearer <OKRYU_ADMIN_TOKEN>``,
 compared in constant time; the token never reaches a log or an answer. With an empty token
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +20,102 @@ from aiohttp.typedefs import Middleware
 
 from gateway import keys
 from gateway.admin import catalog, orders, outbox, reports
-from gateway.admin._http import Handler, error
-from gateway.admin._validate import Input, read_input
-from gateway.admin.openapi import OPERATIONS, PREFIX, Operation, document
+from gateway.admin._http import error
+from gateway.admin.api import PREFIX, Link, NoInput, Route, read, respond
+from gateway.admin.openapi import document
+from gateway.admin.shapes import (
+    CatalogFile,
+    CategoryEdit,
+    CsvText,
+    Funnel,
+    ImportProblems,
+    MessageAt,
+    NewCategory,
+    NewProduct,
+    OrderAt,
+    OrderFilter,
+    OrderMove,
+    OutboxFilter,
+    Period,
+    ProductAt,
+    ProductEdit,
+    ProductFilter,
+    Stats,
+    StockMove,
+)
 from gateway.messages import BadRequest
 from gateway.settings import SettingsError
-from store.admin import Conflict, ImportRejected, NotFound
-from store.errors import StoreError
-from store.lifecycle import IllegalTransition, UnknownOrder
+from store.catalog_csv import Imported, ImportRejected
+from store.catalog_edits import CategoryOut, ProductOut
+from store.errors import Conflict, NotFound, StoreError
+from store.order_queries import OrderDetailOut, OrderPage
+from store.outbox_queries import MessageOut, MessagePage
 
 log = logging.getLogger("okryu.admin")
 
 DEMO_TOKEN = "demo"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="okryu-admin"'}
+
+
+async def openapi(request: web.Request, given: NoInput) -> web.StreamResponse:
+    return web.json_response(_document())
+
+
+@cache
+def _document() -> dict[str, Any]:
+    return document(ROUTES, {422: ImportProblems})
+
+
+def _to_product(at: str) -> tuple[Link, ...]:
+    return tuple(Link(to, "sku", at) for to in ("get_product", "update_product", "adjust_stock"))
+
+
+ROUTES: tuple[Route[Any], ...] = (
+    Route("GET", "/openapi.json", "This document", openapi, NoInput, answer=dict[str, Any]),
+    Route("GET", "/categories", "Every category, active or not, in menu order",
+          catalog.list_categories, NoInput, answer=list[CategoryOut]),
+    Route("POST", "/categories", "Add a category", catalog.create_category, NewCategory,
+          answer=CategoryOut, status=201, errors=(409,),
+          links=(Link("update_category", "slug", "$response.body#/slug"),)),
+    Route("PATCH", "/categories/{slug}",
+          "Change a category's names, position or active flag ({\"active\": false} deactivates)",
+          catalog.update_category, CategoryEdit, answer=CategoryOut, errors=(404,)),
+    Route("GET", "/products", "Every product, active or not, in menu order",
+          catalog.list_products, ProductFilter, answer=list[ProductOut]),
+    Route("POST", "/products", "Add a product", catalog.create_product, NewProduct,
+          answer=ProductOut, status=201, errors=(409,), links=_to_product("$response.body#/sku")),
+    Route("GET", "/products/{sku}", "One product", catalog.get_product, ProductAt,
+          answer=ProductOut, errors=(404,)),
+    Route("PATCH", "/products/{sku}",
+          "Change a product ({\"active\": false} deactivates; stock moves through /stock)",
+          catalog.update_product, ProductEdit, answer=ProductOut, errors=(404,)),
+    Route("POST", "/products/{sku}/stock",
+          "Move stock by delta ({\"delta\": -3}) or set it ({\"set\": 10}); never below zero",
+          catalog.adjust_stock, StockMove, answer=ProductOut, errors=(404, 409)),
+    Route("GET", "/catalog.csv", "Every product as CSV", catalog.export_catalog, NoInput,
+          answer=CsvText, answer_type="text/csv"),
+    Route("POST", "/catalog.csv",
+          "Upsert products by sku from CSV, all or nothing; problems are reported per line",
+          catalog.import_catalog, CatalogFile, answer=Imported, errors=(422,)),
+    Route("GET", "/orders", "Orders, newest first, filtered", orders.list_orders, OrderFilter,
+          answer=OrderPage,
+          links=tuple(Link(to, "code", "$response.body#/items/0/code")
+                      for to in ("get_order", "change_order_status"))),
+    Route("GET", "/orders/{code}", "One order with its lines and history", orders.get_order,
+          OrderAt, answer=OrderDetailOut, errors=(404,)),
+    Route("POST", "/orders/{code}/status",
+          "Confirm, dispatch, deliver or cancel (restocks); the customer is told by SMS",
+          orders.change_order_status, OrderMove, answer=OrderDetailOut, errors=(404, 409)),
+    Route("GET", "/outbox", "Outbound SMS, newest first", outbox.list_outbox, OutboxFilter,
+          answer=MessagePage, links=(Link("retry_message", "id", "$response.body#/items/0/id"),)),
+    Route("GET", "/reports/funnel",
+          "Sessions that reached each step of the order journey in a period, and the drop-off",
+          reports.funnel, Period, answer=Funnel),
+    Route("GET", "/stats", "The live hop rate of this process; orders and SMS by status",
+          reports.stats, NoInput, answer=Stats),
+    Route("POST", "/outbox/{id}/retry", "Queue a failed message again, due now, its attempts reset",
+          outbox.retry_message, MessageAt, answer=MessageOut, errors=(404, 409)),
+)  # fmt: skip
 
 
 def add_admin_routes(app: web.Application) -> None:
@@ -50,11 +134,8 @@ def add_admin_routes(app: web.Application) -> None:
             " set a secret token before exposing it"
         )
     admin = web.Application(middlewares=[_guard(token)])
-    the_document = document()
-    handlers: dict[str, Handler] = {**HANDLERS, "openapi": _serving(the_document)}
-    assert handlers.keys() == {op.id for op in OPERATIONS}, "every operation needs a handler"
-    for op in OPERATIONS:
-        admin.router.add_route(op.method, op.path.removeprefix(PREFIX), _bind(op, handlers[op.id]))
+    for route in ROUTES:
+        admin.router.add_route(route.method, route.path, _bind(route))
     app.add_subapp(PREFIX, admin)
     # The dashboard page holds no data: everything it shows comes from the API, with the token.
     app.router.add_get("/admin", _to_dashboard)
@@ -76,39 +157,9 @@ async def _dashboard(request: web.Request) -> web.StreamResponse:
     )
 
 
-HANDLERS: dict[str, Handler] = {
-    "list_categories": catalog.list_categories,
-    "create_category": catalog.create_category,
-    "update_category": catalog.update_category,
-    "list_products": catalog.list_products,
-    "create_product": catalog.create_product,
-    "get_product": catalog.get_product,
-    "update_product": catalog.update_product,
-    "adjust_stock": catalog.adjust_stock,
-    "export_catalog": catalog.export_catalog,
-    "import_catalog": catalog.import_catalog,
-    "list_orders": orders.list_orders,
-    "get_order": orders.get_order,
-    "change_order_status": orders.change_order_status,
-    "list_outbox": outbox.list_outbox,
-    "retry_message": outbox.retry_message,
-    "funnel": reports.funnel,
-    "stats": reports.stats,
-}
-
-
-def _serving(the_document: dict[str, Any]) -> Handler:
-    async def openapi(request: web.Request, given: Input) -> web.Response:
-        return web.json_response(the_document)
-
-    return openapi
-
-
-def _bind(
-    op: Operation, handler: Handler
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _bind(route: Route[Any]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def bound(request: web.Request) -> web.StreamResponse:
-        return await handler(request, await read_input(op, request))
+        return respond(route, await route.handler(request, await read(route, request)))
 
     return bound
 
@@ -133,13 +184,13 @@ def _guard(token: str) -> Middleware:
         except BadRequest as refused:
             return error(refused.status, refused.reason)
         except ImportRejected as rejected:
-            rows = [{"line": e.line, "field": e.field, "reason": e.reason} for e in rejected.errors]
-            return error(422, str(rejected), errors=rows)
-        except (NotFound, UnknownOrder) as missing:
+            problems = ImportProblems(error=str(rejected), errors=rejected.errors)
+            return error(422, str(rejected), problems)
+        except NotFound as missing:  # an unknown order too
             return error(404, str(missing))
-        except (Conflict, IllegalTransition) as conflict:
+        except Conflict as conflict:  # an illegal status change too
             return error(409, str(conflict))
-        except StoreError as refused:  # Invalid, and any other refusal the store explains
+        except StoreError as refused:  # InvalidField, and any other refusal the store explains
             return error(400, str(refused))
         except web.HTTPException as http:
             if http.status < 400:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -11,13 +12,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlmodel import col, select
+from pydantic import BaseModel, TypeAdapter
+from sqlmodel import SQLModel, col, select
 
+from gateway.admin.shapes import StatusChange
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
 from menus.sms import status_changed
+from store.catalog_edits import CategoryIn, CategoryPatch, ProductIn, ProductPatch
 from store.db import Database
-from store.models import OutboundMessage, utcnow
+from store.models import Category, OrderEvent, OutboundMessage, Product, utcnow
 from store.orders import place_order
 from store.outbox import mark_failed
 from tests.admin.conftest import TOKEN
@@ -233,6 +237,79 @@ async def test_admin_unusable_bodies_get_4xx_with_the_reason(
 ) -> None:
     answer = await call(admin, "POST", "/products", status=status, data=body, headers=headers)
     assert answer == {"error": says}
+
+
+async def test_admin_refusals_name_the_field_and_never_echo_the_value(
+    admin: TestClient[Any, Any],
+) -> None:
+    long = "x" * 10_000
+    for change, says in [
+        ({"name_en": long}, "name_en is too long (at most 40 characters)"),
+        ({"price": long}, "price must be an integer"),
+        ({long: 1}, "unknown field " + "x" * 20 + "..."),
+    ]:
+        answer = await call(admin, "POST", "/products", status=400, json={**GOOD, **change})
+        assert answer == {"error": says}
+    query = {"status": long[:4000]}  # a request line holds at most 8190 bytes
+    answer = await call(admin, "GET", "/orders", status=400, params=query)
+    assert answer["error"].startswith("status must be one of placed") and "x" * 21 not in str(
+        answer
+    )
+    header = await import_csv(admin, f"sku,category,name_en,name_ko,price,{long}\n", status=422)
+    cell = await import_csv(
+        admin, f"sku,category,name_en,name_ko,price\nX-1,food,Thing,물건,{long}\n", status=422
+    )
+    assert cell["errors"] == [
+        {"line": 2, "field": "price", "reason": f"price must be an integer, not '{'x' * 20}...'"}
+    ]
+    assert long not in json.dumps(header) + json.dumps(cell)
+
+
+async def test_admin_null_is_no_value_for_a_field_left_out(admin: TestClient[Any, Any]) -> None:
+    path = f"/products/{NOODLES}"
+    answer = await call(admin, "PATCH", path, status=400, json={"name_en": None})
+    assert answer == {"error": "name_en must be a string"}
+    answer = await call(admin, "PATCH", path, status=400, json={"category": None})
+    assert answer == {"error": "category must be a string or an integer"}
+    answer = await call(admin, "POST", path + "/stock", status=400, json={"delta": None})
+    assert answer == {"error": "delta must be an integer"}
+    answer = await call(admin, "PATCH", path, status=400, json={})
+    assert answer["error"].startswith("give at least one of category, name_en")
+
+
+async def test_admin_integers_may_be_written_as_whole_numbers_with_a_point(
+    admin: TestClient[Any, Any],
+) -> None:
+    # JSON Schema's integer includes 7000.0; a client computing prices may send that.
+    made = await call(admin, "POST", "/products", status=201, json={**GOOD, "price": 7000.0})
+    assert made["price"] == 7000 and json.dumps(made["price"]) == "7000"
+
+
+@pytest.mark.parametrize(
+    ("shape", "table"),
+    [
+        (CategoryIn, Category),
+        (CategoryPatch, Category),
+        (ProductIn, Product),
+        (ProductPatch, Product),
+        (StatusChange, OrderEvent),
+    ],
+)
+def test_admin_text_fields_are_exactly_as_wide_as_their_columns(
+    shape: type[BaseModel], table: type[SQLModel]
+) -> None:
+    columns = table.__table__.c  # type: ignore[attr-defined]
+    checked = 0
+    for name, field in TypeAdapter(shape).json_schema()["properties"].items():
+        column = Category.__table__.c.slug if name == "category" else columns.get(name)  # type: ignore[attr-defined]
+        width = getattr(getattr(column, "type", None), "length", None)
+        widths = {option.get("maxLength") for option in field.get("anyOf", [field])}
+        if "enum" in field:  # a status: each one fits
+            assert max(len(value) for value in field["enum"]) <= width, name
+        elif width is not None or widths != {None}:
+            assert widths - {None} == {width}, name
+            checked += 1
+    assert checked >= 1
 
 
 async def test_admin_unknown_routes_and_methods_answer_json(admin: TestClient[Any, Any]) -> None:
@@ -606,6 +683,26 @@ async def test_admin_outbox_filters_and_retries_a_failed_message(
 
 # --- the document ---------------------------------------------------------------------------
 
+JSON_SCHEMA_WORDS = {
+    "$ref", "type", "properties", "required", "additionalProperties", "items", "anyOf",
+    "enum", "format", "minimum", "maximum", "minLength", "maxLength", "pattern",
+    "minProperties", "maxProperties", "default", "description", "title", "examples",
+}  # fmt: skip
+
+
+def schema_words(schema: dict[str, Any]) -> set[str]:
+    """Every keyword used in a JSON Schema, nested ones too."""
+    words = set(schema)
+    for nested in [
+        *schema.get("properties", {}).values(),
+        *schema.get("anyOf", []),
+        schema.get("items"),
+        schema.get("additionalProperties"),
+    ]:
+        if isinstance(nested, dict):
+            words |= schema_words(nested)
+    return words
+
 
 async def test_admin_openapi_document_describes_every_route(admin: TestClient[Any, Any]) -> None:
     document = await call(admin, "GET", "/openapi.json")
@@ -624,3 +721,25 @@ async def test_admin_openapi_document_describes_every_route(admin: TestClient[An
     for item in document["paths"].values():
         for operation in item.values():
             assert {"400", "401"} <= operation["responses"].keys()
+
+
+async def test_admin_openapi_schemas_use_only_json_schema_keywords(
+    admin: TestClient[Any, Any],
+) -> None:
+    # A bound pydantic cannot place (say, after a validator) would otherwise be written as an
+    # unknown keyword ("ge"), which every client and fuzzer silently ignores.
+    document = await call(admin, "GET", "/openapi.json")
+    schemas = list(document["components"]["schemas"].values())
+    for item in document["paths"].values():
+        for operation in item.values():
+            schemas += [p["schema"] for p in operation.get("parameters", [])]
+            for answer in [operation.get("requestBody", {}), *operation["responses"].values()]:
+                schemas += [c["schema"] for c in answer.get("content", {}).values()]
+    words = set().union(*(schema_words(schema) for schema in schemas))
+    assert words <= JSON_SCHEMA_WORDS, words - JSON_SCHEMA_WORDS
+    limit = next(
+        p["schema"]
+        for p in document["paths"][API + "/orders"]["get"]["parameters"]
+        if p["name"] == "limit"
+    )
+    assert (limit["minimum"], limit["maximum"]) == (1, 200)

@@ -87,7 +87,9 @@ async def enqueue_once(
                 not_before=not_before,
             )
     except IntegrityError:
-        return False  # a concurrent call queued it first (the key is unique)
+        if await queued(db, idempotency_key):
+            return False  # a concurrent call queued it first (the key is unique)
+        raise  # another constraint refused the row: not a duplicate, a failure
     return True
 
 

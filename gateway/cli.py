@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway import logs
+from gateway.app import SERVER_OPTIONS
 from gateway.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 DIAGRAM = "docs/journey.svg"
 RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated answer
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-KEEPALIVE = 75.0  # seconds an idle aggregator connection stays open (web.run_app's default)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,7 +179,7 @@ async def _serve(app: web.Application, settings: Settings) -> None:
     stop = asyncio.Event()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, keepalive_timeout=KEEPALIVE)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, **SERVER_OPTIONS)
     try:
         await runner.setup()  # the app's cleanup contexts: Redis, then the store (StartupError)
         if stop.is_set():  # asked to stop while starting

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 
-from gateway.app import create_app
+from gateway.app import SERVER_OPTIONS, create_app
 from gateway.settings import Settings
 from store.db import Database
 
@@ -73,6 +73,8 @@ async def make_gateway(
     async def make(redis: Redis | None = None, **overrides: Any) -> TestClient[Any, Any]:
         settings = dataclasses.replace(gateway_settings, **overrides)
         app: web.Application = create_app(settings, redis=redis)
-        return await aiohttp_client(app)
+        server = TestServer(app)
+        await server.start_server(**SERVER_OPTIONS)  # served as okryu serve serves it
+        return await aiohttp_client(server)
 
     return make

@@ -402,3 +402,47 @@ async def test_a_burst_beyond_the_redis_pool_waits_its_turn(make_gateway: Make) 
     assert {status for status, _ in screens} == {200}
     assert all(body.startswith("CON Okryu Shop") for _, body in screens)
     assert {r.status for r in answers if not isinstance(r, tuple)} == {200}
+
+
+@pytest.mark.parametrize("path", ["/ussd/africastalking", "/ussd/hubtel", SMS, DLR, EVENTS])
+@pytest.mark.parametrize(
+    ("headers", "answer"),
+    [
+        (
+            {"Content-Type": "application/x-www-form-urlencoded; charset=bogus-9"},
+            (400, "unknown charset 'bogus-9'"),
+        ),
+        (
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            (415, "Content-Encoding 'gzip' is not accepted: send the body as it is"),
+        ),
+        (
+            {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "deflate"},
+            (415, "Content-Encoding 'deflate' is not accepted: send the body as it is"),
+        ),
+    ],
+    ids=["unknown charset", "gzip that is not", "deflate that is not"],
+)
+async def test_bodies_nothing_can_read_are_refused_with_the_reason(
+    make_gateway: Make, path: str, headers: dict[str, str], answer: tuple[int, str]
+) -> None:
+    client = await make_gateway()
+    response = await client.post(path, data=b"sessionId=s1&text=", headers=headers)
+    assert (response.status, await response.text()) == answer
+
+
+async def test_a_body_trickled_in_is_cut_off(
+    make_gateway: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.app.BODY_SECONDS", 0.2)
+    client = await make_gateway()
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /ussd/africastalking HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nsessi"
+    )
+    await writer.drain()
+    async with asyncio.timeout(5):
+        status = await reader.readline()
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 408")

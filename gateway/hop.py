@@ -24,7 +24,7 @@ from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.promises import Promises
-from gateway.sessions import Record, SessionStore
+from gateway.sessions import Record, SessionStore, trail
 from menus import sms
 from menus.engine import RESUME, Engine, NeedData, Turn
 from menus.ports import (
@@ -62,8 +62,23 @@ class _Plan:
     """What this hop is, given the stored session."""
 
     kind: Literal["replay", "start", "continue", "late"]
-    path: tuple[str, ...] = ()  # the session's inputs once this hop is applied
     inputs: tuple[str, ...] = ()  # the inputs this hop adds
+    # The session's inputs once this hop is applied (sessions.Record's depth, trail, last).
+    depth: int = 0
+    trail: str = ""
+    last: str = ""
+
+
+def _after(record: Record | None, inputs: tuple[str, ...], kind: Any = "continue") -> _Plan:
+    """The plan that applies ``inputs`` after what ``record`` applied (None: from nothing)."""
+    depth, start, last = (record.depth, record.trail, record.last) if record else (0, "", "")
+    return _Plan(
+        kind,
+        inputs,
+        depth + len(inputs),
+        trail(inputs, start),
+        inputs[-1] if inputs else last,
+    )
 
 
 def plan(
@@ -77,14 +92,14 @@ def plan(
             # A session never seen opening (its first hop lost, or long forgotten): start
             # clean. Replaying its inputs from home could run a whole order again.
             return _Plan("start")
-        return _Plan("start", inbound.inputs, inbound.inputs)
-    done = tuple(record.path)
+        return _after(None, inbound.inputs, "start")
     if inbound.mode == "path":
-        if inbound.inputs == done:
-            return _Plan("replay")
-        if inbound.inputs[: len(done)] != done:
+        seen = inbound.inputs[: record.depth]
+        if len(seen) < record.depth or trail(seen) != record.trail:
             return _Plan("late")  # an earlier hop that lost its way: the subscriber moved on
-        return _Plan("continue", inbound.inputs, inbound.inputs[len(done) :])
+        if len(inbound.inputs) == record.depth:
+            return _Plan("replay")
+        return _after(record, inbound.inputs[record.depth :])
     # Aggregators that send only the latest answer: a hop number, when given, tells a retry
     # from a new answer. Without one, the same answer again within the retry window is taken
     # for the aggregator's retry: nobody reads a new screen and answers that fast.
@@ -95,9 +110,9 @@ def plan(
             return _Plan("late")
     elif inbound.new_session:
         return _Plan("replay")  # the session-opening request, sent again
-    elif done and inbound.inputs == done[-1:] and now - record.at < retry_window:
+    elif record.depth and inbound.inputs == (record.last,) and now - record.at < retry_window:
         return _Plan("replay")
-    return _Plan("continue", done + inbound.inputs, inbound.inputs)
+    return _after(record, inbound.inputs)
 
 
 class _Placement:
@@ -170,7 +185,9 @@ class Gateway:
                 version=record.version if record is not None else 0,
                 ref=inbound.session_ref,
                 recent=_recent(record, inbound.session_ref),
-                path=list(hop.path),
+                depth=hop.depth,
+                trail=hop.trail,
+                last=hop.last,
                 hops=(record.hops + 1) if record is not None and hop.kind == "continue" else 1,
                 reply=(turn.text, turn.end),
                 state=turn.state,

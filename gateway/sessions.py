@@ -7,6 +7,8 @@ so a retried hop racing the original can never clobber the winner's session.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,12 @@ class Record:
 
     version: int = 0
     ref: str = ""  # the aggregator session it belongs to
-    path: list[str] = field(default_factory=list)  # inputs of that session already applied
+    # The inputs of that session already applied, as their count, a digest of them all
+    # (tells a retry or a stray hop from the next one) and the last (a retry of it): the
+    # record stays small however long a session runs.
+    depth: int = 0
+    trail: str = ""
+    last: str = ""
     hops: int = 0  # hops answered in that session
     recent: list[str] = field(default_factory=list)  # the sessions before it, newest first
     seen: int = 0  # the screens this session has reached (gateway.funnel.BITS)
@@ -42,7 +49,9 @@ class Record:
     def dumps(self, version: int) -> bytes:
         body = {
             "ref": self.ref,
-            "path": self.path,
+            "d": self.depth,
+            "t": self.trail,
+            "l": self.last,
             "hops": self.hops,
             "recent": self.recent,
             "seen": self.seen,
@@ -60,10 +69,15 @@ class Record:
         head, _, body = raw.partition(b"|")
         try:
             data = orjson.loads(body)
+            walked = (
+                {"depth": data["d"], "trail": data["t"], "last": data["l"]}
+                if "d" in data
+                else walk(data["path"])  # a record of the first release
+            )
             return cls(
                 version=int(head),
                 ref=data["ref"],
-                path=data["path"],
+                **walked,
                 hops=data.get("hops", 0),
                 recent=data.get("recent", []),
                 seen=data.get("seen", 0),
@@ -74,6 +88,20 @@ class Record:
             )
         except (orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError):
             return None  # unreadable (an older format): start afresh rather than fail the hop
+
+
+def trail(inputs: Iterable[str], start: str = "") -> str:
+    """A digest of ``inputs`` that extends: ``trail(b, trail(a)) == trail(a + b)``."""
+    digest = start
+    for value in inputs:
+        data = f"{digest}\x00{value}".encode("utf-8", "surrogatepass")
+        digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+    return digest
+
+
+def walk(path: Sequence[str]) -> dict[str, Any]:
+    """The record fields of a session whose inputs so far are ``path``."""
+    return {"depth": len(path), "trail": trail(path), "last": path[-1] if path else ""}
 
 
 class SessionStore:

@@ -37,7 +37,7 @@ from gateway.dial import split_dial
 from gateway.messages import Inbound, Reply, SessionEnd
 from gateway.settings import Settings, SettingsError
 
-MAX_TEXT = 2000  # the whole path of a long session
+MAX_TEXT = 8000  # the whole path of a long session (AT repeats every input on every hop)
 AT_FIELDS: Mapping[str, str] = {
     "sessionId": "sessionId",
     "serviceCode": "serviceCode",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.hop import plan
 from gateway.messages import Inbound
-from gateway.sessions import Record
+from gateway.sessions import Record, trail, walk
 
 MSISDN = "+8501912345678"
 
@@ -17,7 +17,7 @@ def latest(ref: str, *inputs: str, new: bool = False, seq: int | None = None) ->
     return Inbound("arkesel", ref, MSISDN, "*123#", inputs, "latest", new_session=new, sequence=seq)
 
 
-STORED = Record(ref="s2", path=["1", "1"], hops=3, at=100.0, recent=["s1"])
+STORED = Record(ref="s2", **walk(["1", "1"]), hops=3, at=100.0, recent=["s1"])
 
 
 def test_plan_path_dialect() -> None:
@@ -51,3 +51,18 @@ def test_plan_latest_dialect_without_hop_numbers_uses_the_retry_window() -> None
     assert plan(latest("s2", "1"), STORED, now=101.5, retry_window=1.0).kind == "continue"
     assert plan(latest("s2", "2"), STORED, now=100.5, retry_window=1.0).kind == "continue"
     assert plan(latest("s2", new=True), STORED).kind == "replay"  # the opening request again
+
+
+def test_plan_record_of_the_first_release_reads_its_path() -> None:
+    first_release = (
+        b'1|{"ref":"s2","path":["1","1"],"hops":3,"reply":["x",false],"st":"home","c":{},"at":1.0}'
+    )
+    record = Record.loads(first_release)
+    assert record is not None and (record.depth, record.last) == (2, "1")
+    assert plan(at("s2", "1", "1"), record).kind == "replay"
+    assert plan(at("s2", "1", "1", "3"), record).inputs == ("3",)
+
+
+def test_plan_trail_extends_and_tells_paths_apart() -> None:
+    assert trail(["1", "2", "3"]) == trail(["3"], trail(["1", "2"]))
+    assert trail(["1*2"]) != trail(["1", "2"]) and trail([]) == ""

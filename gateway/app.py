@@ -252,6 +252,13 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     catalogs = CatalogCache(db)
     funnel = FunnelCounter(db)
     sessions = SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl)
+    app[keys.REPLIES] = ReplyGuard(
+        app[keys.REDIS],
+        settings.redis_prefix,
+        regions=settings.reply_regions,
+        per_sender=settings.sms_replies_per_sender,
+        per_hour=settings.sms_replies_per_hour,
+    )
     app[keys.ENDS] = SessionEnds(
         db=db,
         sessions=sessions,
@@ -259,6 +266,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         reminder_delay=timedelta(seconds=settings.reminder_delay),
         default_language=settings.default_language,
         notify=sms_queued,
+        serves=app[keys.REPLIES].serves,
     )
     gateway = app[keys.GATEWAY] = Gateway(
         sessions=sessions,
@@ -273,13 +281,6 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[keys.METRICS],
         funnel=funnel,
         promises=Promises(app[keys.REDIS], settings.redis_prefix),
-    )
-    app[keys.REPLIES] = ReplyGuard(
-        app[keys.REDIS],
-        settings.redis_prefix,
-        regions=settings.reply_regions,
-        per_sender=settings.sms_replies_per_sender,
-        per_hour=settings.sms_replies_per_hour,
     )
     app[keys.COMMANDS] = Commands(
         db,

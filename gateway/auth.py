@@ -51,7 +51,10 @@ class CallbackAuth:
 
 # Headers a reverse proxy adds. An open channel is allowed only on a loopback listener, where
 # nobody but this host can call it; a proxied request there came from anywhere.
-PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+PROXY_HEADERS = (
+    "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP",
+    "X-Client-IP", "True-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "Via",
+)  # fmt: skip
 
 
 def is_proxied(request: web.Request) -> bool:

@@ -9,14 +9,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from gateway import keys
 from gateway.auth import is_proxied
 from gateway.channels import Channel
 from gateway.channels._wire import form_fields
 from gateway.channels.africastalking import AfricasTalking
+from gateway.logs import describe
 from gateway.messages import BadRequest, Reply, SessionEnd
 from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
@@ -43,8 +46,10 @@ def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
     app[keys.OPEN_CALLBACKS] = check_authentication(
         settings, [*served, *([SMS_CHANNEL] if sms else [])]
     )
+    outages = _Outages()  # one per app: every channel's hops fail on the same Redis
     for channel in served.values():
-        app.router.add_route(channel.method, f"/ussd/{channel.slug}", ussd_handler(channel))
+        handler = ussd_handler(channel, outages)
+        app.router.add_route(channel.method, f"/ussd/{channel.slug}", handler)
     at = served.get(SMS_CHANNEL)
     if isinstance(at, AfricasTalking):
         app.router.add_post("/ussd/africastalking/events", at_events_handler(at))
@@ -111,7 +116,7 @@ def authorise(request: web.Request, slug: str) -> None:
         raise BadRequest("forbidden", 403)
 
 
-def ussd_handler(channel: Channel) -> Handler:
+def ussd_handler(channel: Channel, outages: _Outages) -> Handler:
     async def ussd(request: web.Request) -> web.StreamResponse:
         authorise(request, channel.slug)
         settings = request.app[keys.SETTINGS]
@@ -136,11 +141,16 @@ def ussd_handler(channel: Channel) -> Handler:
         except Exception as error:
             # The subscriber gets a polite last screen and the log the reason; no 5xx reaches
             # the aggregator (it would show the handset a network error).
-            metrics.errors.labels(_component(error)).inc()
+            component = _component(error)
+            metrics.errors.labels(component).inc()
             if isinstance(error, TimeoutError):
                 log.warning(
                     "hop for %s on %s outlasted its deadline", mask(hop.msisdn), channel.slug
                 )
+            elif _is_outage(error):
+                # Redis or the database is down: the same line for every hop would drown the
+                # log. One line now and then, with a count; tracebacks are for bugs.
+                outages.note(component, error)
             else:
                 log.exception("hop failed for %s on %s", mask(hop.msisdn), channel.slug)
             reply = Reply(texts(settings.default_language)("error.unavailable"), True, "error")
@@ -168,6 +178,38 @@ def at_events_handler(channel: AfricasTalking) -> Handler:
         return channel.render(request, None)
 
     return at_events
+
+
+class _Outages:
+    """One log line per component every ``every`` seconds while hops fail on it."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._since: dict[str, int] = {}
+
+    def note(self, component: str, error: BaseException) -> None:
+        now = time.monotonic()
+        self._since[component] = self._since.get(component, 0) + 1
+        if now - self._last.get(component, -self.every) < self.every:
+            return
+        failed = self._since.pop(component)
+        self._last[component] = now
+        log.warning(
+            "hops failing: %s unavailable (%s); %d failed since the last such line",
+            component, describe(error), failed,
+        )  # fmt: skip
+
+
+_OUTAGE = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError, OSError)
+
+
+def _is_outage(error: BaseException) -> bool:
+    """Redis or the database out of reach (not a query they refused)."""
+    return isinstance(
+        error,
+        RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError,
+    )
 
 
 def _component(error: BaseException) -> str:

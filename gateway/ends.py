@@ -30,8 +30,10 @@ class SessionEnds:
         notify: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = utcnow,
         journey: Shop | None = None,
+        serves: Callable[[str], bool] = lambda msisdn: True,
     ) -> None:
         self.journey = journey or Shop()
+        self.serves = serves  # a reminder is an SMS like a reply: only to numbers served
         self.db = db
         self.sessions = sessions
         self.dial = dial
@@ -65,7 +67,7 @@ class SessionEnds:
         record = Record.loads(
             await self.sessions.peek(self.sessions.key(end.service_code, end.msisdn))
         )
-        if record is None:
+        if record is None or not self.serves(end.msisdn):
             return False
         ctx = self.journey.context.load(record.ctx)
         cart = self.journey.abandoned_cart(ctx)

@@ -71,12 +71,18 @@ def _cell(value: str | int | bool) -> str:  # booleans as true/false
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if _guarded(text) else text
+
+
+def _guarded(text: str) -> bool:
+    """Whether the cell needs an apostrophe: a formula start, or an apostrophe that import
+    would otherwise take for the guard (``'=1+1`` must come back as typed)."""
+    return text.lstrip("'").startswith(FORMULA_STARTS)
 
 
 def _uncell(text: str) -> str:
     """A cell as it was before :func:`_cell` guarded it."""
-    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS):
+    if text.startswith("'") and _guarded(text[1:]):
         return text[1:]
     return text
 

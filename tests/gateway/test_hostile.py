@@ -446,3 +446,16 @@ async def test_a_body_trickled_in_is_cut_off(
         status = await reader.readline()
     writer.close()
     assert status.startswith(b"HTTP/1.1 408")
+
+
+async def test_cart_reminders_go_only_to_numbers_the_shop_serves(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    for phone, session in ((FOREIGN, "ATUid_f"), (MSISDN, "ATUid_k")):
+        await walk(client, ["1", "1", "1", "1", "2"], session=session, phone=phone)
+        ended = {**end_form(session=session), "phoneNumber": phone}
+        assert (await client.post(EVENTS, data=ended)).status == 200
+    async with seeded_db.session() as s:
+        reminded = (await s.exec(select(OutboundMessage.to))).all()
+    assert reminded == [MSISDN]

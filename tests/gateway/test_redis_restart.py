@@ -144,6 +144,7 @@ async def test_redis_restart_every_hop_and_readyz_succeed_within_two_seconds(
 async def test_redis_down_readyz_says_so_at_once_and_hops_end_politely(
     make_gateway: Callable[..., Awaitable[TestClient[Any, Any]]],
     restartable_redis: RestartableRedis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = await make_gateway(redis_url=restartable_redis.url)
     assert failed(await first_dials(client, 5, "before")) == 0
@@ -159,3 +160,8 @@ async def test_redis_down_readyz_says_so_at_once_and_hops_end_politely(
     assert (await readyz.json())["problems"] == {"redis": "ConnectionError"}
     assert answered < 1.0  # a refused connection is tried once more, not backed off for seconds
     assert all(screen.startswith("END Sorry") for screen in screens), screens
+    # An outage is a line now and then, not a traceback a hop (a tester counted 448 each
+    # subscriber in 4 s).
+    outage = [r for r in caplog.records if r.name == "okryu.callbacks"]
+    assert len(outage) == 1 and outage[0].exc_info is None
+    assert "hops failing: redis unavailable" in outage[0].getMessage()

@@ -387,7 +387,7 @@ async def scenario(request: web.Request) -> web.Response:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json() if request.can_read_body else {}
+        body = await request.json() if request.body_exists else {}
     except ValueError:
         raise Refused("the body must be a JSON object") from None
     if not isinstance(body, dict):

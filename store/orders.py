@@ -65,13 +65,17 @@ class _Unavailable(StoreError):
 
 async def get_customer(db: Database, msisdn: str) -> CustomerProfile | None:
     """The subscriber's saved language, zone and address, or None for a first-time caller."""
-    async with db.session() as session:
-        row = (await session.exec(select(Customer).where(Customer.msisdn == msisdn))).first()
+    # Columns on a plain connection, not an ORM entity in a session: this read is the only
+    # SQL of a new subscriber's first hop, and the ORM's bookkeeping was most of its cost.
+    query = select(Customer.language, Customer.zone_id, Customer.address).where(
+        col(Customer.msisdn) == msisdn
+    )
+    async with db.engine.connect() as connection:
+        row = (await connection.execute(query)).first()
     if row is None:
         return None
-    return CustomerProfile(
-        msisdn=row.msisdn, lang=_lang(row.language), zone_id=row.zone_id, address=row.address
-    )
+    language, zone_id, address = row
+    return CustomerProfile(msisdn=msisdn, lang=_lang(language), zone_id=zone_id, address=address)
 
 
 async def save_language(db: Database, msisdn: str, lang: str) -> None:

@@ -17,7 +17,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import keys
 from gateway.admin import add_admin_routes
@@ -43,7 +42,7 @@ from gateway.smpp.receipts import outbox_receipts
 from gateway.sms.dispatcher import Dispatcher
 from gateway.sms.factory import make_provider
 from gateway.sms.pacer import Pacer
-from gateway.startup import StartupError, cause
+from gateway.startup import StartupError, cause, database_failures
 from menus.engine import make_engine_factory
 from menus.shop import Shop
 from store import migrate, outbox, reports
@@ -182,13 +181,9 @@ def _unreachable(error: Exception, configured: str | None) -> StartupError:
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    try:
+    with database_failures(settings.database_url):
         db = Database(settings.database_url)
         await migrate.upgrade(db)
-    except (SQLAlchemyError, OSError, TimeoutError, ImportError, ValueError) as error:
-        # A malformed URL, a driver not installed, a server or database not there.
-        reason = cause(error, settings.database_url)
-        raise StartupError(f"cannot reach the database (OKRYU_DATABASE_URL): {reason}") from error
     if settings.seed_if_empty and await seed_if_empty(db):
         log.info("seeded the demo catalog")
     app[keys.DATABASE] = db

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -67,9 +70,17 @@ class Database:
 
 
 def _ensure_parent(url: str) -> None:
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Make the directory of a relative SQLite path (the default ``var/``); an absolute one
+    must exist: a typo there should fail, not create directories wherever it points."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    parent = Path(path).parent
+    if not parent.is_absolute():
+        parent.mkdir(parents=True, exist_ok=True)
+    elif not parent.is_dir():
+        code = errno.ENOTDIR if parent.exists() else errno.ENOENT
+        raise OSError(code, os.strerror(code), str(parent))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -108,6 +108,22 @@ def test_serve_with_a_wrong_database_port_says_so_in_one_line(
     )
 
 
+def test_serve_with_a_sqlite_file_in_a_missing_directory_says_so_and_makes_none(
+    serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no" / "such"
+    url = f"sqlite+aiosqlite:///{missing / 'okryu.db'}"
+    done = serve(serve_env | {"OKRYU_DATABASE_URL": url}, tmp_path)
+
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        f"okryu: cannot reach the database (OKRYU_DATABASE_URL): no such file or directory: "
+        f"{missing}\n",
+    )
+    assert not (tmp_path / "no").exists()
+
+
 def test_serve_without_redis_says_so_in_one_line_without_the_password(
     serve_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -12,11 +12,37 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")  # the async drivers the store installs
+# What asyncpg takes from a URL's query: SQLAlchemy hands every key to asyncpg.connect() as a
+# string, and asyncpg refuses an unknown keyword (TypeError) or a string where it wants a
+# number (statement_cache_size, timeout). These take a string; host, port, user, password and
+# database may also come from the query (a unix socket: ?host=/var/run/postgresql).
+ASYNCPG_OPTIONS = frozenset(
+    {
+        "ssl",
+        "command_timeout",
+        "prepared_statement_cache_size",  # SQLAlchemy's own, made a number before asyncpg
+        "target_session_attrs",
+        "passfile",
+        "service",
+        "servicefile",
+        "krbsrvname",
+        "gsslib",
+        "host",
+        "port",
+        "user",
+        "password",
+        "database",
+    }
+)
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 class Database:
@@ -67,6 +93,30 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def url_problem(url: str) -> str | None:
+    """Why the store cannot use ``url``, told without connecting; ``None`` if it may.
+
+    The words never quote the URL or a value from it: it may hold a password.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "not a database URL, like postgresql+asyncpg://user:password@host/database"
+    if parsed.drivername not in DRIVERS:
+        return f"the store speaks {' or '.join(f'{d}://' for d in DRIVERS)}, no other"
+    if parsed.drivername != "postgresql+asyncpg":
+        return None
+    for key, value in parsed.query.items():
+        if key == "sslmode":  # libpq's name, which asyncpg's keyword is not
+            mode = value if isinstance(value, str) and value in SSL_MODES else "require"
+            return f"asyncpg takes no sslmode: write ssl={mode}"
+        if key not in ASYNCPG_OPTIONS:
+            return f"asyncpg takes no option {key!r}; it takes {', '.join(sorted(ASYNCPG_OPTIONS))}"
+        if key == "ssl" and value not in SSL_MODES:
+            return f"ssl must be one of {', '.join(SSL_MODES)}"
+    return None
 
 
 def _ensure_parent(url: str) -> None:

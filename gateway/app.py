@@ -77,7 +77,9 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    add_routes(app, load_channels(settings.channels_file))
+    channels = load_channels(settings.channels_file)
+    settings.check_channels(channels)  # the slugs settings name, now that the file is read
+    add_routes(app, channels)
     add_admin_routes(app)  # refuses (SettingsError) without a token outside demo mode
     if settings.simulator:
         if not settings.demo:

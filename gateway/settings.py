@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +117,26 @@ class Settings:
     def budget_for(self, channel: str) -> Budget:
         """The screen budget of ``channel``: its own if configured, else the default."""
         return self.channel_budgets.get(channel, self.screen_budget)
+
+    def check_channels(self, known: Iterable[str]) -> None:
+        """Refuse a variable that names a channel not in ``known`` (the built-in ones and those
+        of ``OKRYU_CHANNELS_FILE``, so only checkable once that file is read)."""
+        slugs = list(known)
+        auth = self.callback_auth
+        named = {
+            "OKRYU_CALLBACK_OPEN": self.callback_open - {"*"},
+            "OKRYU_CALLBACK_SECRETS": {slug for slug in auth if auth[slug].secret is not None},
+            "OKRYU_CALLBACK_ALLOW": {slug for slug in auth if auth[slug].allow},
+            "OKRYU_SCREEN_BUDGETS": set(self.channel_budgets),
+        }
+        for variable, names in named.items():
+            unknown = sorted(names - set(slugs))
+            if unknown:
+                star = " or *" if variable == "OKRYU_CALLBACK_OPEN" else ""
+                raise SettingsError(
+                    f"{variable} names unknown channels {', '.join(unknown)};"
+                    f" known: {', '.join(slugs)}{star}"
+                )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 
+from gateway import keys
+from gateway.app import create_app
 from gateway.hop import SAVE_MARGIN
 from gateway.settings import HOP_DEADLINES, Settings, SettingsError
 from menus.screens import Budget
@@ -195,3 +199,50 @@ def test_settings_hop_deadline_leaves_the_store_time_before_the_answer_is_saved(
     # A hop stops waiting for the store SAVE_MARGIN before its deadline: at the shortest
     # deadline allowed, the store still has as long as the saving does.
     assert HOP_DEADLINES[0] >= 2 * SAVE_MARGIN
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"OKRYU_CALLBACK_OPEN": "bogus"}, "OKRYU_CALLBACK_OPEN names unknown channels bogus;"),
+        (
+            {"OKRYU_CALLBACK_OPEN": "nalo, Hubtel"},
+            "OKRYU_CALLBACK_OPEN names unknown channels Hubtel",
+        ),
+        (
+            {"OKRYU_CALLBACK_SECRETS": "hubtle=s3cret"},
+            "OKRYU_CALLBACK_SECRETS names unknown channels hubtle",
+        ),
+        (
+            {"OKRYU_CALLBACK_ALLOW": "nallo=10.0.0.0/8"},
+            "OKRYU_CALLBACK_ALLOW names unknown channels nallo",
+        ),
+        ({"OKRYU_SCREEN_BUDGETS": "at=182/80"}, "OKRYU_SCREEN_BUDGETS names unknown channels at;"),
+    ],
+)
+def test_create_app_refuses_settings_that_name_an_unknown_channel(
+    env: dict[str, str], says: str
+) -> None:
+    settings = Settings.from_env({"OKRYU_DEMO": "1", **env})  # the names are read, not known yet
+    with pytest.raises(SettingsError) as error:
+        create_app(settings)
+    assert str(error.value).startswith(says)
+    assert "known: africastalking, hubtel, arkesel, nalo, hollatags" in str(error.value)
+
+
+def test_create_app_knows_the_channels_of_the_channels_file(tmp_path: Path) -> None:
+    path = tmp_path / "channels.toml"
+    path.write_text("[atcompat.crossgate]\nmethod = 'GET'\n")
+    settings = Settings.from_env(
+        {
+            "OKRYU_DEMO": "1",
+            "OKRYU_CHANNELS_FILE": str(path),
+            "OKRYU_CALLBACK_OPEN": "crossgate, *",
+            "OKRYU_CALLBACK_SECRETS": "crossgate=s3cret",
+            "OKRYU_SCREEN_BUDGETS": "crossgate=182/80",
+        }
+    )
+    app = create_app(settings)
+    assert app[keys.SETTINGS].budget_for("crossgate") == Budget(182, 80)
+    with pytest.raises(SettingsError, match="OKRYU_CALLBACK_OPEN names unknown channels crossgate"):
+        create_app(dataclasses.replace(settings, channels_file=None))

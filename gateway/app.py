@@ -19,7 +19,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import keys
 from gateway.admin import add_admin_routes
@@ -45,7 +44,7 @@ from gateway.smpp.receipts import outbox_receipts
 from gateway.sms.dispatcher import Dispatcher
 from gateway.sms.factory import make_provider
 from gateway.sms.pacer import Pacer
-from gateway.startup import StartupError, cause
+from gateway.startup import StartupError, cause, database_failures
 from menus.engine import make_engine_factory
 from menus.shop import Shop
 from store import migrate, outbox, reports
@@ -86,7 +85,9 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    add_routes(app, load_channels(settings.channels_file))
+    channels = load_channels(settings.channels_file)
+    settings.check_channels(channels)  # the slugs settings name, now that the file is read
+    add_routes(app, channels)
     add_admin_routes(app)  # refuses (SettingsError) without a token outside demo mode
     if settings.simulator:
         if not settings.demo:
@@ -190,13 +191,9 @@ def _unreachable(error: Exception, configured: str | None) -> StartupError:
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    try:
+    with database_failures(settings.database_url):
         db = Database(settings.database_url)
         await migrate.upgrade(db)
-    except (SQLAlchemyError, OSError, TimeoutError, ImportError, ValueError) as error:
-        # A malformed URL, a driver not installed, a server or database not there.
-        reason = cause(error, settings.database_url)
-        raise StartupError(f"cannot reach the database (OKRYU_DATABASE_URL): {reason}") from error
     if settings.seed_if_empty and await seed_if_empty(db):
         log.info("seeded the demo catalog")
     app[keys.DATABASE] = db

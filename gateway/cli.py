@@ -121,12 +121,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return flow_command(settings, args.action, args.out)
     if args.command == "serve":
         return serve(settings)
-    if args.command == "seed":
-        return asyncio.run(seed(settings))
-    if args.command == "migrate":
-        return asyncio.run(migrate_command(settings))
-    if args.command == "report":
-        return asyncio.run(funnel_report(settings, args.since, args.until, as_json=args.json))
+    if args.command in ("seed", "migrate", "report"):
+        from gateway.startup import StartupError
+
+        try:
+            if args.command == "seed":
+                return asyncio.run(seed(settings))
+            if args.command == "migrate":
+                return asyncio.run(migrate_command(settings))
+            return asyncio.run(funnel_report(settings, args.since, args.until, as_json=args.json))
+        except StartupError as error:  # the database: one line, as `okryu serve` says it
+            print(f"okryu: {error}", file=sys.stderr)
+            return 1
     if args.command == "load":
         return load_command(
             settings,
@@ -253,31 +259,35 @@ def flow_command(settings: Settings, action: str, out: str) -> int:
 
 
 async def migrate_command(settings: Settings) -> int:
+    from gateway.startup import database_failures
     from store import migrate
     from store.db import Database
 
-    db = Database(settings.database_url)
-    try:
-        before = await migrate.current(db)
-        after = await migrate.upgrade(db)
-    finally:
-        await db.close()
+    with database_failures(settings.database_url):
+        db = Database(settings.database_url)
+        try:
+            before = await migrate.current(db)
+            after = await migrate.upgrade(db)
+        finally:
+            await db.close()
     was = f" (was {before or 'empty'})" if before != after else ""
     print(f"schema at revision {after}{was}")
     return 0
 
 
 async def seed(settings: Settings) -> int:
+    from gateway.startup import database_failures
     from store import migrate
     from store.db import Database
     from store.seed import seed_if_empty
 
-    db = Database(settings.database_url)
-    try:
-        await migrate.upgrade(db)
-        seeded = await seed_if_empty(db)
-    finally:
-        await db.close()
+    with database_failures(settings.database_url):
+        db = Database(settings.database_url)
+        try:
+            await migrate.upgrade(db)
+            seeded = await seed_if_empty(db)
+        finally:
+            await db.close()
     print("seeded the demo catalog" if seeded else "the catalog already has data; left it alone")
     return 0
 
@@ -289,6 +299,7 @@ async def funnel_report(
     from datetime import datetime, timedelta
 
     from gateway.funnel import format_report, report
+    from gateway.startup import database_failures
     from store import migrate, reports
     from store.db import Database
     from store.models import utcnow
@@ -299,12 +310,13 @@ async def funnel_report(
     except ValueError as error:
         print(f"okryu: --from/--to: {error}", file=sys.stderr)
         return 2
-    db = Database(settings.database_url)
-    try:
-        await migrate.upgrade(db)
-        steps = report(await reports.funnel(db, start, end))
-    finally:
-        await db.close()
+    with database_failures(settings.database_url):
+        db = Database(settings.database_url)
+        try:
+            await migrate.upgrade(db)
+            steps = report(await reports.funnel(db, start, end))
+        finally:
+            await db.close()
     if as_json:
         rows = [{"screen": s.screen, "sessions": s.sessions, "dropped": s.dropped} for s in steps]
         print(json.dumps({"from": start.isoformat(), "to": end.isoformat(), "steps": rows}))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +14,30 @@ import phonenumbers
 from gateway.auth import CallbackAuth, parse_networks
 from gateway.errors import GatewayError
 from menus.screens import Budget
+from store.db import url_problem
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/okryu.db"
+
+# The ranges numbers must fall in, (lowest, highest or None), both ends included.
+PORTS = (1, 65535)
+CONNECTIONS = (1, 10_000)  # Redis's own default limit of clients (maxclients)
+MONTH = 30 * 24 * 3600  # seconds: no record, reminder or unsent SMS waits longer than this
+# One USSD screen: the network carries at most 160 octets, 182 GSM-7 septets or 80 UCS-2
+# units (3GPP TS 29.002); below 60 or 30 a screen holds hardly more than its navigation line.
+# `okryu flow check` tells whether the journey's screens fit the budget chosen.
+GSM7_UNITS = (60, 182)
+UCS2_UNITS = (30, 80)
+QUANTITIES = (1, 99)  # screens are laid out for quantities of two digits
+REPLY_LIMITS = (1, None)  # SMS replies an hour: 0 would answer no SMS command at all
+# Seconds. A hop keeps gateway.hop.SAVE_MARGIN of its deadline for saving, so a shorter
+# deadline leaves the store no time; aggregators wait 10-15 s for an answer, and retry within
+# that, so a longer deadline or retry window answers no one.
+HOP_DEADLINES = (0.5, 15.0)
+RETRY_WINDOWS = (0.1, 15.0)
+CART_TTLS = (60, MONTH)  # a record must outlive the wait for one answer (networks allow 60 s)
+ENQUIRE_INTERVALS = (1.0, 3600.0)
+POLL_INTERVALS = (0.01, 60.0)
+SECONDS = "a whole number of seconds"
 
 
 class SettingsError(GatewayError, ValueError):
@@ -94,83 +118,170 @@ class Settings:
         """The screen budget of ``channel``: its own if configured, else the default."""
         return self.channel_budgets.get(channel, self.screen_budget)
 
+    def check_channels(self, known: Iterable[str]) -> None:
+        """Refuse a variable that names a channel not in ``known`` (the built-in ones and those
+        of ``OKRYU_CHANNELS_FILE``, so only checkable once that file is read)."""
+        slugs = list(known)
+        auth = self.callback_auth
+        named = {
+            "OKRYU_CALLBACK_OPEN": self.callback_open - {"*"},
+            "OKRYU_CALLBACK_SECRETS": {slug for slug in auth if auth[slug].secret is not None},
+            "OKRYU_CALLBACK_ALLOW": {slug for slug in auth if auth[slug].allow},
+            "OKRYU_SCREEN_BUDGETS": set(self.channel_budgets),
+        }
+        for variable, names in named.items():
+            unknown = sorted(names - set(slugs))
+            if unknown:
+                star = " or *" if variable == "OKRYU_CALLBACK_OPEN" else ""
+                raise SettingsError(
+                    f"{variable} names unknown channels {', '.join(unknown)};"
+                    f" known: {', '.join(slugs)}{star}"
+                )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from ``env`` (default: ``os.environ``)."""
+        """Read the settings from ``env`` (default: ``os.environ``).
+
+        A value the gateway cannot use is a :class:`SettingsError` naming its variable: every
+        number is finite and within its range, every flag a word that says yes or no.
+        """
         env = os.environ if env is None else env
 
         def get(name: str, default: str) -> str:
             return env.get(f"OKRYU_{name}", default)
 
-        def integer(name: str, default: int) -> int:
+        def integer(
+            name: str, default: int, span: tuple[int, int | None], kind: str = "an integer"
+        ) -> int:
             raw = get(name, str(default))
             try:
-                return int(raw)
+                value = int(raw)
             except ValueError:
-                raise SettingsError(f"OKRYU_{name} must be an integer, not {raw!r}") from None
+                value = None
+            if value is None or not _within(value, span):
+                raise SettingsError(f"OKRYU_{name} must be {kind} {_span(span)}, not {raw!r}")
+            return value
 
-        def number(name: str, default: float) -> float:
+        def number(
+            name: str,
+            default: float,
+            span: tuple[float, float | None],
+            kind: str = "a number of seconds",
+        ) -> float:
             raw = get(name, str(default))
             try:
-                return float(raw)
+                value = float(raw)
             except ValueError:
-                raise SettingsError(f"OKRYU_{name} must be a number, not {raw!r}") from None
+                value = math.nan
+            # float() takes nan, inf and 1e400 (inf): none is a duration or a rate.
+            if not math.isfinite(value) or not _within(value, span):
+                raise SettingsError(f"OKRYU_{name} must be {kind} {_span(span)}, not {raw!r}")
+            return value
 
         def flag(name: str, default: bool) -> bool:
-            return get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+            raw = get(name, "1" if default else "0")
+            word = raw.strip().lower()
+            if word not in _YES | _NO:
+                raise SettingsError(
+                    f"OKRYU_{name} must be 1 or 0 (or true/false, yes/no, on/off), not {raw!r}"
+                )
+            return word in _YES
 
         provider = get("SMS_PROVIDER", "log")
         if provider not in {"log", "africastalking", "smpp"}:
             raise SettingsError(
                 f"OKRYU_SMS_PROVIDER must be log, africastalking or smpp, not {provider!r}"
             )
-        return cls(
+        database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL)
+        problem = url_problem(database_url)
+        if problem is not None:  # never the URL itself: it may hold a password
+            raise SettingsError(f"OKRYU_DATABASE_URL: {problem}")
+        settings = cls(
             host=get("HOST", cls.host),
-            port=integer("PORT", cls.port),
-            database_url=get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            port=integer("PORT", cls.port, PORTS),
+            database_url=database_url,
             redis_url=env.get("OKRYU_REDIS_URL") or None,
             redis_prefix=get("REDIS_PREFIX", cls.redis_prefix),
-            redis_connections=integer("REDIS_CONNECTIONS", cls.redis_connections),
+            redis_connections=integer("REDIS_CONNECTIONS", cls.redis_connections, CONNECTIONS),
             service_codes=_codes(get("SERVICE_CODES", get("SERVICE_CODE", "*123#"))),
-            default_region=get("DEFAULT_REGION", cls.default_region),
-            screen_budget=Budget(integer("SCREEN_GSM7", 160), integer("SCREEN_UCS2", 80)),
+            default_region=_region("OKRYU_DEFAULT_REGION", get("DEFAULT_REGION", "KP")),
+            screen_budget=Budget(
+                integer("SCREEN_GSM7", 160, GSM7_UNITS), integer("SCREEN_UCS2", 80, UCS2_UNITS)
+            ),
             channel_budgets=_budgets(get("SCREEN_BUDGETS", "")),
             callback_auth=_auth(get("CALLBACK_SECRETS", ""), get("CALLBACK_ALLOW", "")),
             callback_open=frozenset(_names(get("CALLBACK_OPEN", ""))),
             channels=tuple(_names(get("CHANNELS", ""))) or None,
             sms_regions=_regions(get("SMS_REGIONS", "")),
-            sms_replies_per_sender=integer("SMS_REPLIES_PER_SENDER", cls.sms_replies_per_sender),
-            sms_replies_per_hour=integer("SMS_REPLIES_PER_HOUR", cls.sms_replies_per_hour),
+            sms_replies_per_sender=integer(
+                "SMS_REPLIES_PER_SENDER", cls.sms_replies_per_sender, REPLY_LIMITS
+            ),
+            sms_replies_per_hour=integer(
+                "SMS_REPLIES_PER_HOUR", cls.sms_replies_per_hour, REPLY_LIMITS
+            ),
             channels_file=env.get("OKRYU_CHANNELS_FILE") or None,
-            reminder_delay=integer("REMINDER_DELAY", cls.reminder_delay),
+            reminder_delay=integer("REMINDER_DELAY", cls.reminder_delay, (1, MONTH), SECONDS),
             default_language=_language(get("DEFAULT_LANGUAGE", "en")),
-            max_quantity=integer("MAX_QUANTITY", cls.max_quantity),
-            hop_deadline=number("HOP_DEADLINE", cls.hop_deadline),
-            retry_window=number("RETRY_WINDOW", cls.retry_window),
-            resume_ttl=integer("RESUME_TTL", cls.resume_ttl),
-            cart_ttl=integer("CART_TTL", cls.cart_ttl),
+            max_quantity=integer("MAX_QUANTITY", cls.max_quantity, QUANTITIES),
+            hop_deadline=number("HOP_DEADLINE", cls.hop_deadline, HOP_DEADLINES),
+            retry_window=number("RETRY_WINDOW", cls.retry_window, RETRY_WINDOWS),
+            resume_ttl=integer("RESUME_TTL", cls.resume_ttl, (1, MONTH), SECONDS),
+            cart_ttl=integer("CART_TTL", cls.cart_ttl, CART_TTLS, SECONDS),
             sms_provider=provider,
             sms_sender=get("SMS_SENDER", cls.sms_sender),
             at_sms_url=get("AT_SMS_URL", cls.at_sms_url),
             at_username=get("AT_USERNAME", cls.at_username),
             at_api_key=get("AT_API_KEY", cls.at_api_key),
             smpp_host=get("SMPP_HOST", cls.smpp_host),
-            smpp_port=integer("SMPP_PORT", cls.smpp_port),
+            smpp_port=integer("SMPP_PORT", cls.smpp_port, PORTS),
             smpp_system_id=get("SMPP_SYSTEM_ID", cls.smpp_system_id),
             smpp_password=get("SMPP_PASSWORD", cls.smpp_password),
             smpp_system_type=get("SMPP_SYSTEM_TYPE", cls.smpp_system_type),
-            smpp_enquire_interval=number("SMPP_ENQUIRE_INTERVAL", cls.smpp_enquire_interval),
+            smpp_enquire_interval=number(
+                "SMPP_ENQUIRE_INTERVAL", cls.smpp_enquire_interval, ENQUIRE_INTERVALS
+            ),
             admin_token=get("ADMIN_TOKEN", "").strip(),
             sms_dispatch=flag("SMS_DISPATCH", True),
-            sms_rate=number("SMS_RATE", cls.sms_rate),
-            sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval),
-            sms_give_up=number("SMS_GIVE_UP", cls.sms_give_up),
+            sms_rate=number("SMS_RATE", cls.sms_rate, (0.0, None), "a rate (messages a second)"),
+            sms_poll_interval=number("SMS_POLL_INTERVAL", cls.sms_poll_interval, POLL_INTERVALS),
+            sms_give_up=number("SMS_GIVE_UP", cls.sms_give_up, (60.0, MONTH)),
             demo=flag("DEMO", False),
             simulator=flag("SIMULATOR", False),
             log_format=_log_format(get("LOG_FORMAT", "json")),
             seed_if_empty=flag("SEED_IF_EMPTY", False),
             var_dir=Path(get("VAR_DIR", "var")),
         )
+        # Redis keeps a subscriber's record (the resume point and the cart) for OKRYU_CART_TTL.
+        if settings.resume_ttl > settings.cart_ttl:
+            raise SettingsError(
+                f"OKRYU_RESUME_TTL ({settings.resume_ttl}) must not exceed OKRYU_CART_TTL"
+                f" ({settings.cart_ttl}): the session it resumes is gone by then"
+            )
+        if settings.reminder_delay >= settings.cart_ttl:
+            raise SettingsError(
+                f"OKRYU_REMINDER_DELAY ({settings.reminder_delay}) must be shorter than"
+                f" OKRYU_CART_TTL ({settings.cart_ttl}): the cart it reminds of is gone by then"
+            )
+        return settings
+
+
+_YES = frozenset({"1", "true", "yes", "on"})
+_NO = frozenset({"0", "false", "no", "off"})
+
+
+def _within(value: float, span: tuple[float, float | None]) -> bool:
+    low, high = span
+    return low <= value and (high is None or value <= high)
+
+
+def _span(span: tuple[float, float | None]) -> str:
+    low, high = span
+    return f"of at least {_plain(low)}" if high is None else f"from {_plain(low)} to {_plain(high)}"
+
+
+def _plain(value: float) -> str:
+    """``2592000.0`` -> ``2592000`` (not ``2.592e+06``); ``0.5`` -> ``0.5``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _language(value: str) -> str:
@@ -183,14 +294,19 @@ def _budgets(value: str) -> dict[str, Budget]:
     """``"africastalking=182/80,hubtel=160/70"`` -> per-channel budgets."""
     budgets: dict[str, Budget] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
-        slug, _, sizes = item.partition("=")
-        gsm7, _, ucs2 = sizes.partition("/")
-        if not (slug and gsm7.isdigit() and ucs2.isdigit()):
+        entry = re.fullmatch(r"([^=\s]+)\s*=\s*([0-9]+)\s*/\s*([0-9]+)", item, re.ASCII)
+        if entry is None:
             raise SettingsError(
                 f"OKRYU_SCREEN_BUDGETS entries look like slug=GSM7/UCS2 (africastalking=182/80),"
                 f" not {item!r}"
             )
-        budgets[slug.strip()] = Budget(int(gsm7), int(ucs2))
+        slug, gsm7, ucs2 = entry[1], int(entry[2]), int(entry[3])
+        if not (_within(gsm7, GSM7_UNITS) and _within(ucs2, UCS2_UNITS)):
+            raise SettingsError(
+                f"OKRYU_SCREEN_BUDGETS gives {slug} {gsm7}/{ucs2}: a screen holds"
+                f" {_span(GSM7_UNITS)} GSM-7 and {_span(UCS2_UNITS)} UCS-2 units"
+            )
+        budgets[slug] = Budget(gsm7, ucs2)
     return budgets
 
 
@@ -200,13 +316,15 @@ def _names(value: str) -> list[str]:
 
 
 def _regions(value: str) -> tuple[str, ...]:
-    regions = tuple(region.upper() for region in _names(value))
-    unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
-    if unknown:
-        raise SettingsError(
-            f"OKRYU_SMS_REGIONS takes ISO 3166 region codes such as KP, not {', '.join(unknown)}"
-        )
-    return regions
+    return tuple(_region("OKRYU_SMS_REGIONS", region) for region in _names(value))
+
+
+def _region(variable: str, value: str) -> str:
+    """``value`` as the region code phonenumbers reads numbers by (``kp`` -> ``KP``)."""
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(f"{variable} takes ISO 3166 region codes such as KP, not {value!r}")
+    return region
 
 
 def _codes(value: str) -> tuple[str, ...]:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import GatewayError
 
-__all__ = ["StartupError", "cause"]
+__all__ = ["StartupError", "cause", "database_failures"]
 
 
 class StartupError(GatewayError):
@@ -38,6 +41,19 @@ def cause(error: BaseException, url: str | None = None) -> str:
     for password in _passwords(url):
         text = text.replace(password, "***")
     return text
+
+
+@contextmanager
+def database_failures(url: str) -> Iterator[None]:
+    """Opening the database at ``url`` (and migrating it): a failure is a :class:`StartupError`.
+
+    A malformed URL, a driver not installed, a server, database or directory not there.
+    """
+    try:
+        yield
+    except (SQLAlchemyError, OSError, TimeoutError, ImportError, ValueError) as error:
+        reason = cause(error, url)
+        raise StartupError(f"cannot reach the database (OKRYU_DATABASE_URL): {reason}") from error
 
 
 def _passwords(url: str | None) -> Iterator[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
@@ -12,11 +14,38 @@ from typing import Any
 
 import aiosqlite
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")  # the async drivers the store installs
+# What asyncpg takes from a URL's query: SQLAlchemy hands every key to asyncpg.connect() as a
+# string, and asyncpg refuses an unknown keyword (TypeError) or a string where it wants a
+# number (statement_cache_size, timeout). These take a string; host, port, user, password and
+# database may also come from the query (a unix socket: ?host=/var/run/postgresql).
+ASYNCPG_OPTIONS = frozenset(
+    {
+        "ssl",
+        "command_timeout",
+        "prepared_statement_cache_size",  # SQLAlchemy's own, made a number before asyncpg
+        "target_session_attrs",
+        "passfile",
+        "service",
+        "servicefile",
+        "krbsrvname",
+        "gsslib",
+        "host",
+        "port",
+        "user",
+        "password",
+        "database",
+    }
+)
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 class Database:
@@ -104,10 +133,42 @@ def _inline_connection(database: str, **kwargs: Any) -> _InlineConnection:
     return _InlineConnection(partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
 
 
+def url_problem(url: str) -> str | None:
+    """Why the store cannot use ``url``, told without connecting; ``None`` if it may.
+
+    The words never quote the URL or a value from it: it may hold a password.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "not a database URL, like postgresql+asyncpg://user:password@host/database"
+    if parsed.drivername not in DRIVERS:
+        return f"the store speaks {' or '.join(f'{d}://' for d in DRIVERS)}, no other"
+    if parsed.drivername != "postgresql+asyncpg":
+        return None
+    for key, value in parsed.query.items():
+        if key == "sslmode":  # libpq's name, which asyncpg's keyword is not
+            mode = value if isinstance(value, str) and value in SSL_MODES else "require"
+            return f"asyncpg takes no sslmode: write ssl={mode}"
+        if key not in ASYNCPG_OPTIONS:
+            return f"asyncpg takes no option {key!r}; it takes {', '.join(sorted(ASYNCPG_OPTIONS))}"
+        if key == "ssl" and value not in SSL_MODES:
+            return f"ssl must be one of {', '.join(SSL_MODES)}"
+    return None
+
+
 def _ensure_parent(url: str) -> None:
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Make the directory of a relative SQLite path (the default ``var/``); an absolute one
+    must exist: a typo there should fail, not create directories wherever it points."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    parent = Path(path).parent
+    if not parent.is_absolute():
+        parent.mkdir(parents=True, exist_ok=True)
+    elif not parent.is_dir():
+        code = errno.ENOTDIR if parent.exists() else errno.ENOENT
+        raise OSError(code, os.strerror(code), str(parent))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

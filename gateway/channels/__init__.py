@@ -50,31 +50,40 @@ def load_channels(path: str | None) -> dict[str, Channel]:
 
     The file holds one ``[atcompat.<slug>]`` table per reseller that copies Africa's Talking
     (see :mod:`gateway.channels.atcompat`). A file that cannot be used is a
-    :class:`SettingsError` naming the file and what is wrong.
+    :class:`SettingsError` naming ``OKRYU_CHANNELS_FILE``, the file and what is wrong.
     """
     channels: dict[str, Channel] = dict(CHANNELS)
     if not path:
         return channels
     try:
+        channels.update(_resellers(path))
+    except SettingsError as error:
+        raise SettingsError(f"OKRYU_CHANNELS_FILE={path}: {error}") from None
+    return channels
+
+
+def _resellers(path: str) -> dict[str, Channel]:
+    try:
         with open(path, "rb") as file:
             config = tomllib.load(file)
     except OSError as error:
-        raise SettingsError(f"cannot read the channels file {path}: {error.strerror}") from None
+        raise SettingsError(f"cannot read it: {error.strerror}") from None
+    except UnicodeDecodeError as error:  # TOML is UTF-8; tomllib lets the decoder's error out
+        byte = error.object[error.start]
+        raise SettingsError(f"not UTF-8 (byte {byte:#04x} at offset {error.start})") from None
     except tomllib.TOMLDecodeError as error:
-        raise SettingsError(f"{path} is not valid TOML: {error}") from None
+        raise SettingsError(f"not valid TOML: {error}") from None
     unknown = set(config) - {"atcompat"}
     if unknown:
-        raise SettingsError(f"{path}: unknown tables {sorted(unknown)}; known: atcompat")
+        raise SettingsError(f"unknown tables {sorted(unknown)}; known: atcompat")
     resellers = config.get("atcompat", {})
     if not isinstance(resellers, dict):
-        raise SettingsError(f"{path}: atcompat must hold one table per reseller")
+        raise SettingsError("atcompat must hold one table per reseller")
+    channels: dict[str, Channel] = {}
     for slug, table in resellers.items():
         if not isinstance(table, dict):
-            raise SettingsError(f"{path}: atcompat.{slug} must be a table, [atcompat.{slug}]")
-        if slug in channels:
-            raise SettingsError(f"{path}: [atcompat.{slug}] takes the name of a built-in channel")
-        try:
-            channels[slug] = AtCompatible.from_config(slug, table)
-        except SettingsError as error:
-            raise SettingsError(f"{path}: {error}") from None
+            raise SettingsError(f"atcompat.{slug} must be a table, [atcompat.{slug}]")
+        if slug in CHANNELS:
+            raise SettingsError(f"[atcompat.{slug}] takes the name of a built-in channel")
+        channels[slug] = AtCompatible.from_config(slug, table)
     return channels

@@ -710,7 +710,7 @@ def test_load_channels_adds_each_configured_reseller() -> None:
 @pytest.mark.parametrize(
     ("toml", "reason"),
     [
-        ("[atcompat.x\n", "is not valid TOML"),
+        ("[atcompat.x\n", "not valid TOML"),
         ("[resellers.x]\n", "unknown tables ['resellers']; known: atcompat"),
         ("atcompat = 1\n", "atcompat must hold one table per reseller"),
         ("[atcompat]\nx = 1\n", "atcompat.x must be a table"),
@@ -729,11 +729,19 @@ def test_load_channels_bad_file_says_what_is_wrong(tmp_path: Path, toml: str, re
     path.write_text(toml)
     with pytest.raises(SettingsError) as error:
         load_channels(str(path))
-    assert str(error.value).startswith(f"{path}")
+    assert str(error.value).startswith(f"OKRYU_CHANNELS_FILE={path}: ")
     assert reason in str(error.value)
 
 
 def test_load_channels_missing_file_says_so(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.toml"
-    with pytest.raises(SettingsError, match="cannot read the channels file"):
+    with pytest.raises(SettingsError, match="^OKRYU_CHANNELS_FILE=.*: cannot read it: "):
         load_channels(str(path))
+
+
+def test_load_channels_file_not_utf8_says_so_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "channels.toml"
+    path.write_bytes(b"[atcompat.x]\nmethod = '\xff'\n")
+    with pytest.raises(SettingsError) as error:
+        load_channels(str(path))
+    assert str(error.value) == f"OKRYU_CHANNELS_FILE={path}: not UTF-8 (byte 0xff at offset 23)"

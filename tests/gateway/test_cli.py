@@ -61,3 +61,27 @@ async def test_cli_migrate_brings_an_empty_database_to_the_newest_revision(
     first, second = capsys.readouterr().out.splitlines()
     assert first == f"schema at revision {migrate.head()} (was empty)"
     assert second == f"schema at revision {migrate.head()}"
+
+
+@pytest.mark.parametrize("argv", [["migrate"], ["seed"], ["report", "funnel"]])
+def test_cli_database_commands_say_an_unreachable_database_in_one_line(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "no" / "such"
+    monkeypatch.setenv("OKRYU_DATABASE_URL", f"sqlite+aiosqlite:///{missing / 'okryu.db'}")
+    handlers = logging.getLogger().handlers[:]
+    try:
+        status = main(argv)
+    finally:
+        logging.getLogger().handlers[:] = handlers
+
+    assert (status, *capsys.readouterr()) == (
+        1,
+        "",
+        f"okryu: cannot reach the database (OKRYU_DATABASE_URL): no such file or directory: "
+        f"{missing}\n",
+    )
+    assert not (tmp_path / "no").exists()

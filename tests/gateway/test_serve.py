@@ -108,6 +108,50 @@ def test_serve_with_a_wrong_database_port_says_so_in_one_line(
     )
 
 
+def test_serve_with_libpq_s_sslmode_for_asyncpg_says_so_in_one_line(
+    serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    # asyncpg takes ssl=, not sslmode=: the driver would refuse it with a TypeError traceback.
+    url = f"postgresql+asyncpg://okryu:{SECRET}@127.0.0.1:{free_port()}/okryu?sslmode=require"
+    done = serve(serve_env | {"OKRYU_DATABASE_URL": url}, tmp_path)
+
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        "okryu: OKRYU_DATABASE_URL: asyncpg takes no sslmode: write ssl=require\n",
+    )
+
+
+def test_serve_with_a_sqlite_file_in_a_missing_directory_says_so_and_makes_none(
+    serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no" / "such"
+    url = f"sqlite+aiosqlite:///{missing / 'okryu.db'}"
+    done = serve(serve_env | {"OKRYU_DATABASE_URL": url}, tmp_path)
+
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        f"okryu: cannot reach the database (OKRYU_DATABASE_URL): no such file or directory: "
+        f"{missing}\n",
+    )
+    assert not (tmp_path / "no").exists()
+
+
+def test_serve_with_a_channels_file_not_in_utf8_says_so_in_one_line(
+    serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "channels.toml"
+    path.write_bytes(b"[atcompat.crossgate]\nmethod = 'G\xc9T'\n")
+    done = serve(serve_env | {"OKRYU_CHANNELS_FILE": str(path)}, tmp_path)
+
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        f"okryu: OKRYU_CHANNELS_FILE={path}: not UTF-8 (byte 0xc9 at offset 32)\n",
+    )
+
+
 def test_serve_without_redis_says_so_in_one_line_without_the_password(
     serve_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -22,7 +22,13 @@ from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
 from menus.text import texts
 from store import inbox, outbox
-from store.models import PROVIDER_ID_WIDTH, SMS_BODY_WIDTH, SMS_TO_WIDTH, utcnow
+from store.models import (
+    PROVIDER_ID_LIMIT,
+    PROVIDER_ID_WIDTH,
+    SMS_BODY_WIDTH,
+    SMS_TO_WIDTH,
+    utcnow,
+)
 
 log = logging.getLogger("okryu.callbacks")
 
@@ -240,7 +246,7 @@ async def dlr_africastalking(request: web.Request) -> web.StreamResponse:
     """Africa's Talking delivery reports: the outbox row of that message id learns its fate."""
     authorise(request, SMS_CHANNEL)
     data = await form_fields(request)
-    message_id = data.ident("id", PROVIDER_ID_WIDTH)
+    message_id = data.ident("id", PROVIDER_ID_LIMIT)  # a longer id than the column: its digest
     status = data.ident("status")
     if status not in AT_DELIVERY:
         raise BadRequest(f"status must be one of {', '.join(AT_DELIVERY)}")

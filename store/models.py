@@ -22,7 +22,8 @@ def utcnow() -> datetime:
 MSISDN_WIDTH = 16  # E.164: "+" and at most 15 digits
 ADDRESS_WIDTH = 60
 SESSION_REF_WIDTH = 100  # an aggregator's session id
-PROVIDER_ID_WIDTH = 100  # an SMS provider's message id
+PROVIDER_ID_WIDTH = 100  # an SMS provider's message id; a longer one is kept as its digest
+PROVIDER_ID_LIMIT = 1000  # the longest id a delivery report may name (and be matched by)
 SMS_BODY_WIDTH = 1000
 SMS_TO_WIDTH = 32  # the short code or number an inbound SMS was sent to
 SCREEN_TEXT_WIDTH = 400

@@ -9,11 +9,13 @@ that got it accepted, retry and failure included, so a receipt finds its message
 the message's status. The parts' receipts combine into the message's: it is ``delivered``
 when every part is delivered, ``failed`` as soon as one part fails (a handset cannot show a
 message with a part missing), and ``sent`` until then. Only a ``sent`` message settles; one
-whose receipts came early settles when ``sent`` is recorded.
+whose receipts came early settles when ``sent`` is recorded. Every provider id is stored and
+looked up in the form ``stored_id`` gives it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,9 +27,27 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database
-from store.models import LAST_ERROR_WIDTH, OutboundMessage, OutboundPart
+from store.models import LAST_ERROR_WIDTH, PROVIDER_ID_WIDTH, OutboundMessage, OutboundPart
 
 _VISIBLE_STATUSES = ("sent", "delivered")
+_DIGEST = "~sha256:"
+_HEAD = PROVIDER_ID_WIDTH - len(_DIGEST) - 64  # characters of the id kept before its digest
+
+
+def stored_id(provider_message_id: str) -> str:
+    """A provider's message id as the outbox stores it, and looks it up: every id passes here.
+
+    An id the column keeps whole (at most ``PROVIDER_ID_WIDTH`` printable characters) is
+    itself. Any other, too long or holding what a database may refuse (a NUL), becomes its
+    first printable characters and its SHA-256: as wide as the column, the same for the same
+    id, so the send is recorded (not sent again after the lease, a paid duplicate) and its
+    receipts still find it. Changing this form orphans the receipts of messages in flight.
+    """
+    if len(provider_message_id) <= PROVIDER_ID_WIDTH and provider_message_id.isprintable():
+        return provider_message_id
+    digest = hashlib.sha256(provider_message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    head = "".join(c for c in provider_message_id[: PROVIDER_ID_WIDTH * 2] if c.isprintable())
+    return f"{head[:_HEAD]}{_DIGEST}{digest}"
 
 
 @dataclass(frozen=True)
@@ -165,7 +185,8 @@ async def mark_sent(
     """
     async with db.write() as session:
         row = await _locked(session, id)
-        row.status, row.provider, row.provider_message_id = "sent", provider, provider_message_id
+        row.status, row.provider = "sent", provider
+        row.provider_message_id = stored_id(provider_message_id) if provider_message_id else None
         row.sent_at, row.lease_until = now, None
         await _record_parts(
             session, id, parts or ([provider_message_id] if provider_message_id else [])
@@ -275,11 +296,10 @@ async def record_receipt(
     state on the way, or a second final receipt (receipts arrive out of order, and a late
     ENROUTE or UNDELIV must not undo a DELIVRD). ``unknown``: no part has this id (yet).
     """
+    key = stored_id(provider_message_id)
     final = state == _DELIVERED or state in _UNDELIVERED
     async with db.write() as session:
-        query = select(OutboundPart.message_id).where(
-            col(OutboundPart.provider_message_id) == provider_message_id
-        )
+        query = select(OutboundPart.message_id).where(col(OutboundPart.provider_message_id) == key)
         message_ids = sorted(set((await session.exec(query)).all()))
         if not message_ids:
             return "unknown"
@@ -292,7 +312,7 @@ async def record_receipt(
                 update(OutboundPart)
                 .where(
                     col(OutboundPart.message_id) == message_id,
-                    col(OutboundPart.provider_message_id) == provider_message_id,
+                    col(OutboundPart.provider_message_id) == key,
                     col(OutboundPart.state).is_(None),
                 )
                 .values(state=state, receipt_at=now)
@@ -322,6 +342,7 @@ async def _record_parts(session: AsyncSession, message_id: int, ids: Sequence[st
     """
     if not ids:
         return
+    ids = [stored_id(id_) for id_ in ids]
     query = select(OutboundPart).where(col(OutboundPart.message_id) == message_id)
     known = {part.number: part for part in (await session.exec(query)).all()}
     stale = [

@@ -7,7 +7,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from store.db import Database
-from store.models import OutboundMessage, OutboundPart, utcnow
+from store.models import PROVIDER_ID_WIDTH, OutboundMessage, OutboundPart, utcnow
 from store.outbox import (
     claim_due,
     enqueue,
@@ -18,6 +18,7 @@ from store.outbox import (
     mark_sent,
     record_receipt,
     sent_to,
+    stored_id,
 )
 from tests.store.factories import ALICE, BOB, rows
 
@@ -306,3 +307,36 @@ async def test_receipts_for_two_parts_at_once_settle_the_message(db: Database) -
 
     assert set(outcomes) == {"recorded"}
     assert {(await _row(db, item.id)).status for item in items} == {"delivered"}
+
+
+# --- provider ids the column cannot keep whole ---------------------------------------------
+
+LONG_ID = "ATXid_" + "7" * 144  # 150 characters
+
+
+def test_stored_id_is_the_id_itself_when_the_column_keeps_it_whole() -> None:
+    assert stored_id("ATXid_1") == "ATXid_1"
+    assert stored_id("x" * PROVIDER_ID_WIDTH) == "x" * PROVIDER_ID_WIDTH
+
+
+def test_stored_id_of_a_long_or_unstorable_id_is_a_bounded_digest_the_same_each_time() -> None:
+    twin = LONG_ID[:-1] + "8"  # the same first 149 characters
+    forms = [stored_id(LONG_ID), stored_id(twin), stored_id("AT\x00X"), stored_id("\ud800")]
+    assert all(len(form) <= PROVIDER_ID_WIDTH and form.isprintable() for form in forms)
+    assert len(set(forms)) == 4
+    assert stored_id(LONG_ID) == forms[0] and stored_id(forms[0]) == forms[0]
+    assert forms[0].startswith("ATXid_777") and forms[2].startswith("ATX~sha256:")
+
+
+async def test_a_long_or_unstorable_id_is_recorded_and_its_receipts_find_it(db: Database) -> None:
+    now = await _enqueue(db, "long", "nul")
+    claimed = {i.body: i.id for i in await claim_due(db, now, limit=10, lease=LEASE)}
+
+    await mark_sent(db, claimed["long"], "africastalking", LONG_ID, now)
+    await mark_sent(db, claimed["nul"], "smpp", "A\x00", now, ["A\x00", "B" * 200])
+
+    assert (await _row(db, claimed["long"])).provider_message_id == stored_id(LONG_ID)
+    assert await record_receipt(db, LONG_ID, "delivered", now) == "recorded"
+    assert await record_receipt(db, "A\x00", "delivered", now) == "recorded"
+    assert await record_receipt(db, "B" * 200, "delivered", now) == "recorded"
+    assert {(await _row(db, id_)).status for id_ in claimed.values()} == {"delivered"}

@@ -169,6 +169,21 @@ class OutboundPart(SQLModel, table=True):
     receipt_at: NaiveDatetime | None = None
 
 
+class EarlyReceipt(SQLModel, table=True):
+    """A final delivery receipt that came before any part had its provider id.
+
+    Africa's Talking can report a message before its answer to the send is recorded (the
+    part is written in ``mark_sent``), and an HTTP callback cannot be asked to come again as
+    an SMPP receipt can. The receipt waits here, applied and deleted when a part with that id
+    is recorded, and dropped after ``store.outbox.EARLY_RECEIPT_TTL`` if none ever is.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_message_id: str = Field(max_length=PROVIDER_ID_WIDTH, unique=True)
+    state: str = Field(max_length=16)  # a final state: the first to come stands
+    received_at: NaiveDatetime = Field(index=True)
+
+
 class InboundMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     msisdn: str = Field(index=True, max_length=MSISDN_WIDTH)

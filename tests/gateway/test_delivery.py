@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import keys
 from gateway.sms.dispatcher import Dispatcher
-from simulators.smsink import SmsSink
+from simulators.smsink import SinkReport, SmsSink
 from store import outbox
 from store.db import Database
 from store.models import PROVIDER_ID_WIDTH
@@ -35,6 +35,43 @@ async def at_gateway(
     )
     sink.dlr_url = str(client.make_url("/sms/africastalking/dlr"))
     return client
+
+
+async def test_an_early_delivery_report_settles_the_message_once_its_send_is_recorded(
+    make_gateway: Make, aiohttp_server: ServerFactory, seeded_db: Database
+) -> None:
+    sink = SmsSink(KEY)
+    client = await at_gateway(make_gateway, aiohttp_server, sink)
+    sink.report_before_answer(1, "Success")  # AT's report overtakes its answer to the send
+    id_ = await queue(seeded_db)
+
+    assert await client.app[keys.DISPATCHER].run_once() == 1
+
+    [message] = sink.messages
+    assert sink.reports == [SinkReport(message.id, "Success", 200)]  # posted before the answer
+    sent = await row(seeded_db, id_)
+    assert (sent.status, sent.provider_message_id) == ("delivered", message.id)
+    assert sent.delivered_at is not None
+
+
+async def test_an_early_failure_report_fails_the_message_and_a_late_success_changes_nothing(
+    make_gateway: Make, aiohttp_server: ServerFactory, seeded_db: Database
+) -> None:
+    sink = SmsSink(KEY)
+    client = await at_gateway(make_gateway, aiohttp_server, sink)
+    sink.report_before_answer(1, "Failed")
+    id_ = await queue(seeded_db)
+
+    assert await client.app[keys.DISPATCHER].run_once() == 1
+    [message] = sink.messages
+    assert await sink.report(message.id, "Success") == 200  # out of order: the final one stands
+
+    failed = await row(seeded_db, id_)
+    assert (failed.status, failed.last_error, failed.delivered_at) == (
+        "failed",
+        "receipt: failed",
+        None,
+    )
 
 
 async def test_a_150_character_message_id_is_sent_once_and_its_receipt_attaches(

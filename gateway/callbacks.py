@@ -25,7 +25,13 @@ from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
 from menus.text import texts
 from store import inbox, outbox
-from store.models import PROVIDER_ID_WIDTH, SMS_BODY_WIDTH, SMS_TO_WIDTH, utcnow
+from store.models import (
+    PROVIDER_ID_LIMIT,
+    PROVIDER_ID_WIDTH,
+    SMS_BODY_WIDTH,
+    SMS_TO_WIDTH,
+    utcnow,
+)
 
 log = logging.getLogger("okryu.callbacks")
 
@@ -279,16 +285,28 @@ AT_DELIVERY = {
 
 
 async def dlr_africastalking(request: web.Request) -> web.StreamResponse:
-    """Africa's Talking delivery reports: the outbox row of that message id learns its fate."""
+    """Africa's Talking delivery reports: the outbox row of that message id learns its fate.
+
+    A final report for an id no part has yet is kept until that part is recorded: AT can
+    report a message before its answer to the send is recorded, and cannot be asked to
+    report it again. An id longer than the column is matched by its stored form.
+    """
     authorise(request, SMS_CHANNEL)
     data = await form_fields(request)
-    message_id = data.ident("id", PROVIDER_ID_WIDTH)
+    message_id = data.ident("id", PROVIDER_ID_LIMIT)
     status = data.ident("status")
     if status not in AT_DELIVERY:
         raise BadRequest(f"status must be one of {', '.join(AT_DELIVERY)}")
-    changed = await outbox.mark_delivery(
-        request.app[keys.DATABASE], message_id, AT_DELIVERY[status], utcnow()
+    state = AT_DELIVERY[status]
+    outcome = await outbox.record_receipt(
+        request.app[keys.DATABASE], message_id, state, utcnow(), keep=True
     )
-    if changed:
-        request.app[keys.METRICS].sms_receipts.labels(AT_DELIVERY[status]).inc()
+    if outcome == "recorded":
+        request.app[keys.METRICS].sms_receipts.labels(state).inc()
+    elif outcome == "kept":
+        log.info(
+            "kept a %s report for %s until its send is recorded",
+            state,
+            outbox.stored_id(message_id),
+        )
     return web.Response(text="OK", content_type="text/plain")

@@ -22,7 +22,8 @@ def utcnow() -> datetime:
 MSISDN_WIDTH = 16  # E.164: "+" and at most 15 digits
 ADDRESS_WIDTH = 60
 SESSION_REF_WIDTH = 100  # an aggregator's session id
-PROVIDER_ID_WIDTH = 100  # an SMS provider's message id
+PROVIDER_ID_WIDTH = 100  # an SMS provider's message id; a longer one is kept as its digest
+PROVIDER_ID_LIMIT = 1000  # the longest id a delivery report may name (and be matched by)
 SMS_BODY_WIDTH = 1000
 SMS_TO_WIDTH = 32  # the short code or number an inbound SMS was sent to
 SCREEN_TEXT_WIDTH = 400
@@ -166,6 +167,21 @@ class OutboundPart(SQLModel, table=True):
     provider_message_id: str = Field(max_length=PROVIDER_ID_WIDTH, index=True)
     state: str | None = Field(default=None, max_length=16)  # a final receipt's, else None
     receipt_at: NaiveDatetime | None = None
+
+
+class EarlyReceipt(SQLModel, table=True):
+    """A final delivery receipt that came before any part had its provider id.
+
+    Africa's Talking can report a message before its answer to the send is recorded (the
+    part is written in ``mark_sent``), and an HTTP callback cannot be asked to come again as
+    an SMPP receipt can. The receipt waits here, applied and deleted when a part with that id
+    is recorded, and dropped after ``store.outbox.EARLY_RECEIPT_TTL`` if none ever is.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_message_id: str = Field(max_length=PROVIDER_ID_WIDTH, unique=True)
+    state: str = Field(max_length=16)  # a final state: the first to come stands
+    received_at: NaiveDatetime = Field(index=True)
 
 
 class InboundMessage(SQLModel, table=True):

@@ -9,25 +9,53 @@ that got it accepted, retry and failure included, so a receipt finds its message
 the message's status. The parts' receipts combine into the message's: it is ``delivered``
 when every part is delivered, ``failed`` as soon as one part fails (a handset cannot show a
 message with a part missing), and ``sent`` until then. Only a ``sent`` message settles; one
-whose receipts came early settles when ``sent`` is recorded.
+whose receipts came early settles when ``sent`` is recorded. A final receipt that comes before
+any part has its id (Africa's Talking can report a message before its answer to the send is
+recorded) is kept (``EarlyReceipt``) for ``EARLY_RECEIPT_TTL``, and taken by the part when it
+is recorded. Every provider id is stored and looked up in the form ``stored_id`` gives it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database
-from store.models import LAST_ERROR_WIDTH, OutboundMessage, OutboundPart
+from store.models import (
+    LAST_ERROR_WIDTH,
+    PROVIDER_ID_WIDTH,
+    EarlyReceipt,
+    OutboundMessage,
+    OutboundPart,
+)
 
 _VISIBLE_STATUSES = ("sent", "delivered")
+_DIGEST = "~sha256:"
+_HEAD = PROVIDER_ID_WIDTH - len(_DIGEST) - 64  # characters of the id kept before its digest
+
+
+def stored_id(provider_message_id: str) -> str:
+    """A provider's message id as the outbox stores it, and looks it up: every id passes here.
+
+    An id the column keeps whole (at most ``PROVIDER_ID_WIDTH`` printable characters) is
+    itself. Any other, too long or holding what a database may refuse (a NUL), becomes its
+    first printable characters and its SHA-256: as wide as the column, the same for the same
+    id, so the send is recorded (not sent again after the lease, a paid duplicate) and its
+    receipts still find it. Changing this form orphans the receipts of messages in flight.
+    """
+    if len(provider_message_id) <= PROVIDER_ID_WIDTH and provider_message_id.isprintable():
+        return provider_message_id
+    digest = hashlib.sha256(provider_message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    head = "".join(c for c in provider_message_id[: PROVIDER_ID_WIDTH * 2] if c.isprintable())
+    return f"{head[:_HEAD]}{_DIGEST}{digest}"
 
 
 @dataclass(frozen=True)
@@ -165,7 +193,8 @@ async def mark_sent(
     """
     async with db.write() as session:
         row = await _locked(session, id)
-        row.status, row.provider, row.provider_message_id = "sent", provider, provider_message_id
+        row.status, row.provider = "sent", provider
+        row.provider_message_id = stored_id(provider_message_id) if provider_message_id else None
         row.sent_at, row.lease_until = now, None
         await _record_parts(
             session, id, parts or ([provider_message_id] if provider_message_id else [])
@@ -262,11 +291,20 @@ def _int(value: int | None) -> int:
 _DELIVERED = "delivered"
 _UNDELIVERED = frozenset({"failed", "rejected", "expired", "undeliverable", "deleted"})
 
-ReceiptOutcome = Literal["recorded", "known", "unknown"]
+# How long a receipt that came before its part is kept. A receipt can overtake the record of
+# its send by at most the dispatcher's lease (the provider's answer time plus a margin, 15 s
+# for Africa's Talking): after that the row is sent again under a new id, and the first id
+# is never recorded. Ten minutes is forty such leases, room for a slow database and for
+# hosts whose clocks disagree; past it the receipt is someone else's message (an account
+# shared with another system) or a send that died unrecorded, and is dropped, so the table
+# holds at most the unmatched receipts of the last ten minutes.
+EARLY_RECEIPT_TTL = timedelta(minutes=10)
+
+ReceiptOutcome = Literal["recorded", "known", "kept", "unknown"]
 
 
 async def record_receipt(
-    db: Database, provider_message_id: str, state: str, now: datetime
+    db: Database, provider_message_id: str, state: str, now: datetime, *, keep: bool = False
 ) -> ReceiptOutcome:
     """Record a delivery receipt against the part with this provider id, in any message state.
 
@@ -274,13 +312,21 @@ async def record_receipt(
     last news it waited for). ``known``: the part exists but the receipt changes nothing: a
     state on the way, or a second final receipt (receipts arrive out of order, and a late
     ENROUTE or UNDELIV must not undo a DELIVRD). ``unknown``: no part has this id (yet).
+    ``kept`` (only with ``keep``): no part has this id yet and the receipt is final: it is
+    kept for ``EARLY_RECEIPT_TTL`` and applied when a part with this id is recorded.
     """
+    key = stored_id(provider_message_id)
     final = state == _DELIVERED or state in _UNDELIVERED
     async with db.write() as session:
-        query = select(OutboundPart.message_id).where(
-            col(OutboundPart.provider_message_id) == provider_message_id
-        )
-        message_ids = sorted(set((await session.exec(query)).all()))
+        message_ids = await _holders(session, key)
+        if not message_ids and keep and final:
+            # Waits for a send recording this id right now, and makes it wait for us: either
+            # that send sees this receipt kept, or this receipt sees its part.
+            await _serialise(session, [key])
+            message_ids = await _holders(session, key)
+            if not message_ids:
+                await _keep(session, key, state, now)
+                return "kept"
         if not message_ids:
             return "unknown"
         recorded = False
@@ -292,7 +338,7 @@ async def record_receipt(
                 update(OutboundPart)
                 .where(
                     col(OutboundPart.message_id) == message_id,
-                    col(OutboundPart.provider_message_id) == provider_message_id,
+                    col(OutboundPart.provider_message_id) == key,
                     col(OutboundPart.state).is_(None),
                 )
                 .values(state=state, receipt_at=now)
@@ -308,6 +354,50 @@ async def mark_delivery(db: Database, provider_message_id: str, state: str, now:
     return await record_receipt(db, provider_message_id, state, now) == "recorded"
 
 
+async def _holders(session: AsyncSession, key: str) -> list[int]:
+    """The messages with a part under the stored id ``key``."""
+    query = select(OutboundPart.message_id).where(col(OutboundPart.provider_message_id) == key)
+    return sorted(set((await session.exec(query)).all()))
+
+
+async def _keep(session: AsyncSession, key: str, state: str, now: datetime) -> None:
+    """Keep a final receipt for a part not recorded yet; the first one for an id stands.
+
+    Each one kept drops those older than ``EARLY_RECEIPT_TTL``, so the table never holds
+    more than the receipts of that long: rows another transaction holds (a send taking its
+    receipt, another receipt dropping them too) are left to it rather than waited for.
+    """
+    expired = select(EarlyReceipt.id).where(col(EarlyReceipt.received_at) < now - EARLY_RECEIPT_TTL)
+    if _is_postgresql(session):
+        expired = expired.with_for_update(skip_locked=True)
+    await session.exec(delete(EarlyReceipt).where(col(EarlyReceipt.id).in_(expired)))
+    query = select(EarlyReceipt.id).where(col(EarlyReceipt.provider_message_id) == key)
+    if (await session.exec(query)).first() is None:
+        session.add(EarlyReceipt(provider_message_id=key, state=state, received_at=now))
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _serialise(session: AsyncSession, keys: Sequence[str]) -> None:
+    """Hold, until this transaction ends, a lock on each stored id in ``keys``.
+
+    A receipt that finds no part, and a send that records one, take it before they look for
+    each other's row, so one of them always sees the other's. SQLite needs nothing:
+    ``db.write()`` admits one writer at a time.
+    """
+    if not _is_postgresql(session):
+        return
+    locks = [
+        func.pg_advisory_xact_lock(
+            int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        )
+        for key in sorted(set(keys))  # in one order everywhere: no deadlock between two sends
+    ]
+    await session.exec(select(*locks))
+
+
 async def _locked(session: AsyncSession, id: int) -> OutboundMessage:
     row = await session.get(OutboundMessage, id, with_for_update=True)
     assert row is not None, id  # rows are never deleted
@@ -318,10 +408,12 @@ async def _record_parts(session: AsyncSession, message_id: int, ids: Sequence[st
     """Make ``ids`` the message's parts, numbered in order, keeping what receipts said.
 
     A part recorded by an earlier attempt that this one did not resume (its sender died)
-    is dropped: the message the handset puts together is this attempt's. No ids: no news.
+    is dropped: the message the handset puts together is this attempt's. A new part takes
+    the receipt that came before it, if one did. No ids: no news.
     """
     if not ids:
         return
+    ids = [stored_id(id_) for id_ in ids]
     query = select(OutboundPart).where(col(OutboundPart.message_id) == message_id)
     known = {part.number: part for part in (await session.exec(query)).all()}
     stale = [
@@ -335,14 +427,38 @@ async def _record_parts(session: AsyncSession, message_id: int, ids: Sequence[st
                 col(OutboundPart.message_id) == message_id, col(OutboundPart.number).in_(stale)
             )
         )
-    for number, provider_message_id in enumerate(ids, start=1):
-        if number in stale or number not in known:
-            session.add(
-                OutboundPart(
-                    message_id=message_id, number=number, provider_message_id=provider_message_id
-                )
+    new = {
+        number: id_
+        for number, id_ in enumerate(ids, start=1)
+        if number in stale or number not in known
+    }
+    early = await _early_receipts(session, list(new.values()))
+    for number, provider_message_id in new.items():
+        receipt = early.get(provider_message_id)
+        session.add(
+            OutboundPart(
+                message_id=message_id,
+                number=number,
+                provider_message_id=provider_message_id,
+                state=receipt.state if receipt else None,
+                receipt_at=receipt.received_at if receipt else None,
             )
+        )
     await session.flush()
+
+
+async def _early_receipts(session: AsyncSession, keys: Sequence[str]) -> dict[str, EarlyReceipt]:
+    """Take (read and delete) the receipts kept for parts with these stored ids."""
+    if not keys:
+        return {}
+    await _serialise(session, keys)
+    query = select(EarlyReceipt).where(col(EarlyReceipt.provider_message_id).in_(set(keys)))
+    early = {receipt.provider_message_id: receipt for receipt in (await session.exec(query)).all()}
+    if early:
+        await session.exec(
+            delete(EarlyReceipt).where(col(EarlyReceipt.provider_message_id).in_(list(early)))
+        )
+    return early
 
 
 async def _settle(session: AsyncSession, row: OutboundMessage, now: datetime) -> None:

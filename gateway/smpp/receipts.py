@@ -142,6 +142,7 @@ def outbox_receipts(
         if outcome == "recorded" and metrics is not None:
             metrics.sms_receipts.labels(state).inc()
         elif outcome == "unknown":
-            logger.info("smpp: acknowledged a receipt for unknown message id %s", message_id)
+            shown = outbox.stored_id(message_id)  # bounded, as the outbox would keep it
+            logger.info("smpp: acknowledged a receipt for unknown message id %s", shown)
 
     return on_receipt

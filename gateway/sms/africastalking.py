@@ -23,6 +23,16 @@ from gateway.sms.provider import SendResult, retry
 _ACCEPTED = frozenset({100, 101, 102})  # Processed, Sent, Queued
 # Sending again cannot help: InvalidPhoneNumber, UnsupportedNumberType, UserInBlacklist.
 _PERMANENT = frozenset({403, 404, 406})
+# AT's status words (PROTOCOLS.md §3.1), the only text of an answer that is stored or logged.
+_STATUS_WORDS = frozenset(
+    {
+        "Processed", "Sent", "Queued", "Success", "RiskHold", "InvalidSenderId",
+        "InvalidPhoneNumber", "UnsupportedNumberType", "InsufficientBalance", "UserInBlacklist",
+        "CouldNotRoute", "DoNotDisturbRejection", "DuplicateRequest", "InternalServerError",
+        "GatewayError", "RejectedByGateway",
+    }
+)  # fmt: skip
+_LARGEST_CODE = 999  # statusCodes are three digits; a longer "code" could be anything
 
 
 class AfricasTalkingProvider:
@@ -66,15 +76,17 @@ class AfricasTalkingProvider:
         except TimeoutError:
             return retry(f"timed out after {self._timeout.total:g}s")
         except aiohttp.ClientError as exc:
-            return retry(f"connection error: {type(exc).__name__}: {exc}")
+            # The class says what failed; its text may quote the provider's reason phrase.
+            return retry(f"connection error: {type(exc).__name__}")
+        # An answer's text may echo the number or the message it was asked to send: only the
+        # provider's structured fields (the HTTP status, statusCode, a known status word) are
+        # kept, never its free text, in the outbox row or the log.
         if status >= 500:
-            return retry(f"HTTP {status} from provider: {_snippet(text)}")
+            return retry(f"HTTP {status} from provider")
         if status >= 400:
             # Usually a bad username or api key: retry, so the queue survives until an
             # operator fixes the configuration, but say plainly what to fix.
-            return retry(
-                f"HTTP {status} from provider, check username and api key: {_snippet(text)}"
-            )
+            return retry(f"HTTP {status} from provider, check username and api key")
         return _parse_recipient(text)
 
 
@@ -83,27 +95,31 @@ def _parse_recipient(text: str) -> SendResult:
     try:
         data: Any = json.loads(text)
     except ValueError:
-        return retry(f"non-JSON answer from provider: {_snippet(text)}")
+        return retry("non-JSON answer from provider")
     try:
         payload = data["SMSMessageData"]
         recipients = payload["Recipients"]
         if not recipients:
             # AT answers an empty list (with a reason in Message) when it accepted nobody.
-            return retry(f"no recipient accepted: {_snippet(str(payload.get('Message')))}")
+            return retry(f"no recipient accepted{_word(payload.get('Message'), ': ')}")
         recipient = recipients[0]
         code = int(recipient["statusCode"])
-        status = str(recipient.get("status", ""))
+        status = recipient.get("status")
         message_id = recipient.get("messageId")
     except (TypeError, KeyError, IndexError, ValueError, AttributeError):
-        return retry(f"unexpected JSON from provider: {_snippet(text)}")
+        return retry("unexpected JSON from provider")
+    if not 0 <= code <= _LARGEST_CODE:
+        return retry("unexpected JSON from provider")  # no statusCode of AT's, maybe a number
     if code in _ACCEPTED:
+        # No messageId: sent all the same, under no id, so no receipt can find it.
         return SendResult(ok=True, message_id=str(message_id) if message_id else None)
-    error = f"recipient status {code} {status}".rstrip()
+    error = f"recipient status {code}{_word(status, ' ')}"
     if code in _PERMANENT:
         return SendResult(ok=False, permanent=True, error=error)
     return retry(error)
 
 
-def _snippet(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _word(value: object, separator: str) -> str:
+    """``value`` after ``separator`` if it is one of AT's status words, else nothing: a
+    provider's text is kept only when it cannot be an echo of a number, address or body."""
+    return f"{separator}{value}" if isinstance(value, str) and value in _STATUS_WORDS else ""

@@ -119,7 +119,10 @@ class Dispatcher:
             await outbox.mark_sent(
                 self.db, item.id, self.provider.name, result.message_id, now, parts
             )
-            logger.info("sms %d sent as %s", item.id, result.message_id)
+            if result.message_id:  # as the row keeps it: bounded, what receipts are matched by
+                logger.info("sms %d sent as %s", item.id, outbox.stored_id(result.message_id))
+            else:
+                logger.info("sms %d sent under no id: no receipt can find it", item.id)
             return
         error = (result.error or "unknown error")[:LAST_ERROR_WIDTH]
         if result.permanent:

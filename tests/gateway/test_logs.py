@@ -21,16 +21,20 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
 from gateway.logs import AccessLogger, Redact, configure, mask_phones
 from gateway.messages import BadRequest
+from gateway.sms.africastalking import AfricasTalkingProvider
+from gateway.sms.dispatcher import Dispatcher
 from menus import sms
+from simulators.smsink import SmsSink
 from store.db import Database
 from store.errors import StoreError
 from store.models import Category, Customer, InboundMessage, OutboundMessage, Product
+from tests.gateway.test_sms import Clock, queue, row
 from tests.gateway.test_ussd import ORDER_PATH, post, walk
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -308,3 +312,47 @@ async def test_access_log_leaves_out_query_strings(caplog: pytest.LogCaptureFixt
         await runner.cleanup()
     assert "GET /dev/sms 200" in caplog.text
     assert "1912345678" not in caplog.text
+
+
+# What a provider's answer may echo: the number it was sent to, the message it was asked to send.
+ECHO = f"InvalidSenderId for 850-1912-345678 {ADDRESS}: {SMS_BODY}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"fail": 401}, "HTTP 401 from provider, check username and api key"),
+        ({"fail": 503}, "HTTP 503 from provider"),
+        ({"fail": 200}, "non-JSON answer from provider"),
+        ({"fail": 200, "json": True}, "unexpected JSON from provider"),
+        ({"refuse": True}, "no recipient accepted"),
+        ({"reject": 402}, "recipient status 402"),
+    ],
+)
+async def test_logs_and_the_outbox_keep_no_free_text_of_a_providers_answer(
+    db: Database,
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    captured: Captured,
+    answer: dict[str, Any],
+    error: str,
+) -> None:
+    sink = SmsSink("k3y")
+    if "fail" in answer:
+        body = json.dumps({"SMSMessageData": ECHO}) if answer.get("json") else ECHO
+        sink.fail_next(1, status=answer["fail"], body=body)
+    elif "refuse" in answer:
+        sink.refuse_next(1, message=ECHO)
+    else:
+        sink.reject_next(1, status_code=answer["reject"], status=ECHO)
+    url = str((await aiohttp_server(sink.app)).make_url("/version1/messaging"))
+    id_ = await queue(db)
+    async with aiohttp.ClientSession() as http:
+        provider = AfricasTalkingProvider(http, url, "sandbox", "k3y", "OKRYU")
+        assert await Dispatcher(db, provider, clock=Clock()).run_once() == 1
+    stored = (await row(db, id_)).last_error
+    assert stored == error  # the provider's structured fields only
+    text = captured.text()
+    assert error in text
+    assert_no_subscriber_data(text)
+    assert_no_subscriber_data(stored)
+    assert "8501912345678" not in text.replace("-", "")

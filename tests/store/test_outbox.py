@@ -7,8 +7,9 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from store.db import Database
-from store.models import OutboundMessage, OutboundPart, utcnow
+from store.models import PROVIDER_ID_WIDTH, EarlyReceipt, OutboundMessage, OutboundPart, utcnow
 from store.outbox import (
+    EARLY_RECEIPT_TTL,
     claim_due,
     enqueue,
     give_up,
@@ -18,6 +19,7 @@ from store.outbox import (
     mark_sent,
     record_receipt,
     sent_to,
+    stored_id,
 )
 from tests.store.factories import ALICE, BOB, rows
 
@@ -306,3 +308,120 @@ async def test_receipts_for_two_parts_at_once_settle_the_message(db: Database) -
 
     assert set(outcomes) == {"recorded"}
     assert {(await _row(db, item.id)).status for item in items} == {"delivered"}
+
+
+# --- provider ids the column cannot keep whole ---------------------------------------------
+
+LONG_ID = "ATXid_" + "7" * 144  # 150 characters
+
+
+def test_stored_id_is_the_id_itself_when_the_column_keeps_it_whole() -> None:
+    assert stored_id("ATXid_1") == "ATXid_1"
+    assert stored_id("x" * PROVIDER_ID_WIDTH) == "x" * PROVIDER_ID_WIDTH
+
+
+def test_stored_id_of_a_long_or_unstorable_id_is_a_bounded_digest_the_same_each_time() -> None:
+    twin = LONG_ID[:-1] + "8"  # the same first 149 characters
+    forms = [stored_id(LONG_ID), stored_id(twin), stored_id("AT\x00X"), stored_id("\ud800")]
+    assert all(len(form) <= PROVIDER_ID_WIDTH and form.isprintable() for form in forms)
+    assert len(set(forms)) == 4
+    assert stored_id(LONG_ID) == forms[0] and stored_id(forms[0]) == forms[0]
+    assert forms[0].startswith("ATXid_777") and forms[2].startswith("ATX~sha256:")
+
+
+async def test_a_long_or_unstorable_id_is_recorded_and_its_receipts_find_it(db: Database) -> None:
+    now = await _enqueue(db, "long", "nul")
+    claimed = {i.body: i.id for i in await claim_due(db, now, limit=10, lease=LEASE)}
+
+    await mark_sent(db, claimed["long"], "africastalking", LONG_ID, now)
+    await mark_sent(db, claimed["nul"], "smpp", "A\x00", now, ["A\x00", "B" * 200])
+
+    assert (await _row(db, claimed["long"])).provider_message_id == stored_id(LONG_ID)
+    assert await record_receipt(db, LONG_ID, "delivered", now) == "recorded"
+    assert await record_receipt(db, "A\x00", "delivered", now) == "recorded"
+    assert await record_receipt(db, "B" * 200, "delivered", now) == "recorded"
+    assert {(await _row(db, id_)).status for id_ in claimed.values()} == {"delivered"}
+
+
+# --- receipts that come before their part --------------------------------------------------
+
+
+async def test_an_early_final_receipt_is_kept_and_settles_the_message_when_sent(
+    db: Database,
+) -> None:
+    now = await _enqueue(db, "hello")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+
+    assert await record_receipt(db, "AT-1", "enroute", now, keep=True) == "unknown"  # no news
+    assert await record_receipt(db, "AT-1", "delivered", now, keep=True) == "kept"
+    assert (await _row(db, item.id)).status == "sending"
+    await mark_sent(db, item.id, "africastalking", "AT-1", now + timedelta(seconds=1))
+
+    row = await _row(db, item.id)
+    assert (row.status, row.delivered_at) == ("delivered", now + timedelta(seconds=1))
+    assert await _parts(db, item.id) == [(1, "AT-1", "delivered")]
+    assert await rows(db, EarlyReceipt) == []  # applied: gone
+    assert await record_receipt(db, "AT-1", "failed", now, keep=True) == "known"
+
+
+async def test_the_first_early_final_receipt_stands(db: Database) -> None:
+    now = await _enqueue(db, "hello")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+
+    assert await record_receipt(db, "AT-1", "rejected", now, keep=True) == "kept"
+    assert await record_receipt(db, "AT-1", "delivered", now, keep=True) == "kept"
+    await mark_sent(db, item.id, "africastalking", "AT-1", now)
+
+    row = await _row(db, item.id)
+    assert (row.status, row.last_error, row.delivered_at) == ("failed", "receipt: rejected", None)
+
+
+async def test_an_early_receipt_is_kept_only_when_asked(db: Database) -> None:
+    now = await _enqueue(db, "hello")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+
+    # SMPP asks the SMSC to deliver it again instead (gateway.smpp.receipts).
+    assert await record_receipt(db, "0000000A", "delivered", now) == "unknown"
+    await mark_sent(db, item.id, "smpp", "0000000A", now)
+
+    assert (await _row(db, item.id)).status == "sent"
+
+
+async def test_an_early_receipt_whose_part_never_comes_is_dropped_after_its_ttl(
+    db: Database,
+) -> None:
+    now = await _enqueue(db, "hello")
+    [item] = await claim_due(db, now, limit=10, lease=LEASE)
+    assert await record_receipt(db, "AT-lost", "delivered", now, keep=True) == "kept"
+    within = now + EARLY_RECEIPT_TTL
+    assert await record_receipt(db, "AT-2", "delivered", within, keep=True) == "kept"
+    assert {r.provider_message_id for r in await rows(db, EarlyReceipt)} == {"AT-lost", "AT-2"}
+
+    later = within + timedelta(seconds=1)
+    assert await record_receipt(db, "AT-3", "delivered", later, keep=True) == "kept"
+
+    assert {r.provider_message_id for r in await rows(db, EarlyReceipt)} == {"AT-2", "AT-3"}
+    await mark_sent(db, item.id, "africastalking", "AT-lost", later)
+    assert (await _row(db, item.id)).status == "sent"  # its receipt was dropped
+
+
+async def test_early_receipts_racing_their_sends_all_settle(db: Database) -> None:
+    # Each receipt finds no part while its send is being recorded: one of the two must see
+    # the other's row, or the receipt is kept after the send looked for it and never applies.
+    now = await _enqueue(db, *(f"race {n}" for n in range(40)))
+    items = await claim_due(db, now, limit=40, lease=LEASE)
+
+    async def receipt(id_: int) -> str:
+        return await record_receipt(db, f"AT-{id_}", "delivered", now, keep=True)
+
+    outcomes = await asyncio.gather(
+        *(
+            task
+            for item in items
+            for task in (mark_sent(db, item.id, "at", f"AT-{item.id}", now), receipt(item.id))
+        )
+    )
+
+    assert set(outcomes[1::2]) <= {"recorded", "kept"}
+    assert {(await _row(db, item.id)).status for item in items} == {"delivered"}
+    assert await rows(db, EarlyReceipt) == []

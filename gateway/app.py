@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,8 +21,9 @@ from sqlalchemy import text
 
 from gateway import keys
 from gateway.admin import add_admin_routes
+from gateway.background import Background
 from gateway.callbacks import add_routes
-from gateway.catalog import CatalogCache
+from gateway.catalog import CatalogCache, CatalogVersions
 from gateway.channels import load_channels
 from gateway.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from gateway.ends import SessionEnds
@@ -223,16 +223,14 @@ async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
     if isinstance(provider, SmppProvider):
         provider.on_receipt = outbox_receipts(db, app[keys.METRICS])
         await provider.start()  # binds in the background; a down SMSC is retried, not fatal
-    task = None
+    background = Background()
     if settings.sms_dispatch:
-        task = asyncio.create_task(dispatcher.run(settings.sms_poll_interval), name="sms")
+        poll = settings.sms_poll_interval
+        background.start(lambda: dispatcher.run(poll, background.stopping), name="sms")
     try:
         yield
     finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop()
         if isinstance(provider, SmppProvider):
             await provider.close()
 
@@ -247,6 +245,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.notify()
 
     catalogs = CatalogCache(db)
+    versions = CatalogVersions(app[keys.REDIS], settings.redis_prefix, poll=settings.catalog_poll)
     funnel = FunnelCounter(db)
     sessions = SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl)
     app[keys.REPLIES] = ReplyGuard(
@@ -268,6 +267,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     gateway = app[keys.GATEWAY] = Gateway(
         sessions=sessions,
         catalogs=catalogs,
+        versions=versions,
         db=db,
         engine_for=make_engine_factory(Shop(), settings),
         on_sms_queued=sms_queued,
@@ -285,21 +285,22 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         default_language=settings.default_language,
         change_status=gateway.change_status,
     )
-    flusher = asyncio.create_task(funnel.run(FUNNEL_FLUSH_SECONDS), name="funnel")
-    keeper = asyncio.create_task(_keep_promises(gateway), name="promises")
+    await versions.refresh()  # the first hops need them before the subscription is up
+    background = Background()
+    stopping = background.stopping
+    background.start(lambda: funnel.run(FUNNEL_FLUSH_SECONDS, stopping), name="funnel")
+    background.start(lambda: _keep_promises(gateway, background), name="promises")
+    background.start(lambda: versions.run(stopping), name="catalog versions")
     try:
         yield
     finally:
         await gateway.close()
-        for task in (flusher, keeper):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop()
         await funnel.close()
         await catalogs.close()
 
 
-async def _keep_promises(gateway: Gateway) -> None:
+async def _keep_promises(gateway: Gateway, background: Background) -> None:
     """Now (after a crash, promises may be waiting) and every while: keep old promises."""
     while True:
         try:
@@ -308,7 +309,8 @@ async def _keep_promises(gateway: Gateway) -> None:
                 log.info("kept %d promises of an SMS made before a restart", kept)
         except Exception as error:
             log.warning("keeping promises failed (%s); trying again later", describe(error))
-        await asyncio.sleep(PROMISE_INTERVAL)
+        if await background.pause(PROMISE_INTERVAL):
+            return
 
 
 # --- handlers -------------------------------------------------------------------------------

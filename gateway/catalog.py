@@ -1,23 +1,113 @@
-"""The in-process catalog, reloaded when the version read with each session changes.
+"""The in-process catalog, reloaded when its version changes; the versions, told to every
+process without a round trip on the hop.
 
 Browsing hops never touch the database. An admin change bumps the catalog version and every
-process reloads before answering its next hop. An order only changes stock; that bumps the
-stock version, and the snapshot is refreshed in the background, because a stale stock figure
-only decides what a list shows: the order transaction itself checks the real stock.
+process reloads before answering a hop after it hears; an order only changes stock, which
+bumps the stock version, and the snapshot is refreshed in the background.
+
+How the versions travel (DESIGN §2 read them in the hop's MGET, which a Redis Cluster refuses:
+the session key and the version keys live in different hash slots): a bump increments the
+version key and PUBLISHes it; every process holds the versions in memory, updated by the
+message, and re-reads both keys every ``POLL`` seconds in case a message was lost (a dropped
+subscription, a Redis restart, after which it also reloads the catalog). A process is stale by
+the message's flight (well under a millisecond on one network) and at most ``POLL`` seconds
+when a message is lost. That is safe: a stale catalog only decides what a screen shows; an
+order's transaction takes the real stock and the current price under its row lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.logs import describe
 from menus.ports import Catalog
 from store.catalog import load_catalog
 from store.db import Database
 
 log = logging.getLogger("okryu.catalog")
+
+
+POLL = 1.0  # seconds between re-reads of the versions, should a message have been lost
+RECONNECT = 1.0  # seconds before subscribing again after the subscription failed
+
+
+class CatalogVersions:
+    """The catalog and stock versions as this process last heard them."""
+
+    def __init__(self, redis: Redis, prefix: str, *, poll: float = POLL) -> None:
+        self.redis = redis
+        # One hash tag: both keys share a slot, so one MGET reads them on a cluster too.
+        self.keys = {
+            "catalog": f"{prefix}{{catalog}}:version",
+            "stock": f"{prefix}{{catalog}}:stock",
+        }
+        self.channel = f"{prefix}catalog"
+        self.poll = poll
+        self.tags: dict[str, bytes | None] = {"catalog": None, "stock": None}
+        self.epoch = 0  # bumped when every cached catalog must be read again (a Redis restart)
+
+    @property
+    def catalog_tag(self) -> bytes:
+        """The catalog version, tied to the subscription it was heard on (after a Redis
+        restart the counters start again: a new epoch makes every process reload)."""
+        return b"%d.%s" % (self.epoch, self.tags["catalog"] or b"0")
+
+    @property
+    def stock_tag(self) -> bytes | None:
+        return self.tags["stock"]
+
+    async def bump(self, kind: str) -> None:
+        """A ``kind`` ("catalog" or "stock") change: every process hears of it."""
+        value = str(await self.redis.incr(self.keys[kind])).encode()
+        self.tags[kind] = value  # this process's next hop needs no message
+        await self.redis.publish(self.channel, b"%s:%s" % (kind.encode(), value))
+
+    async def refresh(self) -> None:
+        found: list[bytes | None] = await self.redis.mget(self.keys["catalog"], self.keys["stock"])  # type: ignore[assignment]
+        self.tags = dict(zip(("catalog", "stock"), found, strict=True))  # bytes: not decoded
+
+    def hear(self, data: bytes) -> None:
+        kind, _, value = data.partition(b":")
+        name = kind.decode(errors="replace")
+        if name in self.tags and value:
+            self.tags[name] = value
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Listen for bumps and re-read now and then, until ``stopping`` is set."""
+        while not stopping.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                await self.refresh()
+                self.epoch += 1  # whatever was missed while not listening: read afresh
+                stop = asyncio.ensure_future(stopping.wait())
+                while not stopping.is_set():
+                    heard = asyncio.ensure_future(pubsub.get_message(timeout=self.poll))
+                    await asyncio.wait([heard, stop], return_when=asyncio.FIRST_COMPLETED)
+                    if not heard.done():
+                        heard.cancel()
+                        break
+                    message = heard.result()
+                    if message is None:
+                        await self.refresh()
+                    elif isinstance(message.get("data"), bytes):
+                        self.hear(message["data"])
+            except (RedisError, OSError) as error:
+                if stopping.is_set():
+                    return
+                log.warning("catalog versions: %s; listening again shortly", describe(error))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), RECONNECT)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 class CatalogCache:
@@ -40,7 +130,7 @@ class CatalogCache:
         self._refresh: asyncio.Task[None] | None = None
 
     async def get(self, catalog_tag: bytes | None, stock_tag: bytes | None) -> Catalog:
-        """The catalog for these versions (as read from Redis in the hop's one ``MGET``)."""
+        """The catalog for these versions (``CatalogVersions.catalog_tag`` and ``stock_tag``)."""
         version = (catalog_tag or b"0").decode()
         snapshot = self.snapshot
         if snapshot is None or snapshot.version != version:

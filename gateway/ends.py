@@ -65,7 +65,7 @@ class SessionEnds:
 
     async def _remind(self, end: SessionEnd) -> bool:
         record = Record.loads(
-            await self.sessions.peek(self.sessions.key(end.service_code, end.msisdn))
+            await self.sessions.load(self.sessions.key(end.service_code, end.msisdn))
         )
         if record is None or not self.serves(end.msisdn):
             return False

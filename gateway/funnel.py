@@ -61,9 +61,13 @@ class FunnelCounter:
             self._counts.update(counts)  # keep them for the next try
             raise
 
-    async def run(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
+    async def run(self, interval: float, stopping: asyncio.Event | None = None) -> None:
+        stopping = stopping or asyncio.Event()
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+            if stopping.is_set():
+                return  # close() saves the last counts
             try:
                 await self.flush()
             except Exception:

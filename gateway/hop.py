@@ -1,6 +1,6 @@
 """One USSD hop: load the session, replay or step the engine, save, answer.
 
-Two Redis round trips for every browsing hop (``MGET``, then the compare-and-set) and no SQL:
+Two Redis round trips for every browsing hop (``GET``, then the compare-and-set) and no SQL:
 the catalog is in-process. Only hops whose screen needs the store (the first dial of an
 unknown subscriber, placing an order, the order history, a language change) touch it, and
 placing an order is the only wait that may outlast the hop's deadline: then the subscriber
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.catalog import CatalogCache
+from gateway.catalog import CatalogCache, CatalogVersions
 from gateway.errors import GatewayError
 from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
@@ -133,6 +133,7 @@ class Gateway:
         *,
         sessions: SessionStore,
         catalogs: CatalogCache,
+        versions: CatalogVersions,
         db: Database,
         engine_for: Callable[[Budget], Engine],
         on_sms_queued: Callable[[], Awaitable[None]] | None = None,
@@ -147,6 +148,7 @@ class Gateway:
     ) -> None:
         self.sessions = sessions
         self.catalogs = catalogs
+        self.versions = versions
         self.db = db
         self.engine_for = engine_for
         self.on_sms_queued = on_sms_queued
@@ -168,13 +170,13 @@ class Gateway:
         # The store's answers, kept across save retries.
         data: dict[tuple[int, Request], Any] = {}
         for _ in range(MAX_SAVE_ATTEMPTS):
-            raw, catalog_tag, stock_tag = await self.sessions.load(key)
-            record = Record.loads(raw)
+            record = Record.loads(await self.sessions.load(key))
             hop = plan(inbound, record, now=self.clock(), retry_window=self.retry_window)
             if hop.kind == "replay":
                 assert record is not None
                 return Reply(*record.reply, screen=record.state)  # a retry already answered
-            catalog = await self.catalogs.get(catalog_tag, stock_tag)
+            versions = self.versions
+            catalog = await self.catalogs.get(versions.catalog_tag, versions.stock_tag)
             step = functools.partial(self._step, engine, inbound, record, hop, catalog)
             turn = await self._resolve(step, data, give_up_at)
             if hop.kind == "late":
@@ -286,7 +288,7 @@ class Gateway:
             render_sms=sms.status_changed,
         )  # fmt: skip
         if status == "cancelled":
-            await self.sessions.bump_stock()  # the goods are back on the shelf
+            await self.versions.bump("stock")  # the goods are back on the shelf
         if self.on_sms_queued is not None:
             await self.on_sms_queued()
         return changed
@@ -363,7 +365,7 @@ class Gateway:
             await self._tell_order_failed(request)
             raise
         if isinstance(placement_result, OrderPlaced):
-            await self.sessions.bump_stock()
+            await self.versions.bump("stock")
             if self.on_sms_queued is not None:
                 await self.on_sms_queued()
         elif isinstance(placement_result, OutOfStock) and self._promised(request):

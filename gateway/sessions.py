@@ -1,8 +1,8 @@
 """Sessions in Redis: one key per subscriber and service code, saved by compare-and-set.
 
-A record is ``b"<version>|<json>"``. Loading is one ``MGET`` (the record and the catalog
-versions); saving is one script call that writes only if the version is still the one read,
-so a retried hop racing the original can never clobber the winner's session.
+A record is ``b"<version>|<json>"``. Loading is one ``GET``; saving is one script call that
+writes only if the version is still the one read, so a retried hop racing the original can
+never clobber the winner's session.
 """
 
 from __future__ import annotations
@@ -109,20 +109,14 @@ class SessionStore:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl
-        self.catalog_key = f"{prefix}catalog:version"
-        self.stock_key = f"{prefix}catalog:stock"
         self._cas = redis.register_script(_CAS)
 
     def key(self, service_code: str, msisdn: str) -> str:
         return f"{self.prefix}s:{{{service_code}:{msisdn}}}"
 
-    async def load(self, key: str) -> tuple[bytes | None, bytes | None, bytes | None]:
-        """The raw record and the two catalog versions, in one round trip."""
-        raw, catalog, stock = await self.redis.mget(key, self.catalog_key, self.stock_key)
-        return raw, catalog, stock  # type: ignore[return-value]  # bytes: no decode_responses
-
-    async def peek(self, key: str) -> bytes | None:
-        """The raw record alone (outside the hop: session ends, reports)."""
+    async def load(self, key: str) -> bytes | None:
+        """The raw record, in one round trip (the catalog's versions come by other means:
+        gateway.catalog.CatalogVersions)."""
         raw: bytes | None = await self.redis.get(key)  # type: ignore[assignment]
         return raw
 
@@ -132,9 +126,3 @@ class SessionStore:
             keys=[key], args=[record.version, record.dumps(record.version + 1), self.ttl]
         )
         return bool(saved)
-
-    async def bump_catalog(self) -> None:
-        await self.redis.incr(self.catalog_key)
-
-    async def bump_stock(self) -> None:
-        await self.redis.incr(self.stock_key)

@@ -20,6 +20,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/okryu.db"
 
 # The ranges numbers must fall in, (lowest, highest or None), both ends included.
 PORTS = (1, 65535)
+CATALOG_POLL = (0.1, 3600.0)  # seconds; how stale a catalog may be when a message is lost
 CONNECTIONS = (1, 10_000)  # Redis's own default limit of clients (maxclients)
 MONTH = 30 * 24 * 3600  # seconds: no record, reminder or unsent SMS waits longer than this
 # One USSD screen: the network carries at most 160 octets, 182 GSM-7 septets or 80 UCS-2
@@ -52,6 +53,7 @@ class Settings:
     redis_url: str | None = None  # None: start an embedded redis-server
     redis_prefix: str = "okryu:"
     redis_connections: int = 64  # Redis connections per process; hops beyond them wait
+    catalog_poll: float = 1.0  # seconds between re-reads of the catalog versions (lost messages)
     service_codes: tuple[str, ...] = ("*123#",)  # the base codes this gateway answers
     default_region: str = "KP"
     screen_budget: Budget = field(default_factory=Budget)
@@ -203,6 +205,7 @@ class Settings:
             redis_url=env.get("OKRYU_REDIS_URL") or None,
             redis_prefix=get("REDIS_PREFIX", cls.redis_prefix),
             redis_connections=integer("REDIS_CONNECTIONS", cls.redis_connections, CONNECTIONS),
+            catalog_poll=number("CATALOG_POLL", cls.catalog_poll, CATALOG_POLL),
             service_codes=_codes(get("SERVICE_CODES", get("SERVICE_CODE", "*123#"))),
             default_region=_region("OKRYU_DEFAULT_REGION", get("DEFAULT_REGION", "KP")),
             screen_budget=Budget(

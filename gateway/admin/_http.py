@@ -29,7 +29,7 @@ def error(status: int, reason: str, shape: BaseModel | None = None) -> web.Respo
 
 async def catalog_changed(request: web.Request) -> None:
     """Every gateway process reloads its catalog before its next hop."""
-    await request.config_dict[keys.GATEWAY].sessions.bump_catalog()
+    await request.config_dict[keys.GATEWAY].versions.bump("catalog")
 
 
 def moment(bound: date | datetime | None, *, end: bool) -> datetime | None:

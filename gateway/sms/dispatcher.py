@@ -13,11 +13,11 @@ given up by age (``give_up``), never by a count that an outage of a few minutes 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from gateway.logs import describe
 from gateway.sms.pacer import Pacer
@@ -140,19 +140,29 @@ class Dispatcher:
             "sms %d attempt %d failed, retry at %s: %s", item.id, item.attempts, retry_at, error
         )
 
-    async def run(self, poll_interval: float) -> None:
-        """Send until cancelled: after each batch, wait for ``notify()`` or ``poll_interval``."""
-        while True:
+    async def run(self, poll_interval: float, stopping: asyncio.Event | None = None) -> None:
+        """Send until ``stopping`` is set (or cancelled): after each batch, wait for
+        ``notify()``, ``stopping`` or ``poll_interval``."""
+        stopping = stopping or asyncio.Event()
+        while not stopping.is_set():
             # Cleared before claiming, so a notify() that lands during run_once is not lost.
             self._wake.clear()
             try:
                 handled = await self.run_once()
             except Exception:
                 logger.exception("sms dispatcher: batch failed, retrying in %gs", poll_interval)
-                await asyncio.sleep(poll_interval)
+                await _first(stopping.wait(), timeout=poll_interval)
                 continue
             if handled >= self._batch:
                 continue  # a full batch: more rows are probably due
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(poll_interval):
-                    await self._wake.wait()
+            await _first(self._wake.wait(), stopping.wait(), timeout=poll_interval)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any], timeout: float) -> None:
+    """Wait until one of ``waits`` ends or ``timeout`` passes; the others are cancelled."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

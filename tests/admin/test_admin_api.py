@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import BaseModel, TypeAdapter
 from sqlmodel import SQLModel, col, select
 
+from gateway import keys
 from gateway.admin.shapes import StatusChange
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
@@ -359,7 +361,12 @@ async def test_admin_catalog_change_reaches_another_gateway_process_by_its_next_
     assert (await post(other, "1*1", session="ATUid_other"))[1].startswith(
         "CON Food\n1. Corn noodles"
     )  # its catalog is cached now
+    versions = other.app[keys.GATEWAY].versions
+    before = versions.catalog_tag
     await call(admin, "PATCH", f"/products/{NOODLES}", json={"name_en": "Renamed noodles"})
+    async with asyncio.timeout(2):  # the message's flight: it hears before its next hop
+        while versions.catalog_tag == before:
+            await asyncio.sleep(0.005)
     _, body = await post(other, "1*1*0*1", session="ATUid_other")
     assert body.startswith("CON Food\n1. Renamed noodles")
 

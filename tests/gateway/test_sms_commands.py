@@ -112,13 +112,13 @@ async def test_sms_cancel_before_dispatch_and_refused_after(
     client = await make_gateway()
     me = Texter(client, seeded_db)
     code = await ordered(client, seeded_db)
-    sessions = client.app[keys.GATEWAY].sessions
-    stock_version = await sessions.redis.get(sessions.stock_key)
+    versions = client.app[keys.GATEWAY].versions
+    stock_version = await versions.redis.get(versions.keys["stock"])
     assert await me.send(f"cancel {code}") == [
         f"Okryu: order {code} is cancelled. You pay nothing."
     ]
     # the restock reaches the menus' stock figures, as a USSD or staff cancel does
-    assert await sessions.redis.get(sessions.stock_key) != stock_version
+    assert await versions.redis.get(versions.keys["stock"]) != stock_version
     assert await me.send(f"CANCEL {code}") == [
         f"Okryu: order {code} is Cancelled; it can no longer be cancelled."
     ]

@@ -147,7 +147,7 @@ class Subscriber(Shopper):
     async def stored(self) -> Stored | None:
         """The gateway's record of this subscriber's session (an oracle, never shown)."""
         gateway = self.client.app[keys.GATEWAY]
-        record = Record.loads(await gateway.sessions.peek(gateway.sessions.key(DIAL, self.msisdn)))
+        record = Record.loads(await gateway.sessions.load(gateway.sessions.key(DIAL, self.msisdn)))
         if record is None:
             return None
         cart = sum(quantity for _, quantity in record.ctx.get("cart", []))

@@ -128,7 +128,7 @@ async def test_journey_two_buyers_race_for_the_last_unit(
     product_id = noodles.id
     await set_product(seeded_db, product_id, stock=1)  # type: ignore[arg-type]
     client = await make_gateway()
-    await client.app[keys.GATEWAY].sessions.bump_catalog()
+    await client.app[keys.GATEWAY].versions.bump("catalog")
     shoppers = []
     for n in (1, 2):
         phone = Phone(url(client), f"+85019123456{n}0")

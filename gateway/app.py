@@ -61,7 +61,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How the HTTP server runs the app (okryu serve's runner; tests pass them to theirs). Bodies
 # are not decompressed by the server: a body that says it is gzip and is not failed inside
 # the parser (a 500, a traceback logged even for a request refused unread); unread, a coded
-# body is refused with its reason by _refuse_unreadable_bodies instead.
+# body is refused with its reason by the _edge middleware instead.
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "keepalive_timeout": 75.0}
 
 
@@ -74,7 +74,7 @@ def create_app(
     garbage collector's permanent generation. Full collections then walk only what hops
     allocate, instead of pausing every hop in flight for ~45 ms every few seconds.
     """
-    app = web.Application(middlewares=[_refuse_unreadable_bodies, _answer_bad_requests])
+    app = web.Application(middlewares=[_edge])
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(_redis_ctx(redis))
@@ -317,32 +317,39 @@ async def _keep_promises(gateway: Gateway, background: Background) -> None:
 
 
 @web.middleware
-async def _refuse_unreadable_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse, before any handler reads it, a body no handler could read.
+async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What every request meets first: a body no handler could read is refused before any
+    reads it, and a ``BadRequest`` from a handler becomes its 4xx with the reason.
 
     No aggregator, SMSC gateway or browser compresses what it posts here; a compressed body
     that is not what it says failed deep inside the body reader (500, and a traceback logged
     even for a request refused unread). An unknown charset failed the same way.
     """
-    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        reason = f"Content-Encoding {encoding[:20]!r} is not accepted: send the body as it is"
-        return _refused(request, 415, reason)
+    headers = request.headers
+    if hdrs.CONTENT_ENCODING in headers:
+        encoding = headers[hdrs.CONTENT_ENCODING].strip().lower()
+        if encoding not in ("", "identity"):
+            reason = f"Content-Encoding {encoding[:20]!r} is not accepted: send the body as it is"
+            return _refused(request, 415, reason)
     charset = request.charset
     if charset is not None:
         try:
             codecs.lookup(charset)
         except LookupError:
             return _refused(request, 400, f"unknown charset {charset[:40]!r}")
-    if request.body_exists:
+    if request.body_exists and not request.content.is_eof():
         # Read now, within a bound: a caller trickling a byte every few seconds would hold
         # a handler (and a connection) for as long as it liked. Handlers read it from memory.
+        # (A body that came whole with its headers, as a USSD hop's does, needs no wait.)
         try:
             async with asyncio.timeout(BODY_SECONDS):
                 await request.read()
         except TimeoutError:
             return _refused(request, 408, f"the body did not arrive within {BODY_SECONDS:g} s")
-    return await handler(request)
+    try:
+        return await handler(request)
+    except BadRequest as error:
+        return web.Response(status=error.status, text=error.reason)
 
 
 def _refused(request: web.Request, status: int, reason: str) -> web.Response:
@@ -350,14 +357,6 @@ def _refused(request: web.Request, status: int, reason: str) -> web.Response:
     response = web.Response(status=status, text=reason)
     response.force_close()
     return response
-
-
-@web.middleware
-async def _answer_bad_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except BadRequest as error:
-        return web.Response(status=error.status, text=error.reason)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 from gateway.catalog import CatalogCache, CatalogVersions
 from gateway.errors import GatewayError
 from gateway.funnel import FunnelCounter, reach
@@ -69,14 +71,18 @@ class _Plan:
     last: str = ""
 
 
-def _after(record: Record | None, inputs: tuple[str, ...], kind: Any = "continue") -> _Plan:
-    """The plan that applies ``inputs`` after what ``record`` applied (None: from nothing)."""
-    depth, start, last = (record.depth, record.trail, record.last) if record else (0, "", "")
+def _after(
+    record: Record | None, inputs: tuple[str, ...], path: tuple[str, ...] | None, kind: Any
+) -> _Plan:
+    """The plan that applies ``inputs`` after what ``record`` applied (None: from nothing).
+    ``path``: the session's whole path once applied, when the aggregator sends it (the
+    digest compared on the next hop); None for aggregators that send only the latest."""
+    depth, last = (record.depth, record.last) if record else (0, "")
     return _Plan(
         kind,
         inputs,
         depth + len(inputs),
-        trail(inputs, start),
+        trail(path) if path is not None else "",
         inputs[-1] if inputs else last,
     )
 
@@ -92,14 +98,15 @@ def plan(
             # A session never seen opening (its first hop lost, or long forgotten): start
             # clean. Replaying its inputs from home could run a whole order again.
             return _Plan("start")
-        return _after(None, inbound.inputs, "start")
+        path = inbound.inputs if inbound.mode == "path" else None
+        return _after(None, inbound.inputs, path, "start")
     if inbound.mode == "path":
         seen = inbound.inputs[: record.depth]
         if len(seen) < record.depth or trail(seen) != record.trail:
             return _Plan("late")  # an earlier hop that lost its way: the subscriber moved on
         if len(inbound.inputs) == record.depth:
             return _Plan("replay")
-        return _after(record, inbound.inputs[record.depth :])
+        return _after(record, inbound.inputs[record.depth :], inbound.inputs, "continue")
     # Aggregators that send only the latest answer: a hop number, when given, tells a retry
     # from a new answer. Without one, the same answer again within the retry window is taken
     # for the aggregator's retry: nobody reads a new screen and answers that fast.
@@ -112,7 +119,7 @@ def plan(
         return _Plan("replay")  # the session-opening request, sent again
     elif record.depth and inbound.inputs == (record.last,) and now - record.at < retry_window:
         return _Plan("replay")
-    return _after(record, inbound.inputs)
+    return _after(record, inbound.inputs, None, "continue")
 
 
 class _Placement:
@@ -223,9 +230,10 @@ class Gateway:
         catalog: Catalog,
         data: dict[tuple[int, Request], Any],
     ) -> Turn:
-        # Every run starts from the record as stored: a step may run again after NeedData.
-        again = Record.loads(record.dumps(0)) if record is not None else None
-        ctx = again.ctx if again is not None else {}
+        # Every run starts from the context as stored (a step may run again after NeedData,
+        # and its effects change the lists it holds): a copy, the record itself untouched.
+        again = record
+        ctx = orjson.loads(orjson.dumps(record.ctx)) if record is not None else {}
         who = {"msisdn": inbound.msisdn, "session_ref": inbound.session_ref}
         if hop.kind == "start":
             resume = None

@@ -8,12 +8,15 @@ never clobber the winner's session.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from gateway.pipeliner import Pipeliner
 
 # KEYS[1] = session key; ARGV = expected version (0: must not exist), new record, ttl seconds
 _CAS = """
@@ -32,9 +35,10 @@ class Record:
 
     version: int = 0
     ref: str = ""  # the aggregator session it belongs to
-    # The inputs of that session already applied, as their count, a digest of them all
-    # (tells a retry or a stray hop from the next one) and the last (a retry of it): the
-    # record stays small however long a session runs.
+    # The inputs of that session already applied, as their count, a digest of them all (for
+    # aggregators that send the whole path: tells a retry or a stray hop from the next one)
+    # and the last (a retry of it, for those that send only the latest): the record stays
+    # small however long a session runs.
     depth: int = 0
     trail: str = ""
     last: str = ""
@@ -90,13 +94,10 @@ class Record:
             return None  # unreadable (an older format): start afresh rather than fail the hop
 
 
-def trail(inputs: Iterable[str], start: str = "") -> str:
-    """A digest of ``inputs`` that extends: ``trail(b, trail(a)) == trail(a + b)``."""
-    digest = start
-    for value in inputs:
-        data = f"{digest}\x00{value}".encode("utf-8", "surrogatepass")
-        digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-    return digest
+def trail(path: Sequence[str]) -> str:
+    """A digest of a whole path of inputs (one hash, however long the path)."""
+    data = "\x1f".join(path).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=8).hexdigest() if path else ""
 
 
 def walk(path: Sequence[str]) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class SessionStore:
         self.prefix = prefix
         self.ttl = ttl
         self._cas = redis.register_script(_CAS)
+        self._pipeliner = Pipeliner(redis)
 
     def key(self, service_code: str, msisdn: str) -> str:
         return f"{self.prefix}s:{{{service_code}:{msisdn}}}"
@@ -117,12 +119,14 @@ class SessionStore:
     async def load(self, key: str) -> bytes | None:
         """The raw record, in one round trip (the catalog's versions come by other means:
         gateway.catalog.CatalogVersions)."""
-        raw: bytes | None = await self.redis.get(key)  # type: ignore[assignment]
+        raw: bytes | None = await self._pipeliner.execute("GET", key)
         return raw
 
     async def save(self, key: str, record: Record) -> bool:
         """Write ``record`` if nobody saved since it was read; False when the race was lost."""
-        saved = await self._cas(
-            keys=[key], args=[record.version, record.dumps(record.version + 1), self.ttl]
-        )
+        args = (record.version, record.dumps(record.version + 1), self.ttl)
+        try:
+            saved = await self._pipeliner.execute("EVALSHA", self._cas.sha, 1, key, *args)
+        except NoScriptError:  # a Redis that restarted (or a new node): load it, once more
+            saved = await self._cas(keys=[key], args=list(args))
         return bool(saved)

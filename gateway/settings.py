@@ -95,6 +95,7 @@ class Settings:
     demo: bool = False
     simulator: bool = False  # serve the web handset at /simulator/
     log_format: str = "json"  # json (one object per line) or text
+    access_log: bool = False  # a line per HTTP request (hops are counted in /metrics anyway)
     seed_if_empty: bool = False
     var_dir: Path = Path("var")
 
@@ -250,6 +251,7 @@ class Settings:
             sms_give_up=number("SMS_GIVE_UP", cls.sms_give_up, (60.0, MONTH)),
             demo=flag("DEMO", False),
             simulator=flag("SIMULATOR", False),
+            access_log=flag("ACCESS_LOG", False),
             log_format=_log_format(get("LOG_FORMAT", "json")),
             seed_if_empty=flag("SEED_IF_EMPTY", False),
             var_dir=Path(get("VAR_DIR", "var")),

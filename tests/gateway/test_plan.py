@@ -63,6 +63,7 @@ def test_plan_record_of_the_first_release_reads_its_path() -> None:
     assert plan(at("s2", "1", "1", "3"), record).inputs == ("3",)
 
 
-def test_plan_trail_extends_and_tells_paths_apart() -> None:
-    assert trail(["1", "2", "3"]) == trail(["3"], trail(["1", "2"]))
+def test_plan_trail_tells_paths_apart() -> None:
+    assert trail(["1", "2", "3"]) == trail(("1", "2", "3"))
     assert trail(["1*2"]) != trail(["1", "2"]) and trail([]) == ""
+    assert trail(["1", "2"]) != trail(["1", "2", ""])  # an empty answer is an answer

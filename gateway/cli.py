@@ -159,12 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
+    import uvloop
+
     from gateway.app import create_app
     from gateway.startup import StartupError
 
     try:
         app = create_app(settings, freeze_gc=True)
-        asyncio.run(_serve(app, settings))
+        uvloop.run(_serve(app, settings))
     except SettingsError as error:
         print(f"okryu: {error}", file=sys.stderr)
         return 2

@@ -185,7 +185,10 @@ class Gateway:
             versions = self.versions
             catalog = await self.catalogs.get(versions.catalog_tag, versions.stock_tag)
             step = functools.partial(self._step, engine, inbound, record, hop, catalog)
-            turn = await self._resolve(step, data, give_up_at)
+            try:
+                turn = step(data)  # a browsing hop needs nothing of the store
+            except NeedData:
+                turn = await self._resolve(step, data, give_up_at)
             if hop.kind == "late":
                 return Reply(turn.text, turn.end, turn.state)  # shown, not saved: no change
             seen = record.seen if record is not None and hop.kind == "continue" else 0

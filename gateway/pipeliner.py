@@ -14,6 +14,8 @@ import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 
 class Pipeliner:
@@ -31,6 +33,36 @@ class Pipeliner:
             self._scheduled = True
             loop.call_soon(self._flush)
         return reply
+
+    def run_script(
+        self, script: AsyncScript, keys: list[Any], args: list[Any]
+    ) -> asyncio.Future[Any]:
+        """``script`` by its SHA with the others of this turn; sent whole if Redis lost it
+        (a restarted server, a new node)."""
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        sent = self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        sent.add_done_callback(lambda done: self._scripted(done, reply, script, keys, args))
+        return reply
+
+    def _scripted(
+        self,
+        done: asyncio.Future[Any],
+        reply: asyncio.Future[Any],
+        script: AsyncScript,
+        keys: list[Any],
+        args: list[Any],
+    ) -> None:
+        if reply.done():
+            return
+        if done.cancelled():
+            reply.cancel()
+            return
+        error = done.exception()
+        if isinstance(error, NoScriptError):
+            again = self.execute("EVAL", script.script, len(keys), *keys, *args)
+            again.add_done_callback(lambda second: _copy(second, reply))
+            return
+        _copy(done, reply)
 
     def _flush(self) -> None:
         queue, self._queue = self._queue, []
@@ -57,3 +89,14 @@ class Pipeliner:
                 reply.set_exception(answer)
             else:
                 reply.set_result(answer)
+
+
+def _copy(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())

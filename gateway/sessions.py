@@ -8,13 +8,12 @@ never clobber the winner's session.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from gateway.pipeliner import Pipeliner
 
@@ -116,17 +115,13 @@ class SessionStore:
     def key(self, service_code: str, msisdn: str) -> str:
         return f"{self.prefix}s:{{{service_code}:{msisdn}}}"
 
-    async def load(self, key: str) -> bytes | None:
+    def load(self, key: str) -> Awaitable[bytes | None]:
         """The raw record, in one round trip (the catalog's versions come by other means:
-        gateway.catalog.CatalogVersions)."""
-        raw: bytes | None = await self._pipeliner.execute("GET", key)
-        return raw
+        gateway.catalog.CatalogVersions). A future, not a coroutine: one frame less a hop."""
+        return self._pipeliner.execute("GET", key)
 
-    async def save(self, key: str, record: Record) -> bool:
-        """Write ``record`` if nobody saved since it was read; False when the race was lost."""
-        args = (record.version, record.dumps(record.version + 1), self.ttl)
-        try:
-            saved = await self._pipeliner.execute("EVALSHA", self._cas.sha, 1, key, *args)
-        except NoScriptError:  # a Redis that restarted (or a new node): load it, once more
-            saved = await self._cas(keys=[key], args=list(args))
-        return bool(saved)
+    def save(self, key: str, record: Record) -> Awaitable[int]:
+        """Write ``record`` if nobody saved since it was read: 1, or 0 when the race was
+        lost."""
+        args = [record.version, record.dumps(record.version + 1), self.ttl]
+        return self._pipeliner.run_script(self._cas, [key], args)

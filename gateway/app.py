@@ -6,6 +6,7 @@ import asyncio
 import codecs
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -360,7 +361,8 @@ def _refused(request: web.Request, status: int, reason: str) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    worker = os.environ.get("OKRYU_WORKER")  # set by okryu serve --workers (gateway.workers)
+    return web.json_response({"status": "ok", "worker": int(worker) if worker else 0})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from gateway import logs
-from gateway.app import SERVER_OPTIONS
 from gateway.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -25,7 +22,6 @@ if TYPE_CHECKING:
 
 DIAGRAM = "docs/journey.svg"
 RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated answer
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="okryu", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gateway (OKRYU_* variables configure it)")
+    serve_parser = commands.add_parser(
+        "serve", help="run the gateway (OKRYU_* variables configure it)"
+    )
+    serve_parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes serving the port, one per core (default OKRYU_WORKERS, else 1)",
+    )
     commands.add_parser("seed", help="load the demo catalog into an empty database")
     commands.add_parser("migrate", help="bring the database schema to the newest revision")
     phone = commands.add_parser(
@@ -120,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "flow":
         return flow_command(settings, args.action, args.out)
     if args.command == "serve":
+        if args.workers is not None:
+            if not 1 <= args.workers <= 256:
+                print("okryu: --workers must be from 1 to 256", file=sys.stderr)
+                return 2
+            settings = dataclasses.replace(settings, workers=args.workers)
         return serve(settings)
     if args.command in ("seed", "migrate", "report"):
         from gateway.startup import StartupError
@@ -159,65 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    import uvloop
+    """``okryu serve``: this process, or ``OKRYU_WORKERS`` of them on one port."""
+    from gateway.serving import serve as serve_here
+    from gateway.workers import serve_workers
 
-    from gateway.app import create_app
-    from gateway.startup import StartupError
-
-    try:
-        app = create_app(settings, freeze_gc=True)
-        uvloop.run(_serve(app, settings))
-    except SettingsError as error:
-        print(f"okryu: {error}", file=sys.stderr)
-        return 2
-    except StartupError as error:
-        print(f"okryu: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-async def _serve(app: web.Application, settings: Settings) -> None:
-    """Start (Redis answers, the store migrates, the socket binds), say so, serve until SIGINT
-    or SIGTERM, stop. A start-up failure is a ``StartupError`` naming the setting."""
-    from gateway.callbacks import warn_open
-    from gateway.logs import AccessLogger
-    from gateway.startup import StartupError, cause
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
-    # A line per hop is what a busy gateway can least afford to write (a formatted line per
-    # request, thousands a second); the hop rate and latency are in /metrics either way.
-    logging_options: dict[str, Any] = (
-        {"access_log_class": AccessLogger} if settings.access_log else {"access_log": None}
-    )
-    runner = web.AppRunner(app, **logging_options, **SERVER_OPTIONS)
-    try:
-        await runner.setup()  # the app's cleanup contexts: Redis, then the store (StartupError)
-        if stop.is_set():  # asked to stop while starting
-            return
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as error:
-            raise StartupError(
-                f"cannot listen on {settings.host}:{settings.port} (OKRYU_HOST/OKRYU_PORT): "
-                f"{cause(error)}"
-            ) from error
-        base = f"http://{settings.host}:{settings.port}"
-        print(
-            f"Okryu gateway on {base}  (USSD: POST /ussd/<aggregator>; a handset: `okryu phone`"
-            + (f" or {base}/simulator/" if settings.simulator else "")
-            + ")",
-            flush=True,
-        )
-        warn_open(app)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
+    if settings.workers > 1:
+        return serve_workers(settings, settings.workers)
+    return serve_here(settings)
 
 
 def flow_command(settings: Settings, action: str, out: str) -> int:

@@ -1,4 +1,6 @@
-"""Prometheus metrics, one registry per app (tests build many apps in one process).
+"""Prometheus metrics, one registry per app (tests build many apps in one process); under
+``okryu serve --workers``, prometheus_client's multiprocess mode, so every worker's ``/metrics``
+shows the counts of all.
 
 ``prometheus-client`` is the reference client: its text exposition is what Prometheus
 scrapes, and its counters cost about a microsecond on the hop's path.
@@ -6,10 +8,18 @@ scrapes, and its counters cost about a microsecond on the hop's path.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 HOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -34,9 +44,16 @@ class Metrics:
             "okryu_sessions", "USSD sessions started, resumed, abandoned or ended otherwise",
             ["event"], registry=registry,
         )  # fmt: skip
-        # Read from the database at each scrape: right across every gateway process.
-        self.orders = Gauge("okryu_orders", "Orders by status now", ["status"], registry=registry)
-        self.sms = Gauge("okryu_sms", "Outbound SMS by state now", ["state"], registry=registry)
+        # Read from the database at each scrape: right across every gateway process (and, of
+        # workers' values, the latest is the count).
+        self.orders = Gauge(
+            "okryu_orders", "Orders by status now", ["status"], registry=registry,
+            multiprocess_mode="mostrecent",
+        )  # fmt: skip
+        self.sms = Gauge(
+            "okryu_sms", "Outbound SMS by state now", ["state"], registry=registry,
+            multiprocess_mode="mostrecent",
+        )  # fmt: skip
         self.sms_receipts = Counter(
             "okryu_sms_receipts", "Final delivery receipts recorded, one per SMS part, by state",
             ["state"], registry=registry,
@@ -52,8 +69,9 @@ class Metrics:
         )  # fmt: skip
         self._recent: deque[float] = deque(maxlen=100_000)  # hop end times, for the rate
         self.inflight = Gauge(
-            "okryu_hops_in_flight", "USSD hops being answered now", registry=registry
-        )
+            "okryu_hops_in_flight", "USSD hops being answered now", registry=registry,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
 
     def hop_done(self) -> None:
         self._recent.append(time.monotonic())
@@ -71,4 +89,9 @@ class Metrics:
             self.orders.labels(status).set(count)
         for state, count in sms.items():
             self.sms.labels(state).set(count)
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Workers of one okryu serve (gateway.workers): every worker's counts, added up.
+            every = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every)  # type: ignore[no-untyped-call]
+            return generate_latest(every)
         return generate_latest(self.registry)

@@ -20,6 +20,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/okryu.db"
 
 # The ranges numbers must fall in, (lowest, highest or None), both ends included.
 PORTS = (1, 65535)
+WORKERS = (1, 256)
 CATALOG_POLL = (0.1, 3600.0)  # seconds; how stale a catalog may be when a message is lost
 CONNECTIONS = (1, 10_000)  # Redis's own default limit of clients (maxclients)
 MONTH = 30 * 24 * 3600  # seconds: no record, reminder or unsent SMS waits longer than this
@@ -49,6 +50,7 @@ class SettingsError(GatewayError, ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 1  # processes serving the port (okryu serve --workers): one per core
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None  # None: start an embedded redis-server
     redis_prefix: str = "okryu:"
@@ -202,6 +204,7 @@ class Settings:
         settings = cls(
             host=get("HOST", cls.host),
             port=integer("PORT", cls.port, PORTS),
+            workers=integer("WORKERS", cls.workers, WORKERS),
             database_url=database_url,
             redis_url=env.get("OKRYU_REDIS_URL") or None,
             redis_prefix=get("REDIS_PREFIX", cls.redis_prefix),

@@ -270,8 +270,32 @@ async def seed(settings: Settings) -> int:
             seeded = await seed_if_empty(db)
         finally:
             await db.close()
-    print("seeded the demo catalog" if seeded else "the catalog already has data; left it alone")
+    if not seeded:
+        print("the catalog already has data; left it alone")
+        return 0
+    print(f"seeded the demo catalog; {await tell_gateways(settings)}")
     return 0
+
+
+async def tell_gateways(settings: Settings) -> str:
+    """After a catalog change: bump its version in the gateways' Redis (INCR and PUBLISH), so
+    every running process reloads now; without a Redis to reach, their watch notices it."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from gateway.catalog import WATCH, CatalogVersions
+
+    later = f"running gateways notice it within {WATCH:g} s"
+    if not settings.redis_url:
+        return later  # an embedded Redis is private to its gateway
+    client = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        await CatalogVersions(client, settings.redis_prefix).bump("catalog")
+    except (RedisError, OSError):
+        return f"{later} (Redis did not answer)"
+    finally:
+        await client.aclose()
+    return "running gateways reload it now"
 
 
 async def funnel_report(

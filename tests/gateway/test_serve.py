@@ -44,6 +44,7 @@ def serve_env(tmp_path: Path, redis_url: str, redis_prefix: str) -> dict[str, st
         OKRYU_ADMIN_TOKEN="t0ken",
         OKRYU_LOG_FORMAT="text",
         OKRYU_SMS_DISPATCH="0",
+        OKRYU_SEED_IF_EMPTY="1",  # a shop with goods: an empty one warns at start
         OKRYU_VAR_DIR=str(tmp_path / "var"),
     )
     return env

@@ -44,10 +44,23 @@ def serve_env(tmp_path: Path, redis_url: str, redis_prefix: str) -> dict[str, st
         OKRYU_ADMIN_TOKEN="t0ken",
         OKRYU_LOG_FORMAT="text",
         OKRYU_SMS_DISPATCH="0",
-        OKRYU_SEED_IF_EMPTY="1",  # a shop with goods: an empty one warns at start
         OKRYU_VAR_DIR=str(tmp_path / "var"),
     )
+    asyncio.run(_stocked(env["OKRYU_DATABASE_URL"]))  # an empty shop warns at start
     return env
+
+
+async def _stocked(url: str) -> None:
+    from store import migrate
+    from store.db import Database
+    from store.seed import seed_if_empty
+
+    db = Database(url)
+    try:
+        await migrate.upgrade(db)
+        await seed_if_empty(db)
+    finally:
+        await db.close()
 
 
 def serve(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

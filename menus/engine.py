@@ -7,8 +7,9 @@ has (or does), the step raises :class:`NeedData`; the caller fulfils the request
 same step again with the answer added. A step is therefore safe to repeat.
 
 Shared by every screen: ``0`` back and ``00`` home (the chart's ``back`` and ``go_home``
-transitions), ``98`` more, numbered choices, free-text prompts, the one-line reason above a
-re-prompted screen, and "continue where you left off?" for a session cut mid-journey.
+transitions; on a list's second page or later, ``0`` first steps back a page), ``98`` more,
+numbered choices, free-text prompts, the one-line reason above a re-prompted screen, and
+"continue where you left off?" for a session cut mid-journey.
 
 Transitions run from tables derived from the chart, not through python-statemachine's own
 engine: the chart is the declaration (checked and drawn by the library), and one ``send``
@@ -220,10 +221,13 @@ class Engine:
             return state, None
         if raw == HOME and state != self.flow.home:
             return self._go(state, view, Go(HOME_EVENT)), None
-        if raw == BACK and content.nav:
-            return self._go(state, view, Go(BACK_EVENT)), None
         pages, _ = self._pages_for(content, view)
         page = min(ctx.page, len(pages) - 1)
+        if raw == BACK and content.nav:
+            if page > 0 and not content.text_input:
+                ctx.page = page - 1  # paging goes both ways: 0 steps back a page first
+                return state, None
+            return self._go(state, view, Go(BACK_EVENT)), None
         if raw == MORE and not content.text_input:
             if page + 1 < len(pages):
                 ctx.page = page + 1

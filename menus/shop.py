@@ -669,7 +669,15 @@ class LanguageList(ShopScreen):
 
 class HelpPage(ShopScreen):
     state = "help"
-    title = "help.body"
+    title = "help.title"
+    rows = Rows("help.line")  # read, not chosen: paged like any list
+    topics = ("help.order", "help.pay", "help.paging", "help.sms")
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        return [Row({"text": view.t(key)}) for key in self.topics]
+
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...]:
+        return ()
 
 
 # --- the journey ------------------------------------------------------------------------------

@@ -283,9 +283,48 @@ def test_engine_help_is_a_screen_with_a_way_back() -> None:
     phone.dial()
     screen = phone.send("5")
     assert screen.startswith("Help\nPick goods")
-    assert screen.endswith("0 Back 00 Home")
+    assert screen.endswith("98 More\n0 Back 00 Home")
     phone.send("0")
     assert phone.state == "home"
+
+
+def _help_pages(phone: Driver, choose_help: str) -> str:
+    pages = [phone.send(choose_help)]
+    while "98 " in pages[-1].splitlines()[-2]:
+        pages.append(phone.send("98"))
+    return "\n".join(pages)
+
+
+def test_engine_help_tells_paging_and_every_sms_command_in_english() -> None:
+    phone = Driver()
+    phone.dial()
+    shown = _help_pages(phone, "5")
+    assert "98 next page, 0 page back (or out), 00 home" in shown
+    for command in ("STATUS code", "CANCEL code", "ORDERS", "LANG EN or KO", "STOP", "HELP"):
+        assert command in shown
+
+
+def test_engine_help_tells_paging_and_every_sms_command_in_korean() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("4", "2")  # 조선말
+    shown = _help_pages(phone, "5")
+    assert "98 다음 페지, 0 앞 페지" in shown
+    for command in ("상태 주문번호", "취소 주문번호", "주문", "언어 EN/KO", "중지", "도움"):
+        assert command in shown
+
+
+def test_engine_back_on_a_later_page_steps_back_a_page_then_leaves() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("1")
+    first = phone.send("1")
+    second = phone.send("98")
+    third = phone.send("98")
+    assert len({first, second, third}) == 3
+    assert (phone.send("0"), phone.state) == (second, "products")
+    assert (phone.send("0"), phone.state) == (first, "products")
+    assert phone.send("0").startswith("Categories\n")  # from the first page, 0 leaves
 
 
 def test_engine_resume_offers_to_continue_and_yes_lands_on_the_same_screen() -> None:

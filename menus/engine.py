@@ -287,7 +287,36 @@ class Engine:
                 ctx.pages[state] = ctx.page
             ctx.pages.pop(target, None)
             ctx.page = 0
+        if target != state:
+            only = self._only_choice(target, view)
+            if only is not None:  # a choice of one: made for the subscriber, either way
+                return self._go(target, view, Go(BACK_EVENT) if go.event == BACK_EVENT else only)
         return target
+
+    def _only_choice(self, state: str, view: View[Any]) -> Go | None:
+        """What choosing on ``state`` sends, when it is a ``skip_one`` screen with one choice."""
+        screen = self.flow.screens.get(state)
+        if screen is None or not screen.skip_one or screen.prompt is not None or screen.end:
+            return None
+        content = self._content(state, view)
+        rows = len(content.items) if content.numbered else 0
+        if rows + len(content.options) != 1:
+            return None
+        if rows:
+            declared = screen.rows
+            assert declared is not None
+            args = content.items[0].args
+            if declared.do:
+                outcome = _checked(getattr(screen, declared.do)(view, **args), declared.events)
+            else:
+                outcome = Go(declared.event, args)
+        else:
+            option = content.options[0]
+            if option.do:
+                outcome = _checked(getattr(screen, option.do)(view), option.events)
+            else:
+                outcome = Go(option.event, option.args)
+        return outcome if isinstance(outcome, Go) else None  # refused: show the screen
 
     # --- what a screen shows ------------------------------------------------------------
 

@@ -280,6 +280,10 @@ class Screen(Generic[C]):
     elastic: ClassVar[str | tuple[str, ...]] = ""
     end: ClassVar[bool] = False  # the last screen of the session
     nav: ClassVar[bool] = True  # "0 Back 00 Home"
+    # A choice screen: when it offers exactly one choice (one option, or one numbered row and
+    # no option), the choice is made for the subscriber and the screen is passed, going
+    # forward and coming back alike. One step less for a choice that is no choice.
+    skip_one: ClassVar[bool] = False
     reasons: ClassVar[tuple[str, ...]] = ("error.choice",)
 
     def title_key(self, view: View[C]) -> str:

@@ -503,6 +503,7 @@ def _is_plain_text(text: str) -> bool:
 class PaymentChoice(ShopScreen):
     state = "payment"
     title = "payment.title"
+    skip_one = True  # one way to pay: nothing to ask
     options = (Option("payment.cod", "pick_payment", args={"method": "cod"}),)
 
 

@@ -115,7 +115,7 @@ async def test_at_delivery_reports_settle_the_outbox_row(
     make_gateway: Make, seeded_db: Database
 ) -> None:
     client = await make_gateway()
-    await walk(client, ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1", "1"])
+    await walk(client, ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1"])
     async with seeded_db.session() as s:
         row = (await s.exec(select(OutboundMessage))).one()
     await outbox.mark_sent(seeded_db, row.id or 0, "africastalking", "ATXid_42", utcnow())

@@ -88,7 +88,7 @@ async def test_ends_placing_the_order_cancels_a_queued_reminder(
     assert await client.app[keys.ENDS].record(ended("abandoned"))
     await post(client, "", session="ATUid_2")
     await post(client, "2", session="ATUid_2")  # start again: home, cart kept
-    await walk(client, ["2", "1", "1", "Changjon street 5", "1", "1"], session="ATUid_3")
+    await walk(client, ["2", "1", "1", "Changjon street 5", "1"], session="ATUid_3")
     (reminder,) = await messages(seeded_db, "cart_reminder")
     assert reminder.status == "cancelled"
 

@@ -39,7 +39,7 @@ async def post(client: TestClient[Any, Any], text: str, **kw: str) -> tuple[int,
     return response.status, await response.text()
 
 
-ORDER_PATH = ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1"]
+ORDER_PATH = ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5"]  # then Confirm
 
 
 async def walk(

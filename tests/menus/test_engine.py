@@ -168,8 +168,7 @@ def test_engine_empty_cart_offers_to_shop() -> None:
 def _checkout(phone: Driver, address: str = "Changjon street 5") -> str:
     _to_quantity(phone)
     phone.send("2", "1", "1")  # cart -> checkout -> first district
-    phone.send(address)
-    return phone.send("1")  # cash on delivery
+    return phone.send(address)  # cash on delivery, the one way to pay, is chosen for them
 
 
 def test_engine_address_is_validated() -> None:
@@ -179,9 +178,8 @@ def test_engine_address_is_validated() -> None:
     assert phone.state == "address"
     for bad in ("ab", "x" * 61, "   "):
         assert phone.send(bad) == "Type 3 to 60 characters.\n" + prompt
-    payment = phone.send("  Changjon   street 5 ")
-    assert payment.startswith("Payment")
-    assert "District 1, Changjon street 5" in phone.send("1")  # spaces tidied on Confirm
+    confirm = phone.send("  Changjon   street 5 ")
+    assert "District 1, Changjon street 5" in confirm  # spaces tidied on Confirm
 
 
 def test_engine_confirm_shows_total_fee_and_address() -> None:
@@ -396,7 +394,7 @@ def test_engine_slow_order_not_placed_keeps_cart_and_key_for_the_retry() -> None
     first_key = next(r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder))
     store.slow = False
     assert phone.dial(ref="s2", resume=True).startswith("Okryu Shop\n1. Shop\n2. Cart (2)")
-    phone.send("2", "1", "1", "Changjon street 5", "1", "1")
+    phone.send("2", "1", "1", "Changjon street 5", "1")
     keys = [r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder)]
     assert keys[-1] == first_key  # the same checkout: placing it twice is impossible
     assert phone.turn is not None and phone.turn.text.startswith("Order ")
@@ -432,3 +430,18 @@ def test_engine_cancel_refused_says_so() -> None:
     phone.dial(ref="s2")
     phone.send("3", "1", "1")
     assert phone.send("1").startswith("This order can no longer be cancelled.\n")
+
+
+def test_engine_a_choice_of_one_is_made_without_a_screen_going_and_coming_back() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    phone.send("2", "1", "1")
+    confirm = phone.send("Changjon street 5")
+    assert (phone.state, confirm.splitlines()[1]) == ("confirm", "Cash on delivery")
+    assert phone.ctx.get("payment", "cod") == "cod"
+    assert phone.send("0").startswith("Delivery address?")  # back passes it too
+    assert phone.state == "address"
+    phone.send("Changjon street 5")
+    phone.send("1")
+    placed = [r for r in phone.store.asked if isinstance(r, PlaceOrder)]
+    assert [r.payment for r in placed] == ["cod"]

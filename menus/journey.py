@@ -231,7 +231,10 @@ class Rows:
     args (through the ``do`` method if named, as for :class:`Option`); without, they are read.
 
     ``elastic`` names the value of a line shortened (with an ellipsis) when a line alone
-    cannot fit a screen, so a long name never hides the choice.
+    cannot fit a screen, so a long name never hides the choice. ``fit`` makes a compact list:
+    a reason shown above it takes the title's first line rather than a row's room, and with
+    ``fit`` above 1 that value is shortened alike in every line until ``fit`` of the longest
+    lines share a page (never below ``FIT_FLOOR`` characters): several lines a screen.
     """
 
     line: str
@@ -239,6 +242,7 @@ class Rows:
     do: str = ""
     also: tuple[str, ...] = ()
     elastic: str = ""
+    fit: int = 0
 
     @property
     def events(self) -> tuple[str, ...]:

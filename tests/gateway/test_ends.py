@@ -26,7 +26,7 @@ def ended(status: str, session: str = "ATUid_1") -> SessionEnd:
         status,
         hops=6,
         duration_ms=42_000,
-        last_screen="Cart: KPW 9,000",
+        last_screen="Cart (1): KPW 9,000",
     )
 
 
@@ -49,7 +49,7 @@ async def test_ends_are_recorded_with_status_hops_screen_and_duration(
         "completed",
         6,
         42_000,
-        "Cart: KPW 9,000",
+        "Cart (1): KPW 9,000",
     )
 
 

@@ -46,7 +46,7 @@ SHOPPING = [
     ("1", "Food"),
     ("2", "White rice 5 kg"),
     ("1", "How many? (1-10)"),
-    ("2", "Cart: KPW 56,000"),
+    ("2", "Cart (1): KPW 56,000"),
     ("1", "Delivery district"),
     ("1", "Delivery address?"),
     (ADDRESS, "Total KPW 57,000"),  # one way to pay: chosen without a screen

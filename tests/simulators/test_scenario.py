@@ -185,7 +185,7 @@ dial *123#
 > 1
 < Instant noodles
 > 2
-< Cart: KPW 2,400
+< Cart (1): KPW 2,400
 > 1
 < Delivery district
 > 1

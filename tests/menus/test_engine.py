@@ -274,7 +274,7 @@ def test_engine_confirm_shows_the_whole_longest_address_paged_in_either_language
         assert phone.send("1").startswith(("Order ", "주문 "))  # confirmable from the last page
 
 
-def test_engine_saved_address_is_offered_only_for_its_district() -> None:
+def test_engine_saved_address_of_a_profile_is_offered_only_for_its_district() -> None:
     profile = CustomerProfile(MSISDN, "en", 2, "Changjon street 5")
     phone = Driver(store=FakeStore(profile=profile))
     phone.dial()

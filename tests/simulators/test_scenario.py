@@ -191,7 +191,7 @@ dial *123#
 > 1
 < Delivery address?
 > Changjon street 5
-< Total KPW 3,400 (delivery KPW 1,000)
+< Please confirm
 > 1
 < Order {code} placed.
 end

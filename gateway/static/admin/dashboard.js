@@ -296,10 +296,10 @@ async function saveProduct(event) {
     const saved = editing
       ? await api(`/products/${encodeURIComponent(editing)}`, { method: "PATCH", body: JSON.stringify(body) })
       : await api("/products", { method: "POST", body: JSON.stringify({ sku: f.sku.value.trim(), ...body }) });
-    catalogNote(`Saved ${saved.sku}.`);
     editing = saved.sku;
     await loadCatalog();
     openProduct(saved);
+    catalogNote(`Saved ${saved.sku}.`); // last: the form is ready for the next change
   } catch (error) {
     catalogNote(`Not saved: ${error.message}`, true);
   }
@@ -316,9 +316,9 @@ async function moveStock() {
     const saved = await api(`/products/${encodeURIComponent(editing)}/stock`, {
       method: "POST", body: JSON.stringify({ delta }),
     });
-    catalogNote(`Stock of ${saved.sku} moved by ${delta > 0 ? "+" : ""}${delta}: now ${saved.stock}.`);
     await loadCatalog();
     openProduct(saved);
+    catalogNote(`Stock of ${saved.sku} moved by ${delta > 0 ? "+" : ""}${delta}: now ${saved.stock}.`);
   } catch (error) {
     catalogNote(`Stock not moved: ${error.message}`, true);
   }

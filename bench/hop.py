@@ -90,7 +90,8 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 READY = "ready"
 BANNER = "Okryu gateway on "  # what `okryu serve` prints once every worker answers
 
-# Home, Shop, Food, its next page, back, Medicine, a product, home. Every hop answers CON.
+# Home, Shop, Food, its next page, back a page, a product (the second of Food), back, home.
+# Every hop answers CON.
 # The session restarts after the last one (so ``text`` stays short) and ends on the home
 # screen, so the next dial starts afresh instead of offering "Continue where you left off?".
 BROWSE_LOOP: tuple[str, ...] = (
@@ -100,13 +101,13 @@ BROWSE_LOOP: tuple[str, ...] = (
     "1*1*98",
     "1*1*98*0",
     "1*1*98*0*2",
-    "1*1*98*0*2*1",
-    "1*1*98*0*2*1*00",
+    "1*1*98*0*2*0",
+    "1*1*98*0*2*0*00",
 )
 HOME_SCREEN = "CON Okryu Shop\n"  # what the gateway answers the first dial of each session
 _ADDRESS = "1*1*2*1*2*1*1*Changjon street 5"
-# Home, Shop, Food, White rice, Add to cart, quantity 2, Checkout, district 1, the address,
-# cash on delivery, Confirm.
+# Home, Shop, Food, White rice, Add to cart, quantity 2, Checkout, district 1, the address
+# (cash on delivery, the one way to pay, is chosen without a screen), Confirm.
 ORDER_JOURNEY: tuple[str, ...] = (
     "",
     "1",
@@ -118,7 +119,6 @@ ORDER_JOURNEY: tuple[str, ...] = (
     "1*1*2*1*2*1*1",
     _ADDRESS,
     f"{_ADDRESS}*1",
-    f"{_ADDRESS}*1*1",
 )
 SESSION_DIAL: tuple[str, ...] = ("",)  # --sessions: one dial per session, a new number each
 ORDERED_SKU = "FD-RICE5"  # the product ORDER_JOURNEY buys (category 1, product 2)

@@ -24,7 +24,13 @@ from gateway import keys
 from gateway.admin import add_admin_routes
 from gateway.background import Background
 from gateway.callbacks import add_routes
-from gateway.catalog import CatalogCache, CatalogVersions
+from gateway.catalog import (
+    EMPTY_CATALOG,
+    CatalogCache,
+    CatalogVersions,
+    CatalogWatch,
+    empty_catalog,
+)
 from gateway.channels import load_channels
 from gateway.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from gateway.ends import SessionEnds
@@ -287,11 +293,17 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         change_status=gateway.change_status,
     )
     await versions.refresh()  # the first hops need them before the subscription is up
+    watch = CatalogWatch(db, versions)
+    await watch.check()  # what the catalog is now: a change from here on is noticed
+    catalog = await catalogs.get(versions.catalog_tag, versions.stock_tag)
+    if empty_catalog(catalog):
+        log.warning(EMPTY_CATALOG)
     background = Background()
     stopping = background.stopping
     background.start(lambda: funnel.run(FUNNEL_FLUSH_SECONDS, stopping), name="funnel")
     background.start(lambda: _keep_promises(gateway, background), name="promises")
     background.start(lambda: versions.run(stopping), name="catalog versions")
+    background.start(lambda: watch.run(stopping), name="catalog watch")
     try:
         yield
     finally:
@@ -378,7 +390,19 @@ async def readyz(request: web.Request) -> web.Response:
         problems["database"] = type(error).__name__
     if problems:
         return web.json_response({"status": "unavailable", "problems": problems}, status=503)
-    return web.json_response({"status": "ok"})
+    # Ready to answer, yet a shop with nothing to sell says so: staff can fill the catalog
+    # while it serves, and no hop needs the database to tell an empty shop.
+    gateway = request.app[keys.GATEWAY]
+    catalog = await gateway.catalogs.get(gateway.versions.catalog_tag, gateway.versions.stock_tag)
+    details = {
+        "categories": len(catalog.categories),
+        "products": len(catalog.products),
+        "zones": len(catalog.zones),
+    }
+    body: dict[str, object] = {"status": "ok", "catalog": details}
+    if empty_catalog(catalog):
+        body["warnings"] = [EMPTY_CATALOG]
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:

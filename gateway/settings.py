@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
@@ -58,6 +59,7 @@ class Settings:
     catalog_poll: float = 1.0  # seconds between re-reads of the catalog versions (lost messages)
     service_codes: tuple[str, ...] = ("*123#",)  # the base codes this gateway answers
     default_region: str = "KP"
+    timezone: str = "Asia/Pyongyang"  # the shop's: times on /admin/ are shown in it
     screen_budget: Budget = field(default_factory=Budget)
     channel_budgets: Mapping[str, Budget] = field(default_factory=dict)  # slug -> budget
     callback_auth: Mapping[str, CallbackAuth] = field(default_factory=dict)  # slug -> auth
@@ -212,6 +214,7 @@ class Settings:
             catalog_poll=number("CATALOG_POLL", cls.catalog_poll, CATALOG_POLL),
             service_codes=_codes(get("SERVICE_CODES", get("SERVICE_CODE", "*123#"))),
             default_region=_region("OKRYU_DEFAULT_REGION", get("DEFAULT_REGION", "KP")),
+            timezone=_timezone(get("TIMEZONE", cls.timezone)),
             screen_budget=Budget(
                 integer("SCREEN_GSM7", 160, GSM7_UNITS), integer("SCREEN_UCS2", 80, UCS2_UNITS)
             ),
@@ -333,6 +336,18 @@ def _region(variable: str, value: str) -> str:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SettingsError(f"{variable} takes ISO 3166 region codes such as KP, not {value!r}")
     return region
+
+
+def _timezone(value: str) -> str:
+    """An IANA time zone name (``Asia/Pyongyang``), as the tz database spells it."""
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"OKRYU_TIMEZONE takes an IANA time zone such as Asia/Pyongyang, not {value[:60]!r}"
+        ) from None
+    return name
 
 
 def _codes(value: str) -> tuple[str, ...]:

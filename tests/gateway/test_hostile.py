@@ -287,7 +287,7 @@ async def test_typed_odd_values_re_prompt_and_the_session_goes_on(make_gateway: 
     _, body = await post(client, path)
     assert body.startswith("CON Type 3 to 60 characters.")
     _, body = await post(client, path + "*Changjon street 5")
-    assert body.startswith("CON Payment")  # and on it goes
+    assert body.startswith("CON Please confirm\nTotal KPW")  # on it goes: Confirm (one way to pay)
 
 
 async def test_typed_lone_surrogate_in_json_re_prompts(make_gateway: Make) -> None:

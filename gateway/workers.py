@@ -211,6 +211,13 @@ def _worker(index: int, ready: Connection) -> None:
     settings = dataclasses.replace(
         settings, seed_if_empty=False, sms_dispatch=settings.sms_dispatch and index == 0
     )
+    if index != 0 and settings.ussd_smpp:
+        # One USSD bind, in worker 0: a dialogue's messages must reach the process that knows
+        # it. The others send no SMS (the dispatcher is worker 0's), so need no bind either.
+        shared = settings.sms_over_ussd_bind
+        settings = dataclasses.replace(
+            settings, ussd_smpp_host="", sms_provider="log" if shared else settings.sms_provider
+        )
     status = serving.serve(settings, ready=ready, worker=index)
     if status != 0:
         raise SystemExit(status)

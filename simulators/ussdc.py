@@ -107,6 +107,7 @@ class Dialogue:
     code: str
     system_id: str
     forwarded: int = 0  # hops sent to the application (1: the dial)
+    last: str = ""  # what the last hop forwarded said
     screens: dict[int, asyncio.Future[Screen]] = field(default_factory=dict)  # by hop
     closed: str = ""  # why the centre holds it no more: "ended", "timed out", "gave up"
     give_up: bool = False  # the centre gave up on the hop forwarded last
@@ -158,7 +159,7 @@ class UssdCentre(Smsc):
             return await self._screen_of(dialogue, sequence)
         if dialogue.closed:
             raise _Refused(410, f"the dialogue is over ({dialogue.closed})")
-        dialogue.forwarded = sequence
+        dialogue.forwarded, dialogue.last = sequence, message
         future = dialogue.screens[sequence] = asyncio.get_running_loop().create_future()
         op = PSSR_INDICATION if sequence == 1 else USSR_CONFIRM
         dialogue.give_up, self._giving_up = self._giving_up, False
@@ -191,6 +192,14 @@ class UssdCentre(Smsc):
     def give_up_next(self) -> None:
         """The next hop forwarded: the centre gives up on its screen before it can come."""
         self._giving_up = True
+
+    async def redeliver(self, session_id: str) -> int:
+        """Send the dialogue's last MO again, as a centre does whose resp was lost; the
+        application's deliver_sm_resp status. Its screen, a second one, is refused."""
+        dialogue = self.dialogues[session_id]
+        op = PSSR_INDICATION if dialogue.forwarded == 1 else USSR_CONFIRM
+        await self._send_mo(dialogue, op, dialogue.last, dialogue.forwarded)
+        return self.mo_statuses[-1]
 
     async def time_out(self, session_id: str) -> None:
         """The dialogue's timer runs out (the subscriber went quiet): a hang-up is sent."""
@@ -291,8 +300,15 @@ class UssdCentre(Smsc):
 
     async def _handle(self, session: Session, command_id: int, sequence: int, body: bytes) -> bool:
         if command_id == DATA_SM or (command_id == SUBMIT_SM and _is_ussd(command_id, body)):
+            verdict = self._verdicts.pop(0) if self._verdicts else ROK
             if session.mode not in ("tx", "trx"):
                 session.write(command_id | _RESP, RINVBNDSTS, sequence)
+            elif verdict < 0:  # drop_next (the link falls), stall_next (never answered)
+                if verdict == -1:
+                    session.writer.transport.abort()
+            elif verdict != ROK:  # throttle_next, fail_next: the screen is not taken
+                self.refused.append(verdict)
+                session.write(command_id | _RESP, verdict, sequence)
             else:
                 status = self._screen(command_id, body)
                 message_id = cstring(f"U{len(self.screens):07X}") if status == ROK else b""

@@ -129,6 +129,9 @@ async def make_smpp_gateway(
             "ussd_smpp_profile": profile,
             "ussd_smpp_dialogue": dialogue,
             "sms_provider": "smpp",  # the order's SMS over the same bind
+            # Machine-speed answers: without hop numbers (user_message_reference), the same
+            # answer twice a second apart would be taken for the centre sending it again.
+            "retry_window": 0.0,
         }
         client = await make_gateway(**{**settings, **overrides})
         await centre.wait_for(lambda: centre.sessions == 1)

@@ -163,6 +163,11 @@ class UssdOverSmpp:
             self._binding = binding
         binding.on_mobile = self.receive if ussd else self.receive_sms
 
+    async def settle(self) -> None:
+        """Wait for the hops (and endings) already received to be answered (and recorded)."""
+        while self._hops:
+            await asyncio.wait(list(self._hops))
+
     async def close(self) -> None:
         """Let the hops in flight finish (each bounded by the deadline), then stop."""
         if self._hops:

@@ -212,6 +212,7 @@ class UssdCentre(Smsc):
     async def send_sms(self, msisdn: str, text: str, to: str = "123") -> int:
         """An SMS from ``msisdn`` to the application; its deliver_sm_resp status."""
         encoded, data_coding = _encode(text)
+        short_message, payload = (encoded, b"") if len(encoded) <= 254 else (b"", encoded)
         body = b"".join(
             [
                 cstring(""),
@@ -222,8 +223,9 @@ class UssdCentre(Smsc):
                 bytes([0, 0, 0]),
                 cstring(""),
                 cstring(""),
-                bytes([0, 0, data_coding, 0, len(encoded)]),
-                encoded,
+                bytes([0, 0, data_coding, 0, len(short_message)]),
+                short_message,
+                tlv(TLV_MESSAGE_PAYLOAD, payload) if payload else b"",
             ]
         )
         return await self._deliver(self._bound_system_id(), DELIVER_SM, body)

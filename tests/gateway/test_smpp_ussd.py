@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import struct
 from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlmodel import select
 
 from gateway import keys
+from gateway.app import create_app
+from gateway.settings import Settings, SettingsError
+from gateway.smpp.codec import DELIVER_SM, ESME_RINVCMDLEN, GENERIC_NACK, RESPONSE
+from gateway.smpp.provider import SmppProvider
+from menus.screens import Budget, fits
 from simulators.phone import Phone
 from simulators.ussdc import SMPP
 from store.db import Database
@@ -184,3 +192,183 @@ async def test_smpp_ussd_korean_screens_go_as_ucs2_within_80(
         korean = await handset.send("2")
     assert korean.text.startswith("언어: 조선말\n옥류상점"), korean.text
     assert len(korean.text) <= 80 and rig.centre.refused_screens == []
+
+
+async def place_order(rig: SmppRig, msisdn: str = MSISDN) -> str:
+    async with phone(rig, msisdn) as handset:
+        await handset.dial("*123#")
+        for answer in ORDER:
+            placed = await handset.send(answer)
+    assert placed.end, placed.text
+    return placed.text.split()[1]
+
+
+async def replies_to(rig: SmppRig, msisdn: str) -> list[str]:
+    await rig.client.app[keys.DISPATCHER].run_once()
+    return [text for _, text in rig.centre.inbox(msisdn)]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_smpp_sms_commands_work_over_the_bind_with_the_same_ownership_rules(
+    make_smpp_gateway: MakeRig, profile: str
+) -> None:
+    rig = await make_smpp_gateway(profile)
+    code = await place_order(rig)
+    confirmation = await replies_to(rig, MSISDN)
+    assert await rig.centre.send_sms(MSISDN, f"status {code}") == 0
+    (status,) = (await replies_to(rig, MSISDN))[len(confirmation) :]
+    assert code in status
+    stranger = "+8501912345601"  # someone else's code is answered like an unknown one
+    assert await rig.centre.send_sms(stranger, f"STATUS {code}") == 0
+    assert await rig.centre.send_sms(stranger, "STATUS QQQQ99") == 0
+    theirs, unknown = await replies_to(rig, stranger)
+    assert theirs == unknown.replace("QQQQ99", code) and theirs != status
+
+
+async def test_smpp_sms_from_a_foreign_number_is_kept_and_not_answered(
+    make_smpp_gateway: MakeRig, seeded_db: Database
+) -> None:
+    rig = await make_smpp_gateway()
+    assert await rig.centre.send_sms("+14155550123", "HELP") == 0
+    assert await rig.centre.send_sms("+8501912345678", "HELP\x00" + "x" * 150) == 0
+    assert await replies_to(rig, "+14155550123") == []
+    (help_text,) = await replies_to(rig, MSISDN)  # a stray NUL earns the help text
+    assert "STATUS" in help_text
+    metrics = await (await rig.client.get("/metrics")).text()
+    assert 'okryu_sms_replies_dropped_total{reason="region"} 1.0' in metrics
+
+
+async def test_smpp_sms_that_cannot_be_kept_is_asked_again(
+    make_smpp_gateway: MakeRig, seeded_db: Database
+) -> None:
+    rig = await make_smpp_gateway()
+    # A source that is no phone number is refused; the centre is told, nothing is kept.
+    assert await rig.centre.send_sms("12", "HELP") == 0x0A  # ESME_RINVSRCADR
+    assert await replies_to(rig, "12") == []
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_smpp_ussd_settings_read_every_variable() -> None:
+    settings = Settings.from_env(
+        {
+            "OKRYU_USSD_SMPP_HOST": "ussdc.example",
+            "OKRYU_USSD_SMPP_PORT": "2776",
+            "OKRYU_USSD_SMPP_SYSTEM_ID": "okryu",
+            "OKRYU_USSD_SMPP_PASSWORD": "s3cret",
+            "OKRYU_USSD_SMPP_SYSTEM_TYPE": "USSD",
+            "OKRYU_USSD_SMPP_PROFILE": "data_sm",
+            "OKRYU_USSD_SMPP_DIALOGUE": "its_session_info",
+            "OKRYU_SMS_PROVIDER": "smpp",
+        }
+    )
+    assert settings.ussd_smpp and settings.sms_over_ussd_bind
+    assert (settings.ussd_smpp_host, settings.ussd_smpp_port) == ("ussdc.example", 2776)
+    assert (settings.ussd_smpp_system_id, settings.ussd_smpp_system_type) == ("okryu", "USSD")
+    assert (settings.ussd_smpp_profile, settings.ussd_smpp_dialogue) == (
+        "data_sm",
+        "its_session_info",
+    )
+    assert "s3cret" not in repr(settings)
+    assert not Settings.from_env({}).ussd_smpp  # no host: no channel
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"OKRYU_USSD_SMPP_PORT": "0"}, "OKRYU_USSD_SMPP_PORT must be an integer from 1 to 65535"),
+        ({"OKRYU_USSD_SMPP_PROFILE": "submit_sm"}, "OKRYU_USSD_SMPP_PROFILE must be deliver_sm or"),
+        ({"OKRYU_USSD_SMPP_DIALOGUE": "umr"}, "OKRYU_USSD_SMPP_DIALOGUE must be user_message_"),
+        ({"OKRYU_USSD_SMPP_HOST": "ussdc"}, "OKRYU_USSD_SMPP_SYSTEM_ID is required with"),
+    ],
+)
+def test_smpp_ussd_settings_refuse_bad_values_naming_the_variable(
+    env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env)
+    assert str(error.value).startswith(says)
+
+
+def test_smpp_sms_goes_over_the_ussd_bind_only_when_it_is_the_same_bind() -> None:
+    base = {
+        "OKRYU_USSD_SMPP_HOST": "ussdc",
+        "OKRYU_USSD_SMPP_SYSTEM_ID": "okryu",
+        "OKRYU_SMS_PROVIDER": "smpp",
+    }
+    assert Settings.from_env(base).sms_over_ussd_bind  # no SMSC of its own
+    same = {"OKRYU_SMPP_HOST": "ussdc", "OKRYU_SMPP_SYSTEM_ID": "okryu"}
+    assert Settings.from_env({**base, **same}).sms_over_ussd_bind
+    other = {"OKRYU_SMPP_HOST": "smsc", "OKRYU_SMPP_SYSTEM_ID": "okryu"}
+    assert not Settings.from_env({**base, **other}).sms_over_ussd_bind
+    assert not Settings.from_env({**base, "OKRYU_SMS_PROVIDER": "log"}).sms_over_ussd_bind
+
+
+def test_smpp_channel_takes_its_own_screen_budget() -> None:
+    settings = Settings.from_env({"OKRYU_DEMO": "1", "OKRYU_SCREEN_BUDGETS": "smpp=182/80"})
+    create_app(settings)  # "smpp" is a channel these settings may name
+    assert settings.budget_for("smpp") == Budget(182, 80)
+
+
+async def test_smpp_ussd_screens_take_the_channel_s_budget_up_to_182(
+    make_smpp_gateway: MakeRig,
+) -> None:
+    pages = []
+    for n, budget in enumerate((Budget(160, 80), Budget(182, 80))):
+        rig = await make_smpp_gateway(channel_budgets={"smpp": budget})
+        async with phone(rig, f"+850191234560{n}") as handset:
+            await handset.dial("*123#")
+            await handset.send("1")
+            food = await handset.send("1")
+        assert food.ok and rig.centre.refused_screens == []
+        assert fits(food.text, budget)
+        pages.append(food.text)
+    assert len(pages[1].splitlines()) > len(pages[0].splitlines())  # more rows on a page
+
+
+# --- the link ------------------------------------------------------------------------------
+
+
+async def test_smpp_link_answers_garbage_with_generic_nack_and_binds_again() -> None:
+    nacks: asyncio.Queue[tuple[int, int, int, int]] = asyncio.Queue()
+    connections = 0
+
+    async def centre(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        length, command_id, _, sequence = struct.unpack(">IIII", await reader.readexactly(16))
+        await reader.readexactly(length - 16)  # the bind's body
+        writer.write(struct.pack(">IIII", 20, command_id | RESPONSE, 0, sequence) + b"sim\x00")
+        if connections == 1:  # a header no PDU can have: 7 octets long
+            writer.write(struct.pack(">IIII", 7, DELIVER_SM, 0, 42))
+            await nacks.put(struct.unpack(">IIII", await reader.readexactly(16)))
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(centre, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    provider = SmppProvider("127.0.0.1", port, "okryu", "secret", reconnect_base=0.01)
+    try:
+        await provider.start()
+        assert await nacks.get() == (16, GENERIC_NACK, ESME_RINVCMDLEN, 42)
+        await provider.wait_until(lambda: provider.attempts >= 2 and provider.bound)
+    finally:
+        await provider.close()
+        server.close()
+        await server.wait_closed()
+    assert connections == 2
+
+
+async def test_smpp_ussd_without_its_dialogue_tlv_is_refused_not_answered(
+    make_smpp_gateway: MakeRig,
+) -> None:
+    # The gateway reads user_message_reference; this centre names dialogues otherwise.
+    rig = await make_smpp_gateway(
+        dialogue="its_session_info", ussd_smpp_dialogue="user_message_reference"
+    )
+    async with phone(rig) as handset:
+        refused = await handset.dial("*123#")
+    assert refused.status == 502 and not refused.ok
+    assert rig.centre.mo_statuses == [0xC3]  # ESME_RMISSINGOPTPARAM

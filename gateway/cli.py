@@ -55,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dialect",
         default="africastalking",
         help="the aggregator the handset speaks like: africastalking, hubtel, arkesel, nalo, "
-        "hollatags, or a reseller in OKRYU_CHANNELS_FILE (default africastalking)",
+        "hollatags, a reseller in OKRYU_CHANNELS_FILE, or smpp: through the USSD centre "
+        "simulator (python -m simulators.ussdc), which talks SMPP to the gateway; --url is then "
+        "the centre's handset door (default http://127.0.0.1:8776/ussd)",
     )
     phone.add_argument(
         "--network",
@@ -312,7 +314,7 @@ def phone_command(
     speaks = _dialect(settings, dialect)
     if speaks is None:
         return 2
-    base = url or f"http://{settings.host}:{settings.port}/ussd/{speaks.name}"
+    base = url or _handset_url(settings, speaks)
     if scripts:
         return asyncio.run(_play(settings, scripts, base, msisdn, speaks, network, seed))
     events: list[SessionEvent] = []
@@ -346,10 +348,25 @@ def phone_command(
     return 0
 
 
+def _handset_url(settings: Settings, speaks: Dialect) -> str:
+    """Where a handset's hops go by default: the gateway's callback of the dialect, or for
+    ``smpp`` the USSD centre simulator's handset door (the centre talks SMPP to the gateway)."""
+    from simulators.ussdc import DEFAULT_HANDSET_URL, SMPP
+
+    if speaks is SMPP:
+        return DEFAULT_HANDSET_URL
+    return f"http://{settings.host}:{settings.port}/ussd/{speaks.name}"
+
+
 def _dialect(settings: Settings, name: str) -> Dialect | None:
-    """The dialect called ``name``: a built-in one or a reseller in the channels file."""
+    """The dialect called ``name``: a built-in one, a reseller in the channels file, or
+    ``smpp`` (a handset on the operator's network, through the USSD centre simulator)."""
     from gateway.channels import load_channels
     from gateway.simulator_web import speakers_of
+    from simulators.ussdc import SMPP
+
+    if name == SMPP.name:
+        return SMPP
 
     try:
         speakers = speakers_of(load_channels(settings.channels_file))
@@ -425,8 +442,10 @@ def load_command(
     if speaks is None:
         return 2
     target = URL(url or f"http://{settings.host}:{settings.port}")
-    if target.path in ("", "/"):
-        target = target.with_path(f"/ussd/{speaks.name}")
+    if url is None and speaks.name == "smpp":
+        target = URL(_handset_url(settings, speaks))
+    elif target.path in ("", "/"):
+        target = target.with_path("/ussd" if speaks.name == "smpp" else f"/ussd/{speaks.name}")
     profile = network_profile(network)
     try:
         config = LoadConfig(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from gateway import keys
 from gateway.app import create_app
+from gateway.cli import main
 from gateway.settings import Settings, SettingsError
 from gateway.smpp.codec import DELIVER_SM, ESME_RINVCMDLEN, GENERIC_NACK, RESPONSE
 from gateway.smpp.provider import SmppProvider
@@ -372,3 +375,25 @@ async def test_smpp_ussd_without_its_dialogue_tlv_is_refused_not_answered(
         refused = await handset.dial("*123#")
     assert refused.status == 502 and not refused.ok
     assert rig.centre.mo_statuses == [0xC3]  # ESME_RMISSINGOPTPARAM
+
+
+# --- okryu phone --dialect smpp --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_cli_phone_dialect_smpp_shops_end_to_end(
+    make_smpp_gateway: MakeRig, profile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rig = await make_smpp_gateway(profile, sms_dispatch=True)  # the SMS, sent by the app
+    script = Path(__file__).parents[2] / "scenarios" / "order_english.scn"
+    argv = ["phone", "--dialect", "smpp", "--url", rig.handset_url, "--script", str(script)]
+    handlers = logging.getLogger().handlers[:]
+    try:
+        status = await asyncio.to_thread(main, argv)  # main() runs its own event loop
+    finally:
+        logging.getLogger().handlers[:] = handlers
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.startswith(f"PASS {script} (smpp, +850"), out
+    (message,) = rig.centre.messages  # the confirmation, over the same bind
+    assert message.text.startswith("Okryu: order ")

@@ -8,8 +8,10 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
 from gateway import keys
@@ -20,10 +22,11 @@ from gateway.smpp.codec import DELIVER_SM, ESME_RINVCMDLEN, GENERIC_NACK, RESPON
 from gateway.smpp.provider import SmppProvider
 from menus.screens import Budget, fits
 from simulators.phone import Phone
-from simulators.ussdc import SMPP
+from simulators.ussdc import SMPP, UssdCentre
 from store.db import Database
 from store.models import Order, UssdSessionEnd
 from tests.gateway_fixtures import SMPP_PROFILES, SmppRig
+from tests.simulator_web import simulator_app
 
 MakeRig = Callable[..., Awaitable[SmppRig]]
 MSISDN = "+8501912345678"
@@ -397,3 +400,42 @@ async def test_cli_phone_dialect_smpp_shops_end_to_end(
     assert out.startswith(f"PASS {script} (smpp, +850"), out
     (message,) = rig.centre.messages  # the confirmation, over the same bind
     assert message.text.startswith("Okryu: order ")
+
+
+# --- the web handset ---------------------------------------------------------------------
+
+
+async def test_web_handset_shops_over_the_smpp_bind(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    gateway_settings: Settings,
+    seeded_db: Database,
+) -> None:
+    async with UssdCentre() as centre:
+        door = await aiohttp_server(centre.handset_app())
+        app = simulator_app(
+            gateway_settings,
+            {"ussd_centre": str(door.make_url("/ussd"))},
+            ussd_smpp_host=centre.host,
+            ussd_smpp_port=centre.port,
+            ussd_smpp_system_id=centre.system_id,
+            ussd_smpp_password=centre.password,
+            sms_provider="smpp",
+            retry_window=0.0,
+        )
+        client = await aiohttp_client(app)
+        await centre.wait_for(lambda: centre.sessions == 1)
+        options = await (await client.get("/simulator/api/options")).json()
+        assert "smpp" in [dialect["slug"] for dialect in options["dialects"]]
+        made = await client.post(
+            "/simulator/api/sessions", json={"msisdn": MSISDN, "dialect": "smpp"}
+        )
+        handle = (await made.json())["handle"]
+        api = f"/simulator/api/sessions/{handle}"
+        screen = await (await client.post(f"{api}/dial", json={"code": "*123#"})).json()
+        assert screen["text"].startswith("Okryu Shop") and not screen["end"]
+        for answer in ORDER:
+            screen = await (await client.post(f"{api}/send", json={"answer": answer})).json()
+        assert screen["end"] and screen["text"].startswith("Order "), screen
+        assert len(await orders_of(seeded_db)) == 1
+        assert centre.screens and centre.refused_screens == []

@@ -42,7 +42,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
 from gateway.smpp.provider import SmppProvider
 from gateway.smpp.receipts import outbox_receipts
-from gateway.smpp.ussd import UssdOverSmpp
+from gateway.smpp.ussd import USSD_SMPP, UssdOverSmpp
 from gateway.sms.dispatcher import Dispatcher
 from gateway.sms.factory import make_provider
 from gateway.sms.pacer import Pacer
@@ -312,7 +312,7 @@ async def _smpp_ctx(app: web.Application) -> AsyncIterator[None]:
     Started last, once every hop can be answered; until then the centre is asked to resend.
     """
     settings = app[keys.SETTINGS]
-    channel = app[keys.USSD_SMPP] = UssdOverSmpp(app, settings)
+    channel = app[USSD_SMPP] = UssdOverSmpp(app, settings)
     provider = app[keys.DISPATCHER].provider
     sms_bind = provider if isinstance(provider, SmppProvider) else None
     own: SmppProvider | None = None

@@ -12,7 +12,6 @@ from gateway.keywords import Commands
 from gateway.metrics import Metrics
 from gateway.replies import ReplyGuard
 from gateway.settings import Settings
-from gateway.smpp.ussd import UssdOverSmpp
 from gateway.sms.dispatcher import Dispatcher
 from store.db import Database
 
@@ -26,5 +25,4 @@ COMMANDS = web.AppKey("commands", Commands)
 METRICS = web.AppKey("metrics", Metrics)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 REPLIES = web.AppKey("replies", ReplyGuard)
-USSD_SMPP = web.AppKey("ussd_smpp", UssdOverSmpp)  # the SMPP bind's subscribers (channel smpp)
 OPEN_CALLBACKS = web.AppKey("open_callbacks", list[str])  # served without authentication

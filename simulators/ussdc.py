@@ -48,6 +48,7 @@ from typing import Any, Literal
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 from aiohttp import web
 
+from simulators.errors import SimulatorError
 from simulators.phone import Dialect, Display, Hop, HttpRequest
 from simulators.smsc import (
     _RESP,
@@ -89,7 +90,7 @@ class Screen:
     end: bool
 
 
-class _Refused(Exception):
+class _Refused(SimulatorError):
     """A handset hop the centre cannot carry: the HTTP status and why."""
 
     def __init__(self, status: int, reason: str) -> None:

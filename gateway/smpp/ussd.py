@@ -338,3 +338,8 @@ class _Open:
     code: str
     dial: str
     answered: bool = False  # an answer came: a PSSR indication now opens a new dialogue
+
+
+# The app's channel, named here rather than in gateway/keys.py: this module runs hops through
+# gateway.callbacks, which reads keys, so keys may not import it back.
+USSD_SMPP = web.AppKey("ussd_smpp", UssdOverSmpp)

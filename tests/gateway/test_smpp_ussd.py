@@ -20,6 +20,7 @@ from gateway.cli import main
 from gateway.settings import Settings, SettingsError
 from gateway.smpp.codec import DELIVER_SM, ESME_RINVCMDLEN, GENERIC_NACK, RESPONSE
 from gateway.smpp.provider import SmppProvider
+from gateway.smpp.ussd import USSD_SMPP
 from menus.screens import Budget, fits
 from simulators.phone import Phone
 from simulators.ussdc import SMPP, UssdCentre
@@ -113,7 +114,7 @@ async def test_smpp_ussd_centre_timeout_closes_the_session_and_a_redial_resumes(
         session = handset.last_hop
         assert session is not None
         await rig.centre.time_out(session.session_id)  # the subscriber went quiet
-        await rig.client.app[keys.USSD_SMPP].settle()  # recorded beside the bind's reading
+        await rig.client.app[USSD_SMPP].settle()  # recorded beside the bind's reading
         handset.hang_up()
         again = await handset.dial("*123#")
     assert await ends_of(seeded_db) == ["abandoned"]
@@ -132,7 +133,7 @@ async def test_smpp_ussd_screen_after_the_centre_gave_up_is_refused_and_nothing_
         lost = await handset.send("1")
         # The handset saw the centre's timeout; the gateway's screen came after and was refused.
         await rig.centre.wait_for(lambda: bool(rig.centre.refused_screens))
-        await rig.client.app[keys.USSD_SMPP].settle()
+        await rig.client.app[USSD_SMPP].settle()
         again = await handset.dial("*123#")
         then = await handset.send("1")
     assert (lost.status, lost.end) == (504, True)

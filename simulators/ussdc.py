@@ -388,6 +388,8 @@ class UssdCentre(Smsc):
             sequence = int(data["sequence"])
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "a hop is a JSON object of six fields"}, status=400)
+        if len(message) > MAX_GSM7:  # no handset sends more than one USSD string holds
+            return web.json_response({"error": f"at most {MAX_GSM7} characters"}, status=400)
         try:
             screen = await self.hop(session_id, msisdn, code, message, sequence)
         except _Refused as refused:

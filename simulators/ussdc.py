@@ -77,6 +77,7 @@ HANGUP, FAILURE = 65, 66
 # One USSD string: 160 octets, 182 GSM-7 characters or 80 UCS-2 (PROTOCOLS.md §5.1).
 MAX_GSM7, MAX_UCS2 = 182, 80
 DEFAULT_PORT, DEFAULT_HTTP_PORT = 2776, 8776
+ACK_TIMEOUT = 15.0  # seconds the centre waits for the application's deliver_sm_resp
 
 Profile = Literal["deliver_sm", "data_sm"]
 DialogueTlv = Literal["user_message_reference", "its_session_info"]
@@ -294,7 +295,7 @@ class UssdCentre(Smsc):
         if session is None:
             raise _Refused(503, "no application is bound to the USSD centre")
         try:
-            _, status = await session.request(command, body, timeout=5.0)
+            _, status = await session.request(command, body, timeout=ACK_TIMEOUT)
         except (TimeoutError, ConnectionError):
             raise _Refused(502, "the application did not acknowledge the message") from None
         self.mo_statuses.append(status)

@@ -132,7 +132,7 @@ async def test_smpp_ussd_screen_after_the_centre_gave_up_is_refused_and_nothing_
         rig.centre.give_up_next()
         lost = await handset.send("1")
         # The handset saw the centre's timeout; the gateway's screen came after and was refused.
-        await rig.centre.wait_for(lambda: bool(rig.centre.refused_screens))
+        await rig.centre.wait_for(lambda: bool(rig.centre.refused_screens), timeout=30)
         await rig.client.app[USSD_SMPP].settle()
         again = await handset.dial("*123#")
         then = await handset.send("1")
@@ -158,7 +158,7 @@ async def test_smpp_ussd_redelivered_confirm_places_one_order(
         rig.client.app[keys.GATEWAY].retry_window = 60.0
         # The centre never heard our resp to the confirm, and sends it again.
         assert await rig.centre.redeliver(session.session_id) == 0
-        await rig.centre.wait_for(lambda: len(rig.centre.refused_screens) > refused)
+        await rig.centre.wait_for(lambda: len(rig.centre.refused_screens) > refused, timeout=30)
     assert len(await orders_of(seeded_db)) == 1
 
 
@@ -440,3 +440,18 @@ async def test_web_handset_shops_over_the_smpp_bind(
         assert screen["end"] and screen["text"].startswith("Order "), screen
         assert len(await orders_of(seeded_db)) == 1
         assert centre.screens and centre.refused_screens == []
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_smpp_ussd_odd_input_reprompts_the_same_screen(
+    make_smpp_gateway: MakeRig, profile: str
+) -> None:
+    rig = await make_smpp_gateway(profile)
+    async with phone(rig) as handset:
+        home = await handset.dial("*123#")
+        odd = await handset.send("²")  # a digit int() would take, sent as UCS-2
+        long = await handset.send("9" * 182)
+    menu = home.text.split("\n", 1)[1]
+    for screen in (odd, long):
+        assert screen.ok and not screen.end and screen.text != home.text
+        assert screen.text.endswith(menu), screen.text

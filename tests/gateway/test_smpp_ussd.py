@@ -455,3 +455,14 @@ async def test_smpp_ussd_odd_input_reprompts_the_same_screen(
     for screen in (odd, long):
         assert screen.ok and not screen.end and screen.text != home.text
         assert screen.text.endswith(menu), screen.text
+
+
+async def test_smpp_ussd_unknown_service_code_gets_one_ending_line(
+    make_smpp_gateway: MakeRig, seeded_db: Database
+) -> None:
+    rig = await make_smpp_gateway()
+    async with phone(rig) as handset:
+        screen = await handset.dial("*999#")
+    assert screen.ok and screen.end and "\n" not in screen.text
+    assert rig.centre.screens[-1][2].end  # a PSSR response: the dialogue is over
+    assert await orders_of(seeded_db) == [] and await ends_of(seeded_db) == []

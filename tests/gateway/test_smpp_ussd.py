@@ -21,6 +21,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.smpp.codec import DELIVER_SM, ESME_RINVCMDLEN, GENERIC_NACK, RESPONSE
 from gateway.smpp.provider import SmppProvider
 from gateway.smpp.ussd import USSD_SMPP
+from gateway.workers import worker_settings
 from menus.screens import Budget, fits
 from simulators.phone import Phone
 from simulators.ussdc import SMPP, UssdCentre
@@ -466,3 +467,17 @@ async def test_smpp_ussd_unknown_service_code_gets_one_ending_line(
     assert screen.ok and screen.end and "\n" not in screen.text
     assert rig.centre.screens[-1][2].end  # a PSSR response: the dialogue is over
     assert await orders_of(seeded_db) == [] and await ends_of(seeded_db) == []
+
+
+def test_smpp_ussd_bind_runs_in_worker_0_only() -> None:
+    settings = Settings.from_env(
+        {
+            "OKRYU_USSD_SMPP_HOST": "ussdc",
+            "OKRYU_USSD_SMPP_SYSTEM_ID": "okryu",
+            "OKRYU_SMS_PROVIDER": "smpp",
+        }
+    )
+    first, second = worker_settings(settings, 0), worker_settings(settings, 1)
+    assert first.ussd_smpp and first.sms_over_ussd_bind and first.sms_dispatch
+    # The others neither bind nor send: a dialogue's messages all reach worker 0.
+    assert not second.ussd_smpp and not second.sms_dispatch and second.sms_provider == "log"

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from gateway import keys
 from gateway.admin import add_admin_routes
 from gateway.background import Background
-from gateway.callbacks import add_routes
+from gateway.callbacks import SMPP_CHANNEL, add_routes
 from gateway.catalog import (
     EMPTY_CATALOG,
     CatalogCache,
@@ -48,6 +48,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
 from gateway.smpp.provider import SmppProvider
 from gateway.smpp.receipts import outbox_receipts
+from gateway.smpp.ussd import USSD_SMPP, UssdOverSmpp
 from gateway.sms.dispatcher import Dispatcher
 from gateway.sms.factory import make_provider
 from gateway.sms.pacer import Pacer
@@ -89,11 +90,13 @@ def create_app(
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_sms_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
+    app.cleanup_ctx.append(_smpp_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     channels = load_channels(settings.channels_file)
-    settings.check_channels(channels)  # the slugs settings name, now that the file is read
+    # The slugs settings name, now that the file is read; "smpp" is the USSD centre's bind.
+    settings.check_channels([*channels, SMPP_CHANNEL])
     add_routes(app, channels)
     add_admin_routes(app)  # refuses (SettingsError) without a token outside demo mode
     if settings.simulator:
@@ -311,6 +314,39 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         await background.stop()
         await funnel.close()
         await catalogs.close()
+
+
+async def _smpp_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The operator's SMPP bind: USSD dialogues and SMS from subscribers (channel ``smpp``).
+
+    One bind carries both USSD and the outbox's SMS when ``OKRYU_SMS_PROVIDER=smpp`` shares
+    it (``Settings.sms_over_ussd_bind``); an SMS provider's own bind takes subscribers' SMS.
+    Started last, once every hop can be answered; until then the centre is asked to resend.
+    """
+    settings = app[keys.SETTINGS]
+    channel = app[USSD_SMPP] = UssdOverSmpp(app, settings)
+    provider = app[keys.DISPATCHER].provider
+    sms_bind = provider if isinstance(provider, SmppProvider) else None
+    own: SmppProvider | None = None
+    if settings.ussd_smpp:
+        if sms_bind is not None and settings.sms_over_ussd_bind:
+            channel.attach(sms_bind, ussd=True)
+        else:
+            own = SmppProvider.from_ussd_settings(settings)
+            own.on_receipt = outbox_receipts(app[keys.DATABASE], app[keys.METRICS])
+            channel.attach(own, ussd=True)
+            await own.start()  # binds in the background; a down centre is retried, not fatal
+    if sms_bind is not None and not settings.sms_over_ussd_bind:
+        channel.attach(sms_bind, ussd=False)
+    try:
+        yield
+    finally:
+        for bind in (sms_bind, own):
+            if bind is not None:
+                bind.on_mobile = None  # from now on the centre keeps what it sends
+        await channel.close()
+        if own is not None:
+            await own.close()
 
 
 async def _keep_promises(gateway: Gateway, background: Background) -> None:

@@ -73,7 +73,9 @@ def _main(argv: Sequence[str] | None) -> int:
         "--dialect",
         default="africastalking",
         help="the aggregator the handset speaks like: africastalking, hubtel, arkesel, nalo, "
-        "hollatags, or a reseller in OKRYU_CHANNELS_FILE (default africastalking)",
+        "hollatags, a reseller in OKRYU_CHANNELS_FILE, or smpp: through the USSD centre "
+        "simulator (python -m simulators.ussdc), which talks SMPP to the gateway; --url is then "
+        "the centre's handset door (default http://127.0.0.1:8776/ussd)",
     )
     phone.add_argument(
         "--network",
@@ -418,19 +420,30 @@ def phone_command(
 
 def ussd_url(settings: Settings, url: str | None, speaks: Dialect) -> str:
     """Where a handset posts: ``url`` (the gateway's base URL, as both ``okryu phone`` and
-    ``okryu load`` take it) with the dialect's path added, unless it has a path already."""
+    ``okryu load`` take it) with the dialect's path added, unless it has a path already. For
+    ``smpp`` the handset talks to the USSD centre simulator (which talks SMPP to the gateway):
+    its door by default, ``/ussd`` on a base URL."""
     from yarl import URL
 
+    from simulators.ussdc import DEFAULT_HANDSET_URL, SMPP
+
+    if speaks is SMPP and url is None:
+        return DEFAULT_HANDSET_URL
     target = URL(url or f"http://{settings.host}:{settings.port}")
     if target.path in ("", "/"):
-        target = target.with_path(f"/ussd/{speaks.name}")
+        target = target.with_path("/ussd" if speaks is SMPP else f"/ussd/{speaks.name}")
     return str(target)
 
 
 def _dialect(settings: Settings, name: str) -> Dialect | None:
-    """The dialect called ``name``: a built-in one or a reseller in the channels file."""
+    """The dialect called ``name``: a built-in one, a reseller in the channels file, or
+    ``smpp`` (a handset on the operator's network, through the USSD centre simulator)."""
     from gateway.channels import load_channels
     from gateway.simulator_web import speakers_of
+    from simulators.ussdc import SMPP
+
+    if name == SMPP.name:
+        return SMPP
 
     try:
         speakers = speakers_of(load_channels(settings.channels_file))

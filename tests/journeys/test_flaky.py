@@ -35,8 +35,10 @@ from simulators.shopper import (
     Shopper,
     ShopperLost,
 )
+from simulators.ussdc import SMPP
 from store.db import Database
 from store.models import Order
+from tests.gateway_fixtures import SMPP_PROFILES, SmppRig
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 BUDGET = Budget()
@@ -173,9 +175,13 @@ async def journey(
     clock: VirtualClock,
     seed: int,
     msisdn: str,
+    url: str | None = None,
 ) -> Outcome:
-    """One seeded order journey; on a failed check, print the network's transcript."""
-    url = str(client.make_url(f"/ussd/{dialect.name}"))
+    """One seeded order journey; on a failed check, print the network's transcript.
+
+    ``url``: where the handset's hops go, by default the gateway's callback of the dialect.
+    """
+    url = url or str(client.make_url(f"/ussd/{dialect.name}"))
     async with Phone(url, msisdn, dialect=dialect) as phone:
         network = Network(phone, FLAKY, seed=seed, clock=clock)
         try:
@@ -210,6 +216,26 @@ async def test_flaky_network_orders_once_in_every_dialect(
         seed, msisdn = 1000 * index + n, f"+850191234{index}{n:03d}"
         outcomes.append(await journey(client, seeded_db, SPEAKERS[slug], clock, seed, msisdn))
     assert all(o.kind in ("placed", "texted", "pending") for o in outcomes), outcomes
+
+
+@pytest.mark.parametrize("profile", list(SMPP_PROFILES))
+async def test_flaky_network_orders_once_over_the_operator_s_smpp_bind(
+    make_smpp_gateway: Callable[..., Awaitable[SmppRig]], seeded_db: Database, profile: str
+) -> None:
+    # The handsets reach the operator's USSD centre, which talks SMPP to the gateway.
+    rig = await make_smpp_gateway(profile, retry_window=1.0)
+    clock = VirtualClock()
+    rig.client.app[keys.GATEWAY].clock = clock
+    index = list(SMPP_PROFILES).index(profile)
+    outcomes = []
+    for n in range(JOURNEYS):
+        seed, msisdn = 9000 + 100 * index + n, f"+850191235{index}{n:03d}"
+        outcomes.append(
+            await journey(rig.client, seeded_db, SMPP, clock, seed, msisdn, rig.handset_url)
+        )
+    assert all(o.kind in ("placed", "texted", "pending") for o in outcomes), outcomes
+    # Every SMS went over the same bind as the dialogues.
+    assert len(rig.centre.binds) == 1 and rig.centre.messages
 
 
 # --- a hop of a session already over, arriving after the subscriber dialled again ----------

@@ -22,6 +22,8 @@ from simulators.scenario import (
     save_scenario,
 )
 from simulators.terminal import run_terminal
+from simulators.ussdc import SMPP
+from tests.gateway_fixtures import SMPP_PROFILES, SmppRig
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.scn"))
@@ -101,6 +103,22 @@ async def test_scenario_files_pass_in_every_dialect(
         msisdn=MSISDN,
         dialect=dialect,
         drain=client.app[keys.DISPATCHER].run_once,
+    )
+    assert result.passed, result.report()
+
+
+@pytest.mark.parametrize("profile", list(SMPP_PROFILES))
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+async def test_scenario_files_pass_over_the_operator_s_smpp_bind(
+    make_smpp_gateway: Callable[..., Awaitable[SmppRig]], path: Path, profile: str
+) -> None:
+    rig = await make_smpp_gateway(profile)
+    result = await run_scenario(
+        load_scenario(path),
+        url=rig.handset_url,  # the USSD centre, which talks SMPP to the gateway
+        msisdn=MSISDN,
+        dialect=SMPP,
+        drain=rig.client.app[keys.DISPATCHER].run_once,
     )
     assert result.passed, result.report()
 

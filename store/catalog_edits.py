@@ -28,6 +28,7 @@ from store.fields import (
     RowId,
     Shown,
     Text,
+    UtcTime,
     Whole,
     Written,
     refused,
@@ -39,8 +40,10 @@ from store.models import (
     NAME_WIDTH,
     SKU_WIDTH,
     SLUG_WIDTH,
+    STOCK_REASON_WIDTH,
     Category,
     Product,
+    StockMove,
 )
 
 Slug = Annotated[str, Field(max_length=SLUG_WIDTH, pattern=SLUG)]
@@ -125,19 +128,32 @@ class ProductOut(Shown):
 
 
 class StockChange(Written):
-    """Stock moved by a delta ({"delta": -3}) or set to a figure ({"set": 10})."""
+    """Stock moved by a delta ({"delta": -3}) or set to a figure ({"set": 10}), with a reason
+    for the product's stock history ({"delta": 40, "reason": "delivery from the mill"})."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["delta"]}, {"required": ["set"]}]}
+    )
 
     delta: Annotated[int, Field(ge=-MAX_INT, le=MAX_INT), Whole] | Absent = None
     set: Count | Absent = None
+    reason: Annotated[Text, Field(max_length=STOCK_REASON_WIDTH)] = ""
 
     @model_validator(mode="before")
     @classmethod
     def _exactly_one(cls, given: object) -> object:
-        if isinstance(given, dict) and len(given.keys() & cls.model_fields.keys()) != 1:
-            raise refused(f"give exactly one of {', '.join(cls.model_fields)}")
+        if isinstance(given, dict) and len(given.keys() & {"delta", "set"}) != 1:
+            raise refused("give exactly one of delta, set")
         return given
+
+
+class StockMoveOut(Shown):
+    """One move of a product's stock: what it changed, the stock after it, and why."""
+
+    delta: int
+    stock: int
+    reason: str
+    created_at: UtcTime
 
 
 # --- categories -----------------------------------------------------------------------------
@@ -243,6 +259,7 @@ async def update_product(db: Database, sku: str, change: ProductPatch) -> Produc
 
 async def adjust_stock(db: Database, sku: str, change: StockChange) -> ProductOut:
     """Move stock by a delta or set it to a figure; never below zero (:class:`Conflict`).
+    The move is kept, with its reason, in the product's stock history.
 
     The change is one conditional ``UPDATE``, so it composes with orders taking stock at the
     same moment instead of overwriting them.
@@ -256,9 +273,19 @@ async def adjust_stock(db: Database, sku: str, change: StockChange) -> ProductOu
         statement = statement.where(
             col(Product.stock) >= max(0, -delta), col(Product.stock) <= MAX_INT - max(0, delta)
         ).values(stock=col(Product.stock) + delta)
-    statement = statement.returning(col(Product.id)).execution_options(synchronize_session=False)
+    statement = statement.returning(col(Product.id), col(Product.stock)).execution_options(
+        synchronize_session=False
+    )
     async with db.write() as session:
-        if (await session.exec(statement)).first() is None:
+        before = None
+        if change.set is not None:  # the change a figure makes: read under the row's lock
+            before = (
+                await session.exec(
+                    select(Product.stock).where(Product.sku == sku).with_for_update()
+                )
+            ).first()
+        moved = (await session.exec(statement)).first()
+        if moved is None:
             row = await _product(session, sku)
             assert delta is not None  # setting a figure fails only for want of the product
             if delta < 0:
@@ -266,7 +293,30 @@ async def adjust_stock(db: Database, sku: str, change: StockChange) -> ProductOu
                     f"stock of {sku} is {row.stock}; it cannot go down by {-delta} (never below 0)"
                 )
             raise Conflict(f"stock of {sku} is {row.stock}; it cannot go up by {delta}")
+        product_id, after = moved
+        session.add(
+            StockMove(
+                product_id=product_id,
+                delta=after - before if before is not None else (delta or 0),
+                stock=after,
+                reason=change.reason,
+            )
+        )
         return await _product_out(session, sku)
+
+
+async def stock_history(db: Database, sku: str, limit: int = 20) -> list[StockMoveOut]:
+    """A product's latest stock moves by staff, newest first."""
+    async with db.session() as session:
+        product = await _product(session, sku)
+        query = (
+            select(StockMove)
+            .where(StockMove.product_id == product.id)
+            .order_by(col(StockMove.id).desc())
+            .limit(limit)
+        )
+        rows = (await session.exec(query)).all()
+    return [StockMoveOut.model_validate(row) for row in rows]
 
 
 async def _product(session: AsyncSession, sku: str) -> Product:

@@ -39,6 +39,7 @@ SLUG_WIDTH = 40  # a category's
 SKU_WIDTH = 40
 DESCRIPTION_EN_WIDTH = 120
 DESCRIPTION_KO_WIDTH = 60
+STOCK_REASON_WIDTH = 120  # why staff moved a product's stock ("delivery from the mill")
 ACTOR_WIDTH = 40  # who changed an order: "customer:+850...", "staff:<name>", "system"
 MAX_INT = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
 
@@ -125,6 +126,20 @@ class OrderEvent(SQLModel, table=True):
     status: str = Field(max_length=16)
     actor: str = Field(max_length=ACTOR_WIDTH)  # "customer:+850...", "staff:<name>", "system"
     note: str = Field(default="", max_length=EVENT_NOTE_WIDTH)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class StockMove(SQLModel, table=True):
+    """A move of a product's stock by staff, with its reason: the product's stock history.
+
+    Orders and cancellations change stock too; their story is the order's own history.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: int = Field(foreign_key="product.id", index=True)
+    delta: int  # what the move changed (a figure set is recorded as the change it made)
+    stock: int  # the stock after it
+    reason: str = Field(default="", max_length=STOCK_REASON_WIDTH)
     created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 

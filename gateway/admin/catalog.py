@@ -22,7 +22,7 @@ from gateway.admin.shapes import (
 )
 from store import catalog_csv, catalog_edits
 from store.catalog_csv import Imported
-from store.catalog_edits import CategoryOut, ProductOut
+from store.catalog_edits import CategoryOut, ProductOut, StockMoveOut
 
 
 async def list_categories(request: web.Request, given: NoInput) -> list[CategoryOut]:
@@ -65,6 +65,10 @@ async def adjust_stock(request: web.Request, given: StockMove) -> ProductOut:
     moved = await catalog_edits.adjust_stock(database(request), given.sku, given.body)
     await catalog_changed(request)
     return moved
+
+
+async def stock_history(request: web.Request, given: ProductAt) -> list[StockMoveOut]:
+    return await catalog_edits.stock_history(database(request), given.sku)
 
 
 async def export_catalog(request: web.Request, given: NoInput) -> web.Response:

@@ -46,7 +46,7 @@ from gateway.admin.shapes import (
 from gateway.messages import BadRequest
 from gateway.settings import SettingsError
 from store.catalog_csv import Imported, ImportRejected
-from store.catalog_edits import CategoryOut, ProductOut
+from store.catalog_edits import CategoryOut, ProductOut, StockMoveOut
 from store.errors import Conflict, NotFound, StoreError
 from store.order_queries import OrderDetailOut, OrderPage
 from store.outbox_queries import MessageOut, MessagePage
@@ -92,6 +92,9 @@ ROUTES: tuple[Route[Any], ...] = (
     Route("POST", "/products/{sku}/stock",
           "Move stock by delta ({\"delta\": -3}) or set it ({\"set\": 10}); never below zero",
           catalog.adjust_stock, StockMove, answer=ProductOut, errors=(404, 409)),
+    Route("GET", "/products/{sku}/stock",
+          "The product's latest stock moves by staff, newest first, each with its reason",
+          catalog.stock_history, ProductAt, answer=list[StockMoveOut], errors=(404,)),
     Route("GET", "/catalog.csv", "Every product as CSV", catalog.export_catalog, NoInput,
           answer=CsvText, answer_type="text/csv"),
     Route("POST", "/catalog.csv",

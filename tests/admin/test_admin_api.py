@@ -341,6 +341,30 @@ async def test_admin_stock_moves_by_delta_or_set_and_never_below_zero(
     await call(admin, "POST", "/products/NOPE/stock", status=404, json={"delta": 1})
 
 
+async def test_admin_stock_moves_are_kept_with_their_reasons_newest_first(
+    admin: TestClient[Any, Any],
+) -> None:
+    before = (await call(admin, "GET", f"/products/{NOODLES}"))["stock"]
+    path = f"/products/{NOODLES}/stock"
+    await call(admin, "POST", path, json={"delta": 40, "reason": "delivery from the mill"})
+    await call(admin, "POST", path, json={"set": 7, "reason": "counted on the shelf"})
+    await call(admin, "POST", path, json={"delta": -1})  # a reason is asked for, not required
+    await call(admin, "POST", path, status=409, json={"delta": -99, "reason": "never kept"})
+    history = await call(admin, "GET", path)
+    assert [(m["delta"], m["stock"], m["reason"]) for m in history] == [
+        (-1, 6, ""),
+        (7 - (before + 40), 7, "counted on the shelf"),  # a figure set: the change it made
+        (40, before + 40, "delivery from the mill"),
+    ]
+    assert all(m["created_at"].endswith("Z") for m in history)
+    # A reason is text a person wrote: one line, within its column.
+    for bad in ("torn\x00bags", "x" * 121, "two\nlines"):
+        refused = await call(admin, "POST", path, status=400, json={"delta": 1, "reason": bad})
+        assert refused["error"].startswith("reason ")
+    assert len(await call(admin, "GET", path)) == 3  # nothing refused was moved or kept
+    await call(admin, "GET", "/products/NOPE/stock", status=404)
+
+
 async def test_admin_catalog_change_shows_on_the_very_next_ussd_hop(
     admin: TestClient[Any, Any],
 ) -> None:
@@ -691,7 +715,7 @@ async def test_admin_outbox_filters_and_retries_a_failed_message(
 # --- the document ---------------------------------------------------------------------------
 
 JSON_SCHEMA_WORDS = {
-    "$ref", "type", "properties", "required", "additionalProperties", "items", "anyOf",
+    "$ref", "type", "properties", "required", "additionalProperties", "items", "anyOf", "oneOf",
     "enum", "format", "minimum", "maximum", "minLength", "maxLength", "pattern",
     "minProperties", "maxProperties", "default", "description", "title", "examples",
 }  # fmt: skip
@@ -703,6 +727,7 @@ def schema_words(schema: dict[str, Any]) -> set[str]:
     for nested in [
         *schema.get("properties", {}).values(),
         *schema.get("anyOf", []),
+        *schema.get("oneOf", []),
         schema.get("items"),
         schema.get("additionalProperties"),
     ]:
@@ -724,7 +749,7 @@ async def test_admin_openapi_document_describes_every_route(admin: TestClient[An
         and route.resource.canonical.startswith(API)
         and route.method != "HEAD"
     }
-    assert described == served and len(served) == 18
+    assert described == served and len(served) == 19
     for item in document["paths"].values():
         for operation in item.values():
             assert {"400", "401"} <= operation["responses"].keys()

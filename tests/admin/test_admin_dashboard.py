@@ -135,8 +135,13 @@ async def test_dashboard_edits_the_catalog_and_stock_and_moves_its_csv(
     await form.get_by_role("button", name="Save").click()
     await expect(page.locator("#catalog-note")).to_have_text(f"Saved {sku}.")
     await form.locator("[name=delta]").fill("-3")
+    await form.locator("[name=reason]").fill("3 bags torn")
     await page.get_by_role("button", name="Move stock").click()
     await expect(page.locator("#catalog-note")).to_contain_text(f"Stock of {sku} moved by -3")
+    # The move is kept with its reason, and the product's history shows it.
+    await expect(page.locator("#stock-history li").first).to_contain_text("-3")
+    await expect(page.locator("#stock-history li").first).to_contain_text("3 bags torn")
+    assert (await call(admin, "GET", f"/products/{sku}/stock"))[0]["reason"] == "3 bags torn"
     product = await call(admin, "GET", f"/products/{sku}")
     assert (product["price"], product["name_ko"]) == (30500, "입쌀 5키로 (새것)")
     # Deactivate it, then a new product in both languages.

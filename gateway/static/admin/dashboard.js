@@ -280,8 +280,27 @@ function openProduct(p) {
   fields.active.checked = p ? p.active : true;
   $("product-stock").textContent = p ? String(p.stock) : "0";
   form.querySelector(".stock").hidden = !p;
+  $("stock-history").replaceChildren();
+  if (p) showStockHistory(p.sku);
   form.hidden = false;
   fields.name_en.focus();
+}
+
+// The product's latest stock moves, each with its reason (newest first).
+async function showStockHistory(sku) {
+  let moves = [];
+  try {
+    moves = await api(`/products/${encodeURIComponent(sku)}/stock`);
+  } catch (error) {
+    return; // the history is a help, not a condition of editing
+  }
+  if (editing !== sku) return; // another product was opened meanwhile
+  $("stock-history").replaceChildren(...moves.map((move) => {
+    const item = document.createElement("li");
+    const change = `${move.delta > 0 ? "+" : ""}${move.delta} → ${move.stock}`;
+    item.textContent = `${when(move.created_at)}  ${change}  ${move.reason || "(no reason given)"}`;
+    return item;
+  }));
 }
 
 async function saveProduct(event) {
@@ -308,13 +327,14 @@ async function saveProduct(event) {
 async function moveStock() {
   const f = $("product-form").elements;
   const delta = Number(f.delta.value);
+  const reason = f.reason.value.trim();
   if (!editing || !Number.isInteger(delta) || delta === 0) {
     catalogNote("Give a whole number to move the stock by, like 12 or -3.", true);
     return;
   }
   try {
     const saved = await api(`/products/${encodeURIComponent(editing)}/stock`, {
-      method: "POST", body: JSON.stringify({ delta }),
+      method: "POST", body: JSON.stringify({ delta, reason }),
     });
     await loadCatalog();
     openProduct(saved);

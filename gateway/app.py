@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import hdrs, web
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import text
 
 from gateway import keys, redis_clients
@@ -148,7 +148,7 @@ async def _answers(client: redis_clients.Client, configured: str | None) -> None
     """Start only with a Redis that answers: else one line naming the setting."""
     try:
         await client.ping()
-    except RedisError as error:
+    except (RedisError, RedisClusterException) as error:  # a cluster with no node reachable
         raise _unreachable(error, configured) from error
 
 

@@ -17,7 +17,7 @@ from redis.crc import key_slot
 
 from gateway import keys
 from gateway.catalog import CatalogVersions
-from gateway.local_cluster import LocalCluster, parse_ports
+from gateway.local_cluster import LocalCluster, free_ports, parse_ports
 from gateway.pipeliner import Pipeliner
 from gateway.redis_clients import cluster_nodes, connect, is_cluster
 from gateway.replies import ReplyGuard
@@ -131,3 +131,14 @@ async def test_cluster_gateway_serves_a_journey_and_hears_catalog_changes(
     async with asyncio.timeout(5):  # the message's flight, through the cluster's pub/sub
         while versions.catalog_tag == before:
             await asyncio.sleep(0.005)
+
+
+async def test_cluster_with_no_node_answering_stops_the_start_without_the_password(
+    make_gateway: Make,
+) -> None:
+    port = free_ports(1)[0]  # nothing listens there
+    url = f"redis+cluster://:n3ver-shown@127.0.0.1:{port}"
+    with pytest.raises(StartupError) as stopped:
+        await make_gateway(redis_url=url)
+    assert str(stopped.value).startswith("cannot reach Redis (OKRYU_REDIS_URL): Redis Cluster")
+    assert "n3ver-shown" not in str(stopped.value)

@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Queue = list[tuple[tuple[Any, ...], asyncio.Future[Any]]]
+NO_LIMIT = 1 << 30  # a cluster client made elsewhere (a test's): its own pool decides
 
 # A command a node did not run for its slot's sake: the cluster client finds where it goes.
 _REDIRECTED = (MovedError, AskError, TryAgainError, ClusterDownError)
@@ -39,15 +40,15 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 def by_node(cluster: RedisCluster) -> Callable[[Queue], Awaitable[None]]:
     """The pipeliner's ``send`` for ``cluster``."""
-    # A cluster node refuses a command beyond its pool (MaxConnectionsError) rather than make
-    # it wait: the commands sent one by one (a failover's, a first command's) take at most
-    # half of each node's connections, and wait their turn for them.
-    pool = int(cluster.connection_kwargs.get("max_connections", 100))
-    limit = asyncio.Semaphore(max(1, pool // 2))
+    # Commands wait their turn for a connection (gateway.redis_clients.WaitingCluster):
+    # a node's pipeline takes a turn as one command does.
+    turns = getattr(cluster, "turns", None) or asyncio.Semaphore(NO_LIMIT)
 
     async def alone(args: tuple[Any, ...], reply: asyncio.Future[Any]) -> None:
-        async with limit:
-            await _alone(cluster, args, reply)
+        await _alone(cluster, args, reply)
+
+    async def on_node(node: ClusterNode, items: Queue) -> None:
+        await _on_node(alone, turns, node, items)
 
     async def send(queue: Queue) -> None:
         groups: dict[str, tuple[ClusterNode, Queue]] = {}
@@ -61,7 +62,7 @@ def by_node(cluster: RedisCluster) -> Callable[[Queue], Awaitable[None]]:
                     alone_items.append(item)
                     continue
                 groups.setdefault(node.name, (node, []))[1].append(item)
-            sends = [_on_node(alone, node, items) for node, items in groups.values()]
+            sends = [on_node(node, items) for node, items in groups.values()]
             await asyncio.gather(*sends, *(alone(*item) for item in alone_items))
         except BaseException as error:  # a bug here must fail the hops, never leave them hanging
             for _, reply in queue:
@@ -83,10 +84,11 @@ def _slot(cluster: RedisCluster, args: tuple[Any, ...]) -> int:
 Alone = Callable[[tuple[Any, ...], asyncio.Future[Any]], Awaitable[None]]
 
 
-async def _on_node(alone: Alone, node: ClusterNode, items: Queue) -> None:
+async def _on_node(alone: Alone, turns: asyncio.Semaphore, node: ClusterNode, items: Queue) -> None:
     commands = [PipelineCommand(position, *args) for position, (args, _) in enumerate(items)]
     try:
-        await node.execute_pipeline(commands)
+        async with turns:
+            await node.execute_pipeline(commands)
     except _UNREACHABLE:
         # This node only: its commands try the cluster client, which re-reads the slots.
         await asyncio.gather(*(alone(*item) for item in items))

@@ -12,7 +12,8 @@ gateway.sessions, gateway.catalog, gateway.replies); tests/gateway/test_cluster.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+import asyncio
+from typing import Any, TypeAlias
 from urllib.parse import unquote
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -113,6 +114,27 @@ def _server(url: str, connections: int) -> Redis:
     return client
 
 
+class WaitingCluster(RedisCluster):
+    """redis-py's cluster client, whose commands wait their turn for a connection.
+
+    A cluster node refuses a command beyond its pool (``MaxConnectionsError``) where the
+    single-server pool lets it wait, and a burst of hops would see the error screen. Here at
+    most ``turns`` commands (and per-node pipelines: gateway.cluster_pipeline) are in flight
+    at once; the others wait, bounded by the hop's deadline. A command may hold two
+    connections at once (its own, and one to re-read the slots after a failover), and the
+    catalog versions' subscription holds one for good: hence about half the pool.
+    """
+
+    def __init__(self, *args: Any, connections: int, **kwargs: Any) -> None:
+        kwargs["max_connections"] = connections
+        super().__init__(*args, **kwargs)
+        self.turns = asyncio.Semaphore(max(1, (connections - 1) // 2))
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.turns:
+            return await super().execute_command(*args, **kwargs)
+
+
 def _cluster(url: str, connections: int) -> RedisCluster:
     """A cluster: the same "may run twice" reasoning as for one server holds for every
     command, now also after a promotion (the new master answers NOSCRIPT once per script:
@@ -120,9 +142,9 @@ def _cluster(url: str, connections: int) -> RedisCluster:
     scheme, netloc, _ = _split(url)
     userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
     username, _, password = userinfo.partition(":")
-    return RedisCluster(
+    return WaitingCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],
-        max_connections=connections,
+        connections=connections,
         retry=Retry(NoBackoff(), CLUSTER_RETRIES),
         username=unquote(username) or None,
         password=unquote(password) or None,

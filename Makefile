@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench phone diagram clean
+.PHONY: run test test-cluster lint bench phone diagram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ phone: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole suite against a 3-master, 3-replica Redis Cluster this starts on loopback (and
+# stops, however the run ends). Another set of ports: make test-cluster CLUSTER_PORTS=7200-7205
+CLUSTER_PORTS ?= 7100-7105
+CLUSTER_DIR   ?= var/redis-cluster
+test-cluster: $(STAMP)
+	@url=$$($(BIN)/okryu redis-cluster start --ports $(CLUSTER_PORTS) --dir $(CLUSTER_DIR)) && \
+	trap '$(BIN)/okryu redis-cluster stop --ports $(CLUSTER_PORTS) --dir $(CLUSTER_DIR)' EXIT && \
+	echo "test-cluster: OKRYU_TEST_REDIS_URL=$$url" && \
+	OKRYU_TEST_REDIS_URL=$$url $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,14 +13,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import hdrs, web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import text
 
-from gateway import keys
+from gateway import keys, redis_clients
 from gateway.admin import add_admin_routes
 from gateway.background import Background
 from gateway.callbacks import SMPP_CHANNEL, add_routes
@@ -63,7 +59,6 @@ log = logging.getLogger("okryu.app")
 FUNNEL_FLUSH_SECONDS = 10.0
 PROMISE_INTERVAL = 15.0  # seconds between looks at promises a dead process left
 BODY_SECONDS = 10.0  # the longest a request's body may take to arrive
-POOL_WAIT = 5.0  # seconds a command may wait for a pooled Redis connection
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How the HTTP server runs the app (okryu serve's runner; tests pass them to theirs). Bodies
@@ -74,7 +69,7 @@ SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "keepalive_timeout":
 
 
 def create_app(
-    settings: Settings, *, redis: Redis | None = None, freeze_gc: bool = False
+    settings: Settings, *, redis: redis_clients.Client | None = None, freeze_gc: bool = False
 ) -> web.Application:
     """The gateway. ``redis`` lets a caller supply its own client (tests count its trips).
 
@@ -121,7 +116,7 @@ async def _freeze_gc(app: web.Application) -> None:
 
 
 def _redis_ctx(
-    given: Redis | None,
+    given: redis_clients.Client | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.SETTINGS]
@@ -143,8 +138,8 @@ def _redis_ctx(
                 ) from error
             log.info("started an embedded redis-server at %s", url)
         try:
-            client = _redis_client(url, settings.redis_connections)
-        except ValueError as error:  # not a redis://, rediss:// or unix:// URL: a configured one
+            client = redis_clients.connect(url, settings.redis_connections)
+        except ValueError as error:  # not a redis://, rediss://, unix:// or redis+cluster:// URL
             raise _unreachable(error, settings.redis_url) from error
         try:
             await _answers(client, settings.redis_url)
@@ -158,40 +153,11 @@ def _redis_ctx(
     return redis_ctx
 
 
-def _redis_client(url: str, connections: int) -> Redis:
-    """A client whose commands survive a Redis restart.
-
-    Pooled connections die with the server, and each fails its next command. That command is
-    sent again at once, once, on a fresh connection (redis-py's defaults, by version and
-    constructor, never send it again or back off for seconds). Connection errors only: a
-    timeout may be a slow server, and waiting twice would outlast the hop's deadline. Every
-    command the gateway sends may run twice: GET, MGET and PING read; the session's
-    compare-and-set script writes only at the version it read (and redis-py loads it again when
-    a new server answers NOSCRIPT); INCR bumps the catalog and stock tags, which readers only
-    compare for change, so a bump counted twice still says "changed".
-    """
-    retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    # A burst of hops waits its turn for a connection instead of failing: redis-py's default
-    # pool refuses the 101st concurrent command ("Too many connections"), which showed 48 of
-    # 150 subscribers dialling at once the error screen. The wait is bounded by the hop's
-    # deadline, which answers first.
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=connections,
-        timeout=POOL_WAIT,
-        retry=retry,
-        retry_on_error=[RedisConnectionError],  # redis-py 5 retries only the errors listed here
-    )
-    client = Redis(connection_pool=pool, retry=retry, retry_on_error=[RedisConnectionError])
-    client.auto_close_connection_pool = True  # aclose() closes the pool it was given too
-    return client
-
-
-async def _answers(client: Redis, configured: str | None) -> None:
+async def _answers(client: redis_clients.Client, configured: str | None) -> None:
     """Start only with a Redis that answers: else one line naming the setting."""
     try:
         await client.ping()
-    except RedisError as error:
+    except (RedisError, RedisClusterException) as error:  # a cluster with no node reachable
         raise _unreachable(error, configured) from error
 
 

@@ -9,8 +9,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
+from redis.exceptions import ClusterDownError, RedisError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
@@ -217,11 +217,13 @@ _OUTAGE = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceE
 
 
 def _is_outage(error: BaseException) -> bool:
-    """Redis or the database out of reach (not a query they refused)."""
+    """Redis or the database out of reach (not a query they refused); on a Redis Cluster, a
+    master failing over (its slots unserved until its replica takes over)."""
     return isinstance(
         error,
-        RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError,
-    )
+        RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError
+        | ClusterDownError | TryAgainError | SlotNotCoveredError,
+    )  # fmt: skip
 
 
 def _component(error: BaseException) -> str:

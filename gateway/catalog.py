@@ -23,10 +23,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.logs import describe
+from gateway.redis_clients import Client
 from menus.ports import Catalog
 from store.catalog import fingerprints, load_catalog
 from store.db import Database
@@ -42,7 +42,7 @@ RECONNECT = 1.0  # seconds before subscribing again after the subscription faile
 class CatalogVersions:
     """The catalog and stock versions as this process last heard them."""
 
-    def __init__(self, redis: Redis, prefix: str, *, poll: float = POLL) -> None:
+    def __init__(self, redis: Client, prefix: str, *, poll: float = POLL) -> None:
         self.redis = redis
         # One hash tag: both keys share a slot, so one MGET reads them on a cluster too.
         self.keys = {
@@ -69,6 +69,17 @@ class CatalogVersions:
         value = str(await self.redis.incr(self.keys[kind])).encode()
         self.tags[kind] = value  # this process's next hop needs no message
         await self.redis.publish(self.channel, b"%s:%s" % (kind.encode(), value))
+
+    async def stock_changed(self) -> None:
+        """Stock changed (an order, a cancellation): bump it, or, if Redis cannot be reached
+        (its master is failing over), say so in the log and go on. The change is in the
+        database already; a menu shows the old stock until the next bump, and an order takes
+        the real stock under its row lock either way, so the hop that changed it need not
+        fail."""
+        try:
+            await self.bump("stock")
+        except (RedisError, OSError) as error:
+            log.warning("could not announce a stock change (%s)", describe(error))
 
     async def refresh(self) -> None:
         found: list[bytes | None] = await self.redis.mget(self.keys["catalog"], self.keys["stock"])  # type: ignore[assignment]

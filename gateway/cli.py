@@ -134,7 +134,21 @@ def _main(argv: Sequence[str] | None) -> int:
     report.add_argument("--from", dest="since", default=None, help="start, ISO date or time (UTC)")
     report.add_argument("--to", dest="until", default=None, help="end, ISO date or time (UTC)")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    # --- okryu redis-cluster (issue 11) ---
+    cluster = commands.add_parser(
+        "redis-cluster", help="start or stop a 3-master, 3-replica Redis Cluster on loopback"
+    )
+    cluster.add_argument("action", choices=("start", "stop"))
+    cluster.add_argument(
+        "--ports", default="7100-7105", help="six ports, e.g. 7100-7105 (the default)"
+    )
+    cluster.add_argument(
+        "--dir", default="var/redis-cluster", help="the nodes' files (default var/redis-cluster)"
+    )
+    # --- end okryu redis-cluster ---
     args = parser.parse_args(argv)
+    if args.command == "redis-cluster":  # needs no settings: it is not the gateway
+        return redis_cluster_command(args.action, args.ports, Path(args.dir))
     try:
         settings = Settings.from_env()
     except SettingsError as error:
@@ -185,6 +199,23 @@ def _main(argv: Sequence[str] | None) -> int:
         scripts=args.script or (),
         record=args.record,
     )
+
+
+def redis_cluster_command(action: str, ports: str, directory: Path) -> int:
+    """``okryu redis-cluster start|stop``: print the cluster's URL, or stop its nodes."""
+    from gateway.embedded_redis import EmbeddedRedisError
+    from gateway.local_cluster import LocalCluster, parse_ports
+
+    try:
+        cluster = LocalCluster(parse_ports(ports), directory.resolve())
+        if action == "stop":
+            cluster.stop()
+            return 0
+        print(cluster.start())
+    except EmbeddedRedisError as error:
+        print(f"okryu: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def serve(settings: Settings) -> int:

@@ -299,7 +299,7 @@ class Gateway:
             render_sms=sms.status_changed,
         )  # fmt: skip
         if status == "cancelled":
-            await self.versions.bump("stock")  # the goods are back on the shelf
+            await self.versions.stock_changed()  # the goods are back on the shelf
         if self.on_sms_queued is not None:
             await self.on_sms_queued()
         return changed
@@ -376,7 +376,7 @@ class Gateway:
             await self._tell_order_failed(request)
             raise
         if isinstance(placement_result, OrderPlaced):
-            await self.versions.bump("stock")
+            await self.versions.stock_changed()
             if self.on_sms_queued is not None:
                 await self.on_sms_queued()
         elif isinstance(placement_result, OutOfStock) and self._promised(request):

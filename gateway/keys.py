@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
 from gateway.ends import SessionEnds
 from gateway.hop import Gateway
 from gateway.keywords import Commands
 from gateway.metrics import Metrics
+from gateway.redis_clients import Client
 from gateway.replies import ReplyGuard
 from gateway.settings import Settings
 from gateway.sms.dispatcher import Dispatcher
 from store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[Client] = web.AppKey("redis")  # a union: the type goes on the name
 DATABASE = web.AppKey("database", Database)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -21,12 +21,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 RETRIES = 1  # a batch whose connection dropped is sent once more on a fresh one
 
+from gateway.cluster_pipeline import by_node
+from gateway.redis_clients import Client
+
 
 class Pipeliner:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._scheduled = False
+        # On a Redis Cluster, each node's commands go as a pipeline of their own (issue 11).
+        self._send_batch = by_node(redis) if isinstance(redis, RedisCluster) else self._send
 
     def execute(self, *args: Any) -> asyncio.Future[Any]:
         """Send ``args`` as a command with the others of this turn; its reply, when it comes."""
@@ -71,7 +76,7 @@ class Pipeliner:
     def _flush(self) -> None:
         queue, self._queue = self._queue, []
         self._scheduled = False
-        asyncio.ensure_future(self._send(queue))
+        asyncio.ensure_future(self._send_batch(queue))
 
     async def _send(self, queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:

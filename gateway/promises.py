@@ -17,15 +17,15 @@ import time
 from collections.abc import Callable
 
 import orjson
-from redis.asyncio import Redis
 
+from gateway.redis_clients import Client
 from menus.ports import OrderLineRequest, PlaceOrder
 
 GRACE = 15.0  # seconds a promise is left to the process that made it before another looks
 
 
 class Promises:
-    def __init__(self, redis: Redis, prefix: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, redis: Client, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
         self.key = f"{prefix}promised"  # one hash: order key -> the request and when
         self.clock = clock

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import phonenumbers
-from redis.asyncio import Redis
+
+from gateway.redis_clients import Client
 
 # KEYS[1] = the window's counter; ARGV[1] = its lifetime. One round trip, and a counter that
 # can never be left without an expiry.
@@ -31,7 +32,7 @@ WINDOW = 3600  # seconds
 class ReplyGuard:
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         prefix: str,
         *,
         regions: Sequence[str],

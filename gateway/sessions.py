@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from gateway.pipeliner import Pipeliner
+from gateway.redis_clients import Client
 
 # KEYS[1] = session key; ARGV = expected version (0: must not exist), new record, ttl seconds
 _CAS = """
@@ -105,7 +105,7 @@ def walk(path: Sequence[str]) -> dict[str, Any]:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, prefix: str, ttl: int) -> None:
+    def __init__(self, redis: Client, prefix: str, ttl: int) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl

@@ -10,9 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 
 from gateway.app import SERVER_OPTIONS, create_app
+from gateway.redis_clients import Client, cluster_nodes, is_cluster
 from gateway.settings import Settings
 from simulators.ussdc import UssdCentre
 from store.db import Database
@@ -47,8 +49,20 @@ def _counting(base: type[Connection], trips: RoundTrips) -> type[Connection]:
 
 
 @pytest.fixture
-async def counting_redis(redis_url: str) -> AsyncIterator[tuple[Redis, RoundTrips]]:
+async def counting_redis(redis_url: str) -> AsyncIterator[tuple[Client, RoundTrips]]:
     trips = RoundTrips()
+    if is_cluster(redis_url):  # the same count: each node's pipeline is one packed send
+        nodes = [ClusterNode(host, port) for host, port in cluster_nodes(redis_url)]
+        cluster = RedisCluster(startup_nodes=nodes)
+        await cluster.initialize()
+        for node in cluster.get_nodes():  # no connection made yet but the topology's
+            await node.disconnect()
+            node.connection_class = _counting(Connection, trips)
+        try:
+            yield cluster, trips
+        finally:
+            await cluster.aclose()
+        return
     pool = ConnectionPool.from_url(redis_url)
     base = UnixDomainSocketConnection if redis_url.startswith("unix:") else Connection
     pool.connection_class = _counting(base, trips)
@@ -79,7 +93,7 @@ async def make_gateway(
 ) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
     """Build the app through its factory (settings may be overridden) and serve it."""
 
-    async def make(redis: Redis | None = None, **overrides: Any) -> TestClient[Any, Any]:
+    async def make(redis: Client | None = None, **overrides: Any) -> TestClient[Any, Any]:
         settings = dataclasses.replace(gateway_settings, **overrides)
         app: web.Application = create_app(settings, redis=redis)
         server = TestServer(app)

@@ -1,7 +1,8 @@
 """Redis for tests: one real server per session, one client and one key prefix per test.
 
-``OKRYU_TEST_REDIS_URL`` points the suite at a running Redis (CI); without it the session
-starts an embedded redis-server on a private unix socket. Tests share the server, so each one
+``OKRYU_TEST_REDIS_URL`` points the suite at a running Redis (CI), or a Redis Cluster as
+``redis+cluster://host:port,...`` (``make test-cluster``); without it the session starts an
+embedded redis-server on a private unix socket. Tests share the server, so each one
 writes only under its own ``redis_prefix``; the ``redis`` fixture deletes those keys afterwards.
 """
 
@@ -12,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
-from redis.asyncio import Redis
 
 from gateway.embedded_redis import BlockingEmbeddedRedis
+from gateway.redis_clients import Client, connect
 
 __all__ = ["redis", "redis_prefix", "redis_url"]
 
@@ -37,9 +38,11 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture
-async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[Redis]:
-    """A client on the session's Redis; keys under ``redis_prefix`` are deleted afterwards."""
-    client = Redis.from_url(redis_url)
+async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[Client]:
+    """A client on the session's Redis, made as the gateway makes its own (a cluster client
+    for a cluster); keys under ``redis_prefix`` are deleted afterwards (on a cluster SCAN
+    walks every master)."""
+    client = connect(redis_url, 8)
     try:
         yield client
         async for key in client.scan_iter(match=f"{redis_prefix}*", count=500):

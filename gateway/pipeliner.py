@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-RETRIES = 1  # a batch whose connection dropped is sent once more on a fresh one
-
 from gateway.cluster_pipeline import by_node
 from gateway.redis_clients import Client
+
+RETRIES = 1  # a batch whose connection dropped is sent once more on a fresh one
 
 
 class Pipeliner:
@@ -105,6 +106,7 @@ class Pipeliner:
         error stays in its place; a dropped connection is tried once more on a fresh one, as
         the client's own retry policy does for single commands (a restarted Redis).
         """
+        assert isinstance(self.redis, Redis)  # a cluster's batches go by_node instead
         pool = self.redis.connection_pool
         for attempt in range(RETRIES + 1):
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]

@@ -150,7 +150,8 @@ class OutboundMessage(SQLModel, table=True):
     to: str = Field(index=True, max_length=MSISDN_WIDTH)  # E.164
     body: str = Field(max_length=SMS_BODY_WIDTH)
     kind: str = Field(default="order_placed", max_length=32)
-    order_id: int | None = Field(default=None, foreign_key="orders.id")
+    # Indexed: an order's detail on the dashboard lists the SMS it sent.
+    order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
     idempotency_key: str = Field(unique=True, max_length=160)
     status: str = Field(default="queued", index=True, max_length=16)
     # queued -> sending (claimed, lease) -> sent -> delivered | failed

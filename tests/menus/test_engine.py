@@ -17,7 +17,9 @@ def test_engine_first_dial_asks_for_the_customer_then_shows_home() -> None:
     phone = Driver()
     screen = phone.dial()
     assert phone.store.asked == [LoadCustomer(MSISDN)]
-    assert screen == "Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help"
+    assert (
+        screen == "Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help\n6. My card"
+    )
     assert phone.state == "home"
 
 
@@ -264,7 +266,8 @@ def test_engine_language_switch_saves_and_speaks_korean() -> None:
     screen = phone.send("2")
     assert SaveLanguage(MSISDN, "ko") in phone.store.asked
     assert (
-        screen == "언어: 조선말\n옥류상점\n1.상품보기\n2.바구니(0)\n3.나의 주문\n4.언어\n5.도움말"
+        screen
+        == "언어: 조선말\n옥류상점\n1.상품보기\n2.바구니(0)\n3.나의 주문\n4.언어\n5.도움말\n6.나의 카드"
     )
     assert phone.send("1").startswith("상품부류")  # and on in Korean
 

@@ -110,8 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     flow.add_argument("--out", default=DIAGRAM, help=f"the SVG to write (default {DIAGRAM})")
     report = commands.add_parser("report", help="reports from the database")
-    report.add_argument("name", choices=("funnel",), help="which report")
-    report.add_argument("--from", dest="since", default=None, help="start, ISO date or time (UTC)")
+    report.add_argument(
+        "name",
+        choices=("funnel", "ledger"),
+        help="funnel: the order journey's steps; ledger: shop-card money per day, proven to"
+        " balance (exit status 1 if it does not)",
+    )
+    report.add_argument(
+        "--from", "--since", dest="since", default=None, help="start, ISO date or time (UTC)"
+    )
     report.add_argument("--to", dest="until", default=None, help="end, ISO date or time (UTC)")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
@@ -138,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(seed(settings))
             if args.command == "migrate":
                 return asyncio.run(migrate_command(settings))
+            if args.name == "ledger":
+                return asyncio.run(ledger_report(settings, args.since, as_json=args.json))
             return asyncio.run(funnel_report(settings, args.since, args.until, as_json=args.json))
         except StartupError as error:  # the database: one line, as `okryu serve` says it
             print(f"okryu: {error}", file=sys.stderr)
@@ -288,6 +297,45 @@ async def funnel_report(
         print(f"funnel {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
         print(format_report(steps))
     return 0
+
+
+async def ledger_report(settings: Settings, since: str | None, *, as_json: bool) -> int:
+    """``okryu report ledger``: top-ups, payments, refunds and balances per day, and the
+    proof that every entry sums to zero; exit status 1 when the ledger does not balance."""
+    from datetime import UTC, datetime
+
+    from gateway.startup import database_failures
+    from store import cards, migrate
+    from store.db import Database
+
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError as error:
+        print(f"okryu: --since: {error}", file=sys.stderr)
+        return 2
+    if start is not None and start.tzinfo is not None:
+        start = start.astimezone(UTC).replace(tzinfo=None)
+    with database_failures(settings.database_url):
+        db = Database(settings.database_url)
+        try:
+            await migrate.upgrade(db)
+            days = await cards.days(db, start)
+            proof = await cards.prove(db)
+        finally:
+            await db.close()
+    if as_json:
+        rows = [
+            {"day": d.day.isoformat(), "topups": d.topups, "payments": d.payments,
+             "refunds": d.refunds, "adjustments": d.adjustments, "balances": d.balances}
+            for d in days
+        ]  # fmt: skip
+        print(json.dumps({"days": rows, "entries": proof.entries, "total": proof.total,
+                          "unbalanced_movements": list(proof.unbalanced),
+                          "mismatched_cards": list(proof.mismatched),
+                          "balances": proof.holds}))  # fmt: skip
+    else:
+        print(cards.format_ledger(days, proof))
+    return 0 if proof.holds else 1
 
 
 def phone_command(

@@ -109,8 +109,11 @@ async def change_status(
                     .where(col(Product.id) == line.product_id)
                     .values(stock=col(Product.stock) + line.quantity)
                 )
-        body = render_sms(status, order.code, order.language)
-        if status == "cancelled" and order.payment_method == "card":
+        paid = order.payment_method == "card"
+        # An order paid by card has nothing to pay at the door: its courier SMS says so.
+        told = "dispatched_paid" if paid and status == "dispatched" else status
+        body = render_sms(told, order.code, order.language)
+        if status == "cancelled" and paid:
             refunded = await cards.refund(session, order, actor=actor)
             if refunded is not None and render_refund is not None:
                 body = render_refund(

@@ -314,3 +314,27 @@ async def test_cards_pin_is_nowhere_in_clear_after_a_full_journey(
     assert record.trail not in (trail(["6", "1", PIN, NEW_PIN]), trail(["6", "1", PIN]))
     metrics = await (await client.get("/metrics")).text()
     assert all(secret not in metrics for secret in (PIN, NEW_PIN, WRONG))
+
+
+async def test_cards_scenarios_pay_in_english_then_korean_and_cancel_with_a_refund(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    from pathlib import Path
+
+    from simulators.scenario import parse_scenario, run_scenario
+
+    client = await make_gateway()
+    card = await cards.issue_card(seeded_db, MSISDN, "2468")
+    await cards.top_up(seeded_db, card.number, 30_000, "DEMO-1", actor="staff",
+                       render_sms=sms.card_topup)  # fmt: skip
+    folder = Path(__file__).parents[2] / "scenarios" / "cards"
+    for name in ("pay_by_card_english.scn", "pay_by_card_korean.scn"):
+        result = await run_scenario(
+            parse_scenario((folder / name).read_text(), name),
+            url=str(client.make_url("/ussd/africastalking")),
+            msisdn=MSISDN,
+            dialect="africastalking",
+            drain=client.app[keys.DISPATCHER].run_once,
+        )
+        assert result.passed, result.report()
+    assert (await cards.get_card(seeded_db, card.number)).balance == 26_600

@@ -63,3 +63,23 @@ def test_sms_command_replies_fit_two_parts(lang: str) -> None:
     ]
     assert all(sms_parts(body) <= 2 for body in bodies)
     assert lang == "ko" or all(is_gsm7(body) for body in bodies)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_sms_card_templates_fit_and_say_what_was_paid_and_what_is_left(lang: str) -> None:
+    paid = OrderPlaced("WWWWWW", 9_999_999, 99_999, 10_099_998, balance=2_000_000_000,
+                       card="9999")  # fmt: skip
+    bodies = [
+        sms.order_placed(paid, lang),
+        sms.order_refunded("WWWWWW", 10_099_998, 2_000_000_000, "9999", lang),
+        sms.card_topup("9999", 2_000_000_000, 2_000_000_000, lang),
+        sms.card_locked("9999", 1440, lang),
+        sms.balances([("9999", 2_000_000_000), ("8888", 2_000_000_000)], lang),
+        sms.balances([], lang),
+        sms.status_changed("dispatched_paid", "WWWWWW", lang),
+    ]
+    assert all(sms_parts(body) <= 2 for body in bodies)
+    assert lang == "ko" or all(is_gsm7(body) for body in bodies)
+    t = sms.catalog(lang)
+    assert t.money(10_099_998) in bodies[0] and t.money(2_000_000_000) in bodies[0]
+    assert sms_parts(bodies[4]) == 1  # BALANCE is one SMS, however many cards

@@ -409,3 +409,15 @@ async def test_cards_statement_walks_the_balance_movement_by_movement(
         ("refund", total, total + 1000, placed.code),
     ]
     assert shown.lines[0].reference == "CASH-1" and shown.card.balance == total + 1000
+
+
+async def test_cards_courier_sms_of_a_paid_order_asks_for_no_cash(seeded_db: Database) -> None:
+    db = seeded_db
+    card = await funded(db, await order_total(db))
+    placed = await card_order(db, "k1", card)
+    assert isinstance(placed, OrderPlaced)
+    for status in ("confirmed", "dispatched"):
+        await lifecycle.change_status(db, placed.code, status, actor="staff",
+                                      render_sms=render_status)  # fmt: skip
+    bodies = [m.body for m in await rows(db, OutboundMessage) if m.order_id is not None]
+    assert bodies[-2:] == [f"confirmed {placed.code}", f"dispatched_paid {placed.code}"]

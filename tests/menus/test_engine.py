@@ -396,3 +396,21 @@ def test_engine_cancel_refused_says_so() -> None:
     phone.dial(ref="s2")
     phone.send("3", "1", "1")
     assert phone.send("1").startswith("This order can no longer be cancelled.\n")
+
+
+def test_engine_reports_inputs_typed_on_a_secret_screen_and_never_keeps_them() -> None:
+    from menus.ports import CardView
+
+    store = FakeStore(cards=(CardView(7, "123456789012", 50_000),), pins={7: "4821"})
+    phone = Driver(store=store)
+    phone.dial()
+    phone.send("1", "1", "1", "1", "2", "1", "1", "Changjon street 5")
+    assert phone.send("1").startswith("Pay KPW 2,500 with card 9012")
+    assert phone.turn is not None and phone.turn.secret == ()
+    assert phone.send("0000").startswith("Wrong PIN. 2 tries left.")
+    assert phone.turn.secret == (0,) and "0000" not in str(phone.turn.ctx)
+    # A shortcut's inputs after the PIN screen: the PIN is marked, so is what was never read.
+    phone.send("0")
+    assert phone.send("1", "4821", "9", "9").startswith("Order ")
+    assert phone.turn.secret == (1, 2, 3)
+    assert "4821" not in str(phone.turn.ctx)

@@ -27,7 +27,7 @@ from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.promises import Promises
-from gateway.sessions import Record, SessionStore, masked_path, trail
+from gateway.sessions import MASK, Record, SessionStore, masked_path, trail
 from menus import sms
 from menus.engine import RESUME, Engine, NeedData, Turn
 from menus.ports import (
@@ -84,7 +84,7 @@ class _Plan:
         (a PIN): those are never kept, not even in the path's digest."""
         base = self.depth - len(self.inputs)
         masked = [*self.masked, *(base + i for i in secret)]
-        last = "" if self.inputs and len(self.inputs) - 1 in secret else self.last
+        last = MASK if self.inputs and len(self.inputs) - 1 in secret else self.last
         path = self.path
         if path is None:
             return "", last, []  # nothing of the path is kept but the last input
@@ -144,9 +144,16 @@ def plan(
             return _Plan("late")
     elif inbound.new_session:
         return _Plan("replay")  # the session-opening request, sent again
-    elif record.depth and inbound.inputs == (record.last,) and now - record.at < retry_window:
+    elif record.depth and _again(inbound.inputs, record.last) and now - record.at < retry_window:
         return _Plan("replay")
     return _after(record, inbound.inputs, None, "continue")
+
+
+def _again(inputs: tuple[str, ...], last: str) -> bool:
+    """Whether ``inputs`` may be the last answer sent again. A secret one (a PIN) is not kept
+    to compare with: any one answer within the retry window is taken for its retry, as nobody
+    reads the next screen and answers that fast (a wrong PIN retried must not count twice)."""
+    return inputs == (last,) or (last == MASK and len(inputs) == 1)
 
 
 class _Placement:

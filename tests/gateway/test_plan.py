@@ -72,7 +72,7 @@ def test_plan_trail_tells_paths_apart() -> None:
 def test_plan_secret_inputs_are_masked_in_what_the_record_keeps() -> None:
     hop = plan(at("s2", "1", "1", "4821"), STORED)
     kept_trail, last, masked = hop.kept((0,))  # "4821" was typed on a secret screen
-    assert (last, masked) == ("", [2])
+    assert (last, masked) == ("*", [2])
     assert kept_trail == trail(["1", "1", "*"]) != trail(["1", "1", "4821"])
     after = Record(ref="s2", depth=3, trail=kept_trail, last=last, masked=masked, hops=4)
     again = Record.loads(after.dumps(1))
@@ -83,3 +83,13 @@ def test_plan_secret_inputs_are_masked_in_what_the_record_keeps() -> None:
     assert following.kept(())[:2] == (trail(["1", "1", "*", "0"]), "0")
     assert plan(at("s2", "1", "1", "4821"), again).kind == "replay"
     assert plan(at("s2", "1", "2", "4821"), again).kind == "late"  # not its path
+
+
+def test_plan_latest_dialect_retry_of_a_secret_answer_is_a_replay_within_the_window() -> None:
+    typed = plan(latest("s2", "4821"), STORED, now=100.5, retry_window=1.0)
+    assert typed.kind == "continue"
+    _, last, _ = typed.kept((0,))
+    after = Record(ref="s2", depth=3, last=last, hops=4, at=200.0)
+    assert last == "*" and b"4821" not in after.dumps(1)
+    assert plan(latest("s2", "4821"), after, now=200.5, retry_window=1.0).kind == "replay"
+    assert plan(latest("s2", "4821"), after, now=201.5, retry_window=1.0).kind == "continue"

@@ -338,3 +338,41 @@ async def test_cards_scenarios_pay_in_english_then_korean_and_cancel_with_a_refu
         )
         assert result.passed, result.report()
     assert (await cards.get_card(seeded_db, card.number)).balance == 26_600
+
+
+async def test_cards_wrong_pin_retried_by_an_aggregator_without_hop_numbers_counts_once(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    client = await make_gateway()
+    now = [1_800_000_000.0]
+    client.app[keys.GATEWAY].clock = lambda: now[0]
+    card = await card_for(seeded_db, 50_000)
+
+    async def arkesel(data: str, new: bool = False) -> str:
+        body = {"sessionID": "ark-1", "userID": "OKRYU", "newSession": new,
+                "msisdn": MSISDN[1:], "userData": data, "network": "MTN"}  # fmt: skip
+        response = await client.post("/ussd/arkesel", json=body)
+        assert response.status == 200
+        message: str = (await response.json())["message"]
+        return message
+
+    await arkesel("*123#", new=True)
+    for answer in [*CHECKOUT, "1"]:
+        now[0] += 5  # a subscriber reading and typing
+        await arkesel(answer)
+    now[0] += 5
+    first = await arkesel("1111")
+    now[0] += 0.3  # the aggregator's retry: the same hop, before any human could answer
+    assert (
+        await arkesel("1111")
+        == first
+        == (
+            f"Wrong PIN. 2 tries left.\nPay KPW 10,000 with card {card.number[-4:]}\n"
+            "Balance KPW 50,000\nEnter your PIN:\n0 Back 00 Home"
+        )
+    )
+    async with seeded_db.session() as session:
+        tries = (await session.exec(select(Card.failed_pins).where(col(Card.id) == card.id))).one()
+    assert tries == 1
+    now[0] += 5
+    assert (await arkesel(PIN)).startswith("Order ")

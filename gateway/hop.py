@@ -90,10 +90,6 @@ class _Plan:
             return "", last, []  # nothing of the path is kept but the last input
         return trail(masked_path(path, masked)), last, masked
 
-    @property
-    def trail(self) -> str:
-        return self.kept(())[0]
-
 
 def _after(
     record: Record | None, inputs: tuple[str, ...], path: tuple[str, ...] | None, kind: Any

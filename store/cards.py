@@ -516,9 +516,11 @@ async def pay(
     return paid
 
 
-async def card_balance(session: AsyncSession, card_id: int) -> int | None:
-    found = (await session.exec(select(Card.balance).where(col(Card.id) == card_id))).first()
-    return int(found) if found is not None else None
+async def card_balance(session: AsyncSession, card_id: int, msisdn: str) -> int:
+    """The balance of the subscriber's card; 0 for a card that is not theirs (never told)."""
+    query = select(Card.balance).where(col(Card.id) == card_id, col(Card.msisdn) == msisdn)
+    found = (await session.exec(query)).first()
+    return int(found) if found is not None else 0
 
 
 async def refund(session: AsyncSession, order: Order, *, actor: str) -> Refund | None:

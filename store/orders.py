@@ -259,8 +259,8 @@ async def _place_once(
                 amount=order.total, now=utcnow(),
             )  # fmt: skip
             if paid is None:
-                balance = await cards.card_balance(session, req.card)
-                raise _Unavailable(CardDeclined(balance=balance or 0))
+                balance = await cards.card_balance(session, req.card, req.msisdn)
+                raise _Unavailable(CardDeclined(balance=balance))
             balance, number = paid
             placed = OrderPlaced(
                 code=placed.code, subtotal=placed.subtotal, fee=placed.fee, total=placed.total,

@@ -421,3 +421,11 @@ async def test_cards_courier_sms_of_a_paid_order_asks_for_no_cash(seeded_db: Dat
                                       render_sms=render_status)  # fmt: skip
     bodies = [m.body for m in await rows(db, OutboundMessage) if m.order_id is not None]
     assert bodies[-2:] == [f"confirmed {placed.code}", f"dispatched_paid {placed.code}"]
+
+
+async def test_cards_nobody_pays_with_someone_elses_card(seeded_db: Database) -> None:
+    card = await funded(seeded_db, 50_000)  # Alice's
+    # Declined, and told nothing of the card (its balance is Alice's business).
+    assert await card_order(seeded_db, "bob-1", card, msisdn=BOB) == CardDeclined(balance=0)
+    assert (await card_row(seeded_db, card.number)).balance == 50_000
+    assert await count(seeded_db, Order) == 0

@@ -12,11 +12,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
-	OKRYU_DEMO=$${OKRYU_DEMO:-1} OKRYU_SEED_IF_EMPTY=$${OKRYU_SEED_IF_EMPTY:-1} \
+DEMO_ENV := OKRYU_DEMO=$${OKRYU_DEMO:-1} OKRYU_SEED_IF_EMPTY=$${OKRYU_SEED_IF_EMPTY:-1} \
 	OKRYU_LOG_FORMAT=$${OKRYU_LOG_FORMAT:-text} OKRYU_SIMULATOR=$${OKRYU_SIMULATOR:-1} \
-	OKRYU_ACCESS_LOG=$${OKRYU_ACCESS_LOG:-1} \
-	$(BIN)/okryu serve
+	OKRYU_ACCESS_LOG=$${OKRYU_ACCESS_LOG:-1}
+
+# `make run SMPP=deliver_sm` (or SMPP=data_sm): the operator's link instead of an aggregator.
+# The USSD centre simulator starts beside the gateway (SMPP on 2776, handsets on 8776), the
+# gateway binds to it for USSD and sends its SMS over the same bind; dial with
+# `.venv/bin/okryu phone --dialect smpp`. The simulator stops with the gateway.
+SMPP_DIALOGUE = $(if $(filter data_sm,$(SMPP)),its_session_info,user_message_reference)
+SMPP_ENV := OKRYU_USSD_SMPP_HOST=127.0.0.1 OKRYU_USSD_SMPP_PORT=2776 \
+	OKRYU_USSD_SMPP_SYSTEM_ID=okryu OKRYU_USSD_SMPP_PASSWORD=secret \
+	OKRYU_USSD_SMPP_PROFILE=$(SMPP) OKRYU_USSD_SMPP_DIALOGUE=$(SMPP_DIALOGUE) \
+	OKRYU_SMS_PROVIDER=smpp
+
+run: $(STAMP)
+ifdef SMPP
+	$(BIN)/python -m simulators.ussdc --port 2776 --http-port 8776 --profile $(SMPP) \
+		--dialogue $(SMPP_DIALOGUE) & centre=$$!; trap 'kill $$centre' EXIT; \
+	$(DEMO_ENV) $(SMPP_ENV) $(BIN)/okryu serve
+else
+	$(DEMO_ENV) $(BIN)/okryu serve
+endif
 
 phone: $(STAMP)
 	$(BIN)/okryu phone

@@ -23,8 +23,14 @@ from sqlalchemy import text
 from gateway import keys
 from gateway.admin import add_admin_routes
 from gateway.background import Background
-from gateway.callbacks import add_routes
-from gateway.catalog import CatalogCache, CatalogVersions
+from gateway.callbacks import SMPP_CHANNEL, add_routes
+from gateway.catalog import (
+    EMPTY_CATALOG,
+    CatalogCache,
+    CatalogVersions,
+    CatalogWatch,
+    empty_catalog,
+)
 from gateway.channels import load_channels
 from gateway.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from gateway.ends import SessionEnds
@@ -42,6 +48,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.simulator_web import add_simulator_routes
 from gateway.smpp.provider import SmppProvider
 from gateway.smpp.receipts import outbox_receipts
+from gateway.smpp.ussd import USSD_SMPP, UssdOverSmpp
 from gateway.sms.dispatcher import Dispatcher
 from gateway.sms.factory import make_provider
 from gateway.sms.pacer import Pacer
@@ -83,11 +90,13 @@ def create_app(
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_sms_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
+    app.cleanup_ctx.append(_smpp_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     channels = load_channels(settings.channels_file)
-    settings.check_channels(channels)  # the slugs settings name, now that the file is read
+    # The slugs settings name, now that the file is read; "smpp" is the USSD centre's bind.
+    settings.check_channels([*channels, SMPP_CHANNEL])
     add_routes(app, channels)
     add_admin_routes(app)  # refuses (SettingsError) without a token outside demo mode
     if settings.simulator:
@@ -288,11 +297,17 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         change_status=gateway.change_status,
     )
     await versions.refresh()  # the first hops need them before the subscription is up
+    watch = CatalogWatch(db, versions)
+    await watch.check()  # what the catalog is now: a change from here on is noticed
+    catalog = await catalogs.get(versions.catalog_tag, versions.stock_tag)
+    if empty_catalog(catalog):
+        log.warning(EMPTY_CATALOG)
     background = Background()
     stopping = background.stopping
     background.start(lambda: funnel.run(FUNNEL_FLUSH_SECONDS, stopping), name="funnel")
     background.start(lambda: _keep_promises(gateway, background), name="promises")
     background.start(lambda: versions.run(stopping), name="catalog versions")
+    background.start(lambda: watch.run(stopping), name="catalog watch")
     try:
         yield
     finally:
@@ -300,6 +315,39 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         await background.stop()
         await funnel.close()
         await catalogs.close()
+
+
+async def _smpp_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The operator's SMPP bind: USSD dialogues and SMS from subscribers (channel ``smpp``).
+
+    One bind carries both USSD and the outbox's SMS when ``OKRYU_SMS_PROVIDER=smpp`` shares
+    it (``Settings.sms_over_ussd_bind``); an SMS provider's own bind takes subscribers' SMS.
+    Started last, once every hop can be answered; until then the centre is asked to resend.
+    """
+    settings = app[keys.SETTINGS]
+    channel = app[USSD_SMPP] = UssdOverSmpp(app, settings)
+    provider = app[keys.DISPATCHER].provider
+    sms_bind = provider if isinstance(provider, SmppProvider) else None
+    own: SmppProvider | None = None
+    if settings.ussd_smpp:
+        if sms_bind is not None and settings.sms_over_ussd_bind:
+            channel.attach(sms_bind, ussd=True)
+        else:
+            own = SmppProvider.from_ussd_settings(settings)
+            own.on_receipt = outbox_receipts(app[keys.DATABASE], app[keys.METRICS])
+            channel.attach(own, ussd=True)
+            await own.start()  # binds in the background; a down centre is retried, not fatal
+    if sms_bind is not None and not settings.sms_over_ussd_bind:
+        channel.attach(sms_bind, ussd=False)
+    try:
+        yield
+    finally:
+        for bind in (sms_bind, own):
+            if bind is not None:
+                bind.on_mobile = None  # from now on the centre keeps what it sends
+        await channel.close()
+        if own is not None:
+            await own.close()
 
 
 async def _keep_promises(gateway: Gateway, background: Background) -> None:
@@ -379,7 +427,19 @@ async def readyz(request: web.Request) -> web.Response:
         problems["database"] = type(error).__name__
     if problems:
         return web.json_response({"status": "unavailable", "problems": problems}, status=503)
-    return web.json_response({"status": "ok"})
+    # Ready to answer, yet a shop with nothing to sell says so: staff can fill the catalog
+    # while it serves, and no hop needs the database to tell an empty shop.
+    gateway = request.app[keys.GATEWAY]
+    catalog = await gateway.catalogs.get(gateway.versions.catalog_tag, gateway.versions.stock_tag)
+    details = {
+        "categories": len(catalog.categories),
+        "products": len(catalog.products),
+        "zones": len(catalog.zones),
+    }
+    body: dict[str, object] = {"status": "ok", "catalog": details}
+    if empty_catalog(catalog):
+        body["warnings"] = [EMPTY_CATALOG]
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:

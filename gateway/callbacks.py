@@ -20,7 +20,7 @@ from gateway.channels import Channel
 from gateway.channels._wire import form_fields
 from gateway.channels.africastalking import AfricasTalking
 from gateway.logs import describe
-from gateway.messages import BadRequest, Reply, SessionEnd
+from gateway.messages import BadRequest, Inbound, Reply, SessionEnd
 from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
 from menus.text import texts
@@ -37,6 +37,7 @@ log = logging.getLogger("okryu.callbacks")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SMS_CHANNEL = "africastalking"  # inbound SMS and delivery reports: authenticated as this one
+SMPP_CHANNEL = "smpp"  # USSD and SMS over the operator's SMPP bind (gateway/smpp/ussd.py)
 
 
 def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
@@ -52,7 +53,7 @@ def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
     app[keys.OPEN_CALLBACKS] = check_authentication(
         settings, [*served, *([SMS_CHANNEL] if sms else [])]
     )
-    outages = _Outages()  # one per app: every channel's hops fail on the same Redis
+    outages = Outages()  # one per app: every channel's hops fail on the same Redis
     for channel in served.values():
         handler = ussd_handler(channel, outages)
         app.router.add_route(channel.method, f"/ussd/{channel.slug}", handler)
@@ -68,13 +69,14 @@ def served_channels(settings: Settings, channels: dict[str, Channel]) -> dict[st
     """The channels ``OKRYU_CHANNELS`` names (all of them when unset)."""
     if settings.channels is None:
         return channels
-    unknown = [slug for slug in settings.channels if slug not in channels]
+    # "smpp" is no callback: the bind runs when OKRYU_USSD_SMPP_HOST is set.
+    unknown = [slug for slug in settings.channels if slug not in {*channels, SMPP_CHANNEL}]
     if unknown:
         raise SettingsError(
             f"OKRYU_CHANNELS names unknown channels {', '.join(unknown)};"
             f" known: {', '.join(channels)}"
         )
-    return {slug: channels[slug] for slug in settings.channels}
+    return {slug: channels[slug] for slug in settings.channels if slug in channels}
 
 
 def check_authentication(settings: Settings, slugs: Iterable[str]) -> list[str]:
@@ -122,52 +124,56 @@ def authorise(request: web.Request, slug: str) -> None:
         raise BadRequest("forbidden", 403)
 
 
-def ussd_handler(channel: Channel, outages: _Outages) -> Handler:
+def ussd_handler(channel: Channel, outages: Outages) -> Handler:
     async def ussd(request: web.Request) -> web.StreamResponse:
         authorise(request, channel.slug)
-        settings = request.app[keys.SETTINGS]
-        hop = await channel.parse(request, settings)
-        if hop.service_code not in settings.service_codes:
-            # Another code routed here by mistake (or a caller trying codes): nothing to
-            # remember, and one short screen that says so.
-            return channel.render(
-                request, None if isinstance(hop, SessionEnd) else _unknown(settings)
-            )
-        if isinstance(hop, SessionEnd):
-            await _record_end(request, hop)
-            return channel.render(request, None)
-        metrics = request.app[keys.METRICS]
-        started = time.perf_counter()
-        metrics.inflight.inc()
-        try:
-            async with asyncio.timeout(settings.hop_deadline):
-                reply = await request.app[keys.GATEWAY].handle(
-                    hop, settings.budget_for(channel.slug)
-                )
-        except Exception as error:
-            # The subscriber gets a polite last screen and the log the reason; no 5xx reaches
-            # the aggregator (it would show the handset a network error).
-            component = _component(error)
-            metrics.errors.labels(component).inc()
-            if isinstance(error, TimeoutError):
-                log.warning(
-                    "hop for %s on %s outlasted its deadline", mask(hop.msisdn), channel.slug
-                )
-            elif _is_outage(error):
-                # Redis or the database is down: the same line for every hop would drown the
-                # log. One line now and then, with a count; tracebacks are for bugs.
-                outages.note(component, error)
-            else:
-                log.exception("hop failed for %s on %s", mask(hop.msisdn), channel.slug)
-            reply = Reply(texts(settings.default_language)("error.unavailable"), True, "error")
-        finally:
-            metrics.inflight.dec()
-        metrics.hops.labels(channel.slug, reply.screen).inc()
-        metrics.hop_seconds.labels(channel.slug).observe(time.perf_counter() - started)
-        metrics.hop_done()
-        return channel.render(request, reply)
+        hop = await channel.parse(request, request.app[keys.SETTINGS])
+        return channel.render(request, await answer_hop(request.app, channel.slug, hop, outages))
 
     return ussd
+
+
+async def answer_hop(
+    app: web.Application, slug: str, hop: Inbound | SessionEnd, outages: Outages
+) -> Reply | None:
+    """The answer to one hop of channel ``slug``, whatever carried it (an HTTP callback, an
+    SMPP bind): the hop run within the deadline, or None for a session-end notice (recorded).
+
+    Never raises for a hop: the subscriber gets a polite last screen and the log the reason.
+    """
+    settings = app[keys.SETTINGS]
+    if hop.service_code not in settings.service_codes:
+        # Another code routed here by mistake (or a caller trying codes): nothing to
+        # remember, and one short screen that says so.
+        return None if isinstance(hop, SessionEnd) else _unknown(settings)
+    if isinstance(hop, SessionEnd):
+        await record_end(app, hop)
+        return None
+    metrics = app[keys.METRICS]
+    started = time.perf_counter()
+    metrics.inflight.inc()
+    try:
+        async with asyncio.timeout(settings.hop_deadline):
+            reply = await app[keys.GATEWAY].handle(hop, settings.budget_for(slug))
+    except Exception as error:
+        # No 5xx reaches the aggregator (it would show the handset a network error).
+        component = _component(error)
+        metrics.errors.labels(component).inc()
+        if isinstance(error, TimeoutError):
+            log.warning("hop for %s on %s outlasted its deadline", mask(hop.msisdn), slug)
+        elif _is_outage(error):
+            # Redis or the database is down: the same line for every hop would drown the
+            # log. One line now and then, with a count; tracebacks are for bugs.
+            outages.note(component, error)
+        else:
+            log.exception("hop failed for %s on %s", mask(hop.msisdn), slug)
+        reply = Reply(texts(settings.default_language)("error.unavailable"), True, "error")
+    finally:
+        metrics.inflight.dec()
+    metrics.hops.labels(slug, reply.screen).inc()
+    metrics.hop_seconds.labels(slug).observe(time.perf_counter() - started)
+    metrics.hop_done()
+    return reply
 
 
 def _unknown(settings: Settings) -> Reply:
@@ -180,13 +186,13 @@ def at_events_handler(channel: AfricasTalking) -> Handler:
         settings = request.app[keys.SETTINGS]
         end = await channel.parse_end(request, settings)
         if end.service_code in settings.service_codes:
-            await _record_end(request, end)
+            await record_end(request.app, end)
         return channel.render(request, None)
 
     return at_events
 
 
-class _Outages:
+class Outages:
     """One log line per component every ``every`` seconds while hops fail on it."""
 
     def __init__(self, every: float = 10.0) -> None:
@@ -229,10 +235,11 @@ def _component(error: BaseException) -> str:
     return "hop"
 
 
-async def _record_end(request: web.Request, end: SessionEnd) -> None:
-    request.app[keys.METRICS].sessions.labels(end.status).inc()
+async def record_end(app: web.Application, end: SessionEnd) -> None:
+    """Count and keep the end of a session (its cart reminder follows from it)."""
+    app[keys.METRICS].sessions.labels(end.status).inc()
     try:
-        await request.app[keys.ENDS].record(end)
+        await app[keys.ENDS].record(end)
     except Exception:
         # Losing a session-end record costs a report line; failing the callback would only
         # make the aggregator retry it.
@@ -243,34 +250,42 @@ async def sms_africastalking(request: web.Request) -> web.StreamResponse:
     """Africa's Talking incoming SMS (PROTOCOLS.md §3.2): keyword commands, answered by SMS."""
     authorise(request, SMS_CHANNEL)
     settings = request.app[keys.SETTINGS]
-    db = request.app[keys.DATABASE]
     data = await form_fields(request)
-    msisdn = data.phone("from", settings.default_region)
-    text = data.input("text", SMS_BODY_WIDTH)  # a stray control byte earns the help text
-    received = await inbox.record(
-        db,
-        msisdn=msisdn,
+    await receive_sms(
+        request.app,
+        msisdn=data.phone("from", settings.default_region),
         to=data.text("to", SMS_TO_WIDTH, default=""),
-        text=text,
+        text=data.input("text", SMS_BODY_WIDTH),  # a stray control byte earns the help text
         provider_message_id=data.text("id", PROVIDER_ID_WIDTH, default="").strip() or None,
     )
+    return web.Response(text="OK", content_type="text/plain")
+
+
+async def receive_sms(
+    app: web.Application, *, msisdn: str, to: str, text: str, provider_message_id: str | None
+) -> None:
+    """An incoming SMS, whatever carried it: kept, its command run and answered by SMS under
+    the reply rules (``gateway/replies.py``); a retry of one handled already does nothing."""
+    db = app[keys.DATABASE]
+    received = await inbox.record(
+        db, msisdn=msisdn, to=to, text=text, provider_message_id=provider_message_id
+    )
     if received.handled:
-        return web.Response(text="OK", content_type="text/plain")  # a retry: answered already
-    guard = request.app[keys.REPLIES]
+        return  # a retry: answered already
+    guard = app[keys.REPLIES]
     if guard.serves(msisdn):  # a foreign sender is not a customer: no command, no reply
-        reply = await request.app[keys.COMMANDS].answer(msisdn, text)
+        reply = await app[keys.COMMANDS].answer(msisdn, text)
         refusal = None if reply is None else await guard.refusal(msisdn)
         if reply is not None and refusal is None:
             await outbox.enqueue_once(
                 db, to=msisdn, body=reply, kind="reply", idempotency_key=f"reply:{received.id}"
             )
-            request.app[keys.DISPATCHER].notify()
+            app[keys.DISPATCHER].notify()
         elif refusal is not None:
-            request.app[keys.METRICS].replies_dropped.labels(refusal).inc()
+            app[keys.METRICS].replies_dropped.labels(refusal).inc()
     else:
-        request.app[keys.METRICS].replies_dropped.labels("region").inc()
+        app[keys.METRICS].replies_dropped.labels("region").inc()
     await inbox.mark_handled(db, received.id)
-    return web.Response(text="OK", content_type="text/plain")
 
 
 # Africa's Talking delivery statuses (PROTOCOLS.md §3.3): the final ones change the row.

@@ -28,12 +28,13 @@ from redis.exceptions import RedisError
 
 from gateway.logs import describe
 from menus.ports import Catalog
-from store.catalog import load_catalog
+from store.catalog import fingerprints, load_catalog
 from store.db import Database
 
 log = logging.getLogger("okryu.catalog")
 
 
+WATCH = 5.0  # seconds between looks at the database for changes made outside the gateway
 POLL = 1.0  # seconds between re-reads of the versions, should a message have been lost
 RECONNECT = 1.0  # seconds before subscribing again after the subscription failed
 
@@ -108,6 +109,57 @@ class CatalogVersions:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+EMPTY_CATALOG = (
+    "the catalog is empty: shoppers see nothing to buy or no delivery district; fill it with"
+    " okryu seed, the admin API or /admin/ (the gateway notices within seconds)"
+)
+
+
+def empty_catalog(catalog: Catalog) -> bool:
+    """Nothing a shopper could order: no product listed, or nowhere to deliver it."""
+    return not catalog.categories or not catalog.zones
+
+
+class CatalogWatch:
+    """Notices catalog changes no gateway process made (``okryu seed`` against a gateway whose
+    Redis it cannot reach, an edit in SQL) and bumps the versions, so every process reloads.
+
+    Every ``interval`` seconds it reads the active catalog and compares digests with the last
+    look: one small read, in each process, a few times a minute.
+    """
+
+    def __init__(self, db: Database, versions: CatalogVersions, *, interval: float = WATCH):
+        self.db = db
+        self.versions = versions
+        self.interval = interval
+        self.seen: tuple[str, str] | None = None
+
+    async def check(self) -> list[str]:
+        """Look once; the versions bumped ("catalog", "stock"). The first look only records."""
+        found = await fingerprints(self.db)
+        bumped = []
+        if self.seen is not None:
+            for kind, before, now in zip(("catalog", "stock"), self.seen, found, strict=True):
+                if before != now:
+                    await self.versions.bump(kind)
+                    bumped.append(kind)
+        self.seen = found
+        if "catalog" in bumped:
+            log.info("the catalog changed outside the gateway; every process reloads it")
+        return bumped
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.interval)
+            if stopping.is_set():
+                return
+            try:
+                await self.check()
+            except Exception as error:  # a database or Redis away: look again later
+                log.warning("catalog watch: %s; looking again shortly", describe(error))
 
 
 class CatalogCache:

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,18 @@ RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `okryu report funnel | head`: the reader has gone, which is no error of ours. Point
+        # stdout at nothing, so the interpreter's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # as a shell reports a process ended by SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from simulators.network import PROFILES
     from simulators.phone import DEFAULT_PHONE
 
@@ -49,13 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help=f"the handset's number (default {DEFAULT_PHONE}; a fresh one per --script run)",
     )
-    phone.add_argument("--url", default=None, help="the gateway (default: OKRYU_HOST:OKRYU_PORT)")
+    phone.add_argument(
+        "--url",
+        default=None,
+        help="the gateway's base URL, as for okryu load (default http://OKRYU_HOST:OKRYU_PORT);"
+        " a URL with a path is used as it is",
+    )
     phone.add_argument("--code", default=None, help="the service code to dial (default *123#)")
     phone.add_argument(
         "--dialect",
         default="africastalking",
         help="the aggregator the handset speaks like: africastalking, hubtel, arkesel, nalo, "
-        "hollatags, or a reseller in OKRYU_CHANNELS_FILE (default africastalking)",
+        "hollatags, a reseller in OKRYU_CHANNELS_FILE, or smpp: through the USSD centre "
+        "simulator (python -m simulators.ussdc), which talks SMPP to the gateway; --url is then "
+        "the centre's handset door (default http://127.0.0.1:8776/ussd)",
     )
     phone.add_argument(
         "--network",
@@ -261,8 +281,32 @@ async def seed(settings: Settings) -> int:
             seeded = await seed_if_empty(db)
         finally:
             await db.close()
-    print("seeded the demo catalog" if seeded else "the catalog already has data; left it alone")
+    if not seeded:
+        print("the catalog already has data; left it alone")
+        return 0
+    print(f"seeded the demo catalog; {await tell_gateways(settings)}")
     return 0
+
+
+async def tell_gateways(settings: Settings) -> str:
+    """After a catalog change: bump its version in the gateways' Redis (INCR and PUBLISH), so
+    every running process reloads now; without a Redis to reach, their watch notices it."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from gateway.catalog import WATCH, CatalogVersions
+
+    later = f"running gateways notice it within {WATCH:g} s"
+    if not settings.redis_url:
+        return later  # an embedded Redis is private to its gateway
+    client = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        await CatalogVersions(client, settings.redis_prefix).bump("catalog")
+    except (RedisError, OSError):
+        return f"{later} (Redis did not answer)"
+    finally:
+        await client.aclose()
+    return "running gateways reload it now"
 
 
 async def funnel_report(
@@ -283,6 +327,8 @@ async def funnel_report(
     except ValueError as error:
         print(f"okryu: --from/--to: {error}", file=sys.stderr)
         return 2
+    if _no_database(settings):
+        return 1
     with database_failures(settings.database_url):
         db = Database(settings.database_url)
         try:
@@ -315,6 +361,8 @@ async def ledger_report(settings: Settings, since: str | None, *, as_json: bool)
         return 2
     if start is not None and start.tzinfo is not None:
         start = start.astimezone(UTC).replace(tzinfo=None)
+    if _no_database(settings):
+        return 1
     with database_failures(settings.database_url):
         db = Database(settings.database_url)
         try:
@@ -336,6 +384,39 @@ async def ledger_report(settings: Settings, since: str | None, *, as_json: bool)
     else:
         print(cards.format_ledger(days, proof))
     return 0 if proof.holds else 1
+
+
+def _no_database(settings: Settings) -> bool:
+    """True, said on stderr, when the database a report would read is a missing SQLite file:
+    a report reads; it never makes an empty database here and reports its zeros."""
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is None:
+        return False
+    print(
+        f"okryu: no database at {missing} (OKRYU_DATABASE_URL): a relative path is read"
+        " from the current directory; run this where okryu serve runs, or set"
+        " OKRYU_DATABASE_URL to the database's absolute path",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The absolute path of ``url``'s SQLite file when it is a file that does not exist."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # said in one line where the database is opened
+    path = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not path or path == ":memory:":
+        return None
+    if path.startswith("file:"):
+        return None
+    found = Path(path).absolute()
+    return None if found.exists() else found
 
 
 def phone_command(
@@ -360,7 +441,7 @@ def phone_command(
     speaks = _dialect(settings, dialect)
     if speaks is None:
         return 2
-    base = url or f"http://{settings.host}:{settings.port}/ussd/{speaks.name}"
+    base = ussd_url(settings, url, speaks)
     if scripts:
         return asyncio.run(_play(settings, scripts, base, msisdn, speaks, network, seed))
     events: list[SessionEvent] = []
@@ -394,10 +475,32 @@ def phone_command(
     return 0
 
 
+def ussd_url(settings: Settings, url: str | None, speaks: Dialect) -> str:
+    """Where a handset posts: ``url`` (the gateway's base URL, as both ``okryu phone`` and
+    ``okryu load`` take it) with the dialect's path added, unless it has a path already. For
+    ``smpp`` the handset talks to the USSD centre simulator (which talks SMPP to the gateway):
+    its door by default, ``/ussd`` on a base URL."""
+    from yarl import URL
+
+    from simulators.ussdc import DEFAULT_HANDSET_URL, SMPP
+
+    if speaks is SMPP and url is None:
+        return DEFAULT_HANDSET_URL
+    target = URL(url or f"http://{settings.host}:{settings.port}")
+    if target.path in ("", "/"):
+        target = target.with_path("/ussd" if speaks is SMPP else f"/ussd/{speaks.name}")
+    return str(target)
+
+
 def _dialect(settings: Settings, name: str) -> Dialect | None:
-    """The dialect called ``name``: a built-in one or a reseller in the channels file."""
+    """The dialect called ``name``: a built-in one, a reseller in the channels file, or
+    ``smpp`` (a handset on the operator's network, through the USSD centre simulator)."""
     from gateway.channels import load_channels
     from gateway.simulator_web import speakers_of
+    from simulators.ussdc import SMPP
+
+    if name == SMPP.name:
+        return SMPP
 
     try:
         speakers = speakers_of(load_channels(settings.channels_file))
@@ -463,8 +566,6 @@ def load_command(
     as_json: bool,
 ) -> int:
     """``okryu load``: the report on stdout, the progress bar on stderr (a terminal only)."""
-    from yarl import URL
-
     from simulators.load import LoadConfig, LoadError, ProgressBar, parse_mix, run_load
     from simulators.network import GOOD, network_profile
 
@@ -472,13 +573,11 @@ def load_command(
     speaks = _dialect(settings, dialect)
     if speaks is None:
         return 2
-    target = URL(url or f"http://{settings.host}:{settings.port}")
-    if target.path in ("", "/"):
-        target = target.with_path(f"/ussd/{speaks.name}")
+    target = ussd_url(settings, url, speaks)
     profile = network_profile(network)
     try:
         config = LoadConfig(
-            str(target),
+            target,
             subscribers=subscribers,
             duration=duration,
             mix=parse_mix(mix),

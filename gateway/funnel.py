@@ -88,6 +88,10 @@ class Step:
 def report(reached: dict[str, int]) -> list[Step]:
     """The funnel along the order journey, with the drop-off after each step."""
     counts = [reached.get(screen, 0) for screen in STEPS]
+    # A session that reached a step passed every step before it, even one it was not shown
+    # (a screen with a choice of one is passed without a hop; a shortcut dial lands further).
+    for i in range(len(counts) - 2, -1, -1):
+        counts[i] = max(counts[i], counts[i + 1])
     following: list[int | None] = [*counts[1:], None]
     return [
         Step(screen, count, 0 if after is None else max(0, count - after))

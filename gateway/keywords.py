@@ -97,7 +97,7 @@ class Commands:
         if detail is None:
             return sms.text(lang, "sms.no_order", code=code)
         t = sms.catalog(lang)
-        return t("sms.status", code=detail.code, status=t(f"status.{detail.status}"),
+        return t("sms.status", code=detail.code, status=t(f"sms_status.{detail.status}"),
                  total=t.money(detail.total))  # fmt: skip
 
     async def _orders(self, msisdn: str, lang: str) -> str:
@@ -105,7 +105,9 @@ class Commands:
         if not found:
             return sms.text(lang, "sms.no_orders", dial=self.dial)
         t = sms.catalog(lang)
-        lines = [t("sms.orders_line", code=o.code, status=t(f"status.{o.status}")) for o in found]
+        lines = [
+            t("sms.orders_line", code=o.code, status=t(f"sms_status.{o.status}")) for o in found
+        ]
         while True:  # the newest first, as many as two SMS parts hold
             body = t("sms.orders", orders=t("fmt.separator").join(lines))
             if sms_parts(body) <= 2 or len(lines) == 1:
@@ -123,5 +125,5 @@ class Commands:
             detail = await orders.get_order(self.db, msisdn, code)
             status = detail.status if detail is not None else "cancelled"
             t = sms.catalog(lang)
-            return t("sms.cannot_cancel", code=code, status=t(f"status.{status}"))
+            return t("sms.cannot_cancel", code=code, status=t(f"sms_status.{status}"))
         return None  # the cancellation's own SMS is the answer

@@ -15,7 +15,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+RETRIES = 1  # a batch whose connection dropped is sent once more on a fresh one
 
 
 class Pipeliner:
@@ -71,10 +75,7 @@ class Pipeliner:
 
     async def _send(self, queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for args, _ in queue:
-                    pipe.execute_command(*args)
-                replies = await pipe.execute(raise_on_error=False)
+            replies = await self._exchange([args for args, _ in queue])
         except BaseException as error:  # the connection failed: every hop of the batch hears
             for _, reply in queue:
                 if not reply.done():
@@ -89,6 +90,38 @@ class Pipeliner:
                 reply.set_exception(answer)
             else:
                 reply.set_result(answer)
+
+    async def _exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Write ``commands`` on one pooled connection, then read every reply.
+
+        Straight on the connection rather than through ``redis.pipeline()``: the pipeline
+        object's stacking, callbacks and bookkeeping cost more than the two commands of a hop
+        (profiled: 15% of a browsing hop's CPU in redis-py, 6% after). A reply that is an
+        error stays in its place; a dropped connection is tried once more on a fresh one, as
+        the client's own retry policy does for single commands (a restarted Redis).
+        """
+        pool = self.redis.connection_pool
+        for attempt in range(RETRIES + 1):
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                await connection.send_packed_command(connection.pack_commands(commands))
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as error:
+                        replies.append(error)
+                return replies
+            except (RedisConnectionError, RedisTimeoutError):
+                await connection.disconnect()
+                if attempt == RETRIES:
+                    raise
+            except BaseException:
+                await connection.disconnect()  # half-read replies: the socket is out of step
+                raise
+            finally:
+                await pool.release(connection)
+        raise AssertionError("unreachable")
 
 
 def _copy(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
@@ -38,6 +39,10 @@ HOP_DEADLINES = (0.5, 15.0)
 RETRY_WINDOWS = (0.1, 15.0)
 CART_TTLS = (60, MONTH)  # a record must outlive the wait for one answer (networks allow 60 s)
 ENQUIRE_INTERVALS = (1.0, 3600.0)
+# USSD over SMPP (OKRYU_USSD_SMPP_*): how the USSD centre carries a dialogue's messages, and
+# which optional parameter names the dialogue (PROTOCOLS.md §6.5).
+USSD_SMPP_PROFILES = ("deliver_sm", "data_sm")
+USSD_SMPP_DIALOGUES = ("user_message_reference", "its_session_info")
 POLL_INTERVALS = (0.01, 60.0)
 # Seconds a shop card stays locked after three wrong PINs: at least a minute (a lock a
 # guesser does not notice is none), at most a day (the customer is told, by SMS, for how long).
@@ -61,6 +66,7 @@ class Settings:
     catalog_poll: float = 1.0  # seconds between re-reads of the catalog versions (lost messages)
     service_codes: tuple[str, ...] = ("*123#",)  # the base codes this gateway answers
     default_region: str = "KP"
+    timezone: str = "Asia/Pyongyang"  # the shop's: times on /admin/ are shown in it
     screen_budget: Budget = field(default_factory=Budget)
     channel_budgets: Mapping[str, Budget] = field(default_factory=dict)  # slug -> budget
     callback_auth: Mapping[str, CallbackAuth] = field(default_factory=dict)  # slug -> auth
@@ -90,6 +96,14 @@ class Settings:
     smpp_password: str = field(default="", repr=False)  # never in logs
     smpp_system_type: str = ""
     smpp_enquire_interval: float = 30.0  # seconds between enquire_link keep-alives
+    # --- USSD (and SMS) over the operator's own SMPP bind (channel "smpp") ---
+    ussd_smpp_host: str = ""  # empty: no SMPP USSD channel
+    ussd_smpp_port: int = 2775
+    ussd_smpp_system_id: str = ""
+    ussd_smpp_password: str = field(default="", repr=False)  # never in logs
+    ussd_smpp_system_type: str = ""
+    ussd_smpp_profile: str = "deliver_sm"  # deliver_sm (with submit_sm) or data_sm both ways
+    ussd_smpp_dialogue: str = "user_message_reference"  # or its_session_info
     admin_token: str = field(default="", repr=False)  # never in logs; empty: no admin API
     sms_dispatch: bool = True  # run the outbox dispatcher inside this process
     sms_poll_interval: float = 1.0
@@ -117,6 +131,22 @@ class Settings:
     def may_run_open(self, channel: str) -> bool:
         """Whether ``channel`` may take unauthenticated callbacks (told with a warning)."""
         return self.demo or "*" in self.callback_open or channel in self.callback_open
+
+    @property
+    def ussd_smpp(self) -> bool:
+        """Whether the gateway takes USSD dialogues over SMPP (``OKRYU_USSD_SMPP_HOST`` set)."""
+        return bool(self.ussd_smpp_host)
+
+    @property
+    def sms_over_ussd_bind(self) -> bool:
+        """Whether the ``smpp`` SMS provider sends over the USSD channel's bind: when
+        ``OKRYU_SMPP_SYSTEM_ID`` is unset, or names the same host, port and system_id."""
+        if not (self.ussd_smpp and self.sms_provider == "smpp"):
+            return False
+        ussd = (self.ussd_smpp_host, self.ussd_smpp_port, self.ussd_smpp_system_id)
+        return not self.smpp_system_id or (
+            (self.smpp_host, self.smpp_port, self.smpp_system_id) == ussd
+        )
 
     @property
     def reply_regions(self) -> tuple[str, ...]:
@@ -196,6 +226,12 @@ class Settings:
                 )
             return word in _YES
 
+        def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+            raw = get(name, default)
+            if raw not in allowed:
+                raise SettingsError(f"OKRYU_{name} must be {' or '.join(allowed)}, not {raw!r}")
+            return raw
+
         provider = get("SMS_PROVIDER", "log")
         if provider not in {"log", "africastalking", "smpp"}:
             raise SettingsError(
@@ -216,6 +252,7 @@ class Settings:
             catalog_poll=number("CATALOG_POLL", cls.catalog_poll, CATALOG_POLL),
             service_codes=_codes(get("SERVICE_CODES", get("SERVICE_CODE", "*123#"))),
             default_region=_region("OKRYU_DEFAULT_REGION", get("DEFAULT_REGION", "KP")),
+            timezone=_timezone(get("TIMEZONE", cls.timezone)),
             screen_budget=Budget(
                 integer("SCREEN_GSM7", 160, GSM7_UNITS), integer("SCREEN_UCS2", 80, UCS2_UNITS)
             ),
@@ -252,6 +289,17 @@ class Settings:
             smpp_enquire_interval=number(
                 "SMPP_ENQUIRE_INTERVAL", cls.smpp_enquire_interval, ENQUIRE_INTERVALS
             ),
+            ussd_smpp_host=get("USSD_SMPP_HOST", cls.ussd_smpp_host).strip(),
+            ussd_smpp_port=integer("USSD_SMPP_PORT", cls.ussd_smpp_port, PORTS),
+            ussd_smpp_system_id=get("USSD_SMPP_SYSTEM_ID", cls.ussd_smpp_system_id),
+            ussd_smpp_password=get("USSD_SMPP_PASSWORD", cls.ussd_smpp_password),
+            ussd_smpp_system_type=get("USSD_SMPP_SYSTEM_TYPE", cls.ussd_smpp_system_type),
+            ussd_smpp_profile=choice(
+                "USSD_SMPP_PROFILE", cls.ussd_smpp_profile, USSD_SMPP_PROFILES
+            ),
+            ussd_smpp_dialogue=choice(
+                "USSD_SMPP_DIALOGUE", cls.ussd_smpp_dialogue, USSD_SMPP_DIALOGUES
+            ),
             admin_token=get("ADMIN_TOKEN", "").strip(),
             sms_dispatch=flag("SMS_DISPATCH", True),
             sms_rate=number("SMS_RATE", cls.sms_rate, (0.0, None), "a rate (messages a second)"),
@@ -264,6 +312,11 @@ class Settings:
             seed_if_empty=flag("SEED_IF_EMPTY", False),
             var_dir=Path(get("VAR_DIR", "var")),
         )
+        if settings.ussd_smpp and not settings.ussd_smpp_system_id:
+            raise SettingsError(
+                "OKRYU_USSD_SMPP_SYSTEM_ID is required with OKRYU_USSD_SMPP_HOST: the USSD"
+                " centre binds no one without it"
+            )
         # Redis keeps a subscriber's record (the resume point and the cart) for OKRYU_CART_TTL.
         if settings.resume_ttl > settings.cart_ttl:
             raise SettingsError(
@@ -338,6 +391,18 @@ def _region(variable: str, value: str) -> str:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SettingsError(f"{variable} takes ISO 3166 region codes such as KP, not {value!r}")
     return region
+
+
+def _timezone(value: str) -> str:
+    """An IANA time zone name (``Asia/Pyongyang``), as the tz database spells it."""
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"OKRYU_TIMEZONE takes an IANA time zone such as Asia/Pyongyang, not {value[:60]!r}"
+        ) from None
+    return name
 
 
 def _codes(value: str) -> tuple[str, ...]:

@@ -62,6 +62,7 @@ from simulators.phone import (
     draw_screen,
 )
 from simulators.scenario import SessionEvent, save_scenario
+from simulators.ussdc import DEFAULT_HTTP_PORT, SMPP
 
 STATIC = Path(__file__).parent / "static" / "simulator"
 IDLE_TIMEOUT = 1800.0  # seconds a handle lives without being used
@@ -167,6 +168,8 @@ class Simulator:
     speakers: Mapping[str, Dialect]  # slug -> how an aggregator on that slug talks
     http: aiohttp.ClientSession
     base_url: str | None  # where the gateway is; None: the socket the browser's request hit
+    # Dialects whose handsets call elsewhere than the gateway: smpp's, the USSD centre's door.
+    doors: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 SIMULATOR = web.AppKey("simulator", Simulator)
@@ -179,20 +182,30 @@ def add_simulator_routes(
     idle: float = IDLE_TIMEOUT,
     capacity: int = CAPACITY,
     clock: Callable[[], float] = time.monotonic,
+    ussd_centre: str | None = None,
 ) -> None:
     """Serve the web handset at ``/simulator/`` and its API at ``/simulator/api/``.
 
     ``base_url`` (``http://gateway:8080``) is where the phones call; by default the address
-    the browser's request arrived on, so they always reach this same gateway.
+    the browser's request arrived on, so they always reach this same gateway. With the smpp
+    channel on, ``ussd_centre`` is the USSD centre simulator's handset door (by default on
+    its usual port at the host the gateway binds to).
     """
     settings = app[keys.SETTINGS]
     speakers = speakers_of(load_channels(settings.channels_file))
+    doors: dict[str, str] = {}
+    if settings.ussd_smpp:
+        # The USSD centre simulator (python -m simulators.ussdc) takes handsets on its own
+        # door beside the SMPP port it listens on; a real centre's handsets are real phones.
+        speakers[SMPP.name] = SMPP
+        door = f"http://{settings.ussd_smpp_host}:{DEFAULT_HTTP_PORT}/ussd"
+        doors[SMPP.name] = ussd_centre or door
     handsets = WebHandsets(idle=idle, capacity=capacity, clock=clock)
 
     async def simulator_ctx(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as http:
             gateway = base_url.rstrip("/") if base_url else None
-            app[SIMULATOR] = Simulator(handsets, speakers, http, gateway)
+            app[SIMULATOR] = Simulator(handsets, speakers, http, gateway, doors)
             try:
                 yield
             finally:
@@ -290,7 +303,7 @@ async def create_session(request: web.Request) -> web.Response:
     secret = settings.auth_for(slug).secret
     if secret is not None:  # an aggregator configured with a secret sends it on every hop
         speaker = _signed(speaker, secret)
-    url = f"{simulator.base_url or _this_gateway(request)}/ussd/{slug}"
+    url = simulator.doors.get(slug) or f"{simulator.base_url or _this_gateway(request)}/ussd/{slug}"
     phone = Phone(url, msisdn, dialect=speaker, session=simulator.http)
     now = simulator.handsets.clock()
     handset = WebHandset(

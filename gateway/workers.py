@@ -196,6 +196,22 @@ def _mark_dead(pid: int | None) -> None:
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+def worker_settings(settings: Settings, index: int) -> Settings:
+    """What worker ``index`` runs with: the master migrated and seeded; one dispatcher (and
+    one SMPP bind) for all, in worker 0."""
+    settings = dataclasses.replace(
+        settings, seed_if_empty=False, sms_dispatch=settings.sms_dispatch and index == 0
+    )
+    if index != 0 and settings.ussd_smpp:
+        # One USSD bind, in worker 0: a dialogue's messages must reach the process that knows
+        # it. The others send no SMS (the dispatcher is worker 0's), so need no bind either.
+        shared = settings.sms_over_ussd_bind
+        settings = dataclasses.replace(
+            settings, ussd_smpp_host="", sms_provider="log" if shared else settings.sms_provider
+        )
+    return settings
+
+
 def _worker(index: int, ready: Connection) -> None:
     """One worker: the gateway on the shared port, told ready (or why not) through ``ready``."""
     os.environ[WORKER_ENV] = str(index)
@@ -207,10 +223,7 @@ def _worker(index: int, ready: Connection) -> None:
         ready.send(str(error))
         return
     logs.configure(settings.log_format)
-    # The master migrated and seeded; one dispatcher (and one SMPP bind) for all.
-    settings = dataclasses.replace(
-        settings, seed_if_empty=False, sms_dispatch=settings.sms_dispatch and index == 0
-    )
+    settings = worker_settings(settings, index)
     status = serving.serve(settings, ready=ready, worker=index)
     if status != 0:
         raise SystemExit(status)

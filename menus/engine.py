@@ -7,8 +7,9 @@ has (or does), the step raises :class:`NeedData`; the caller fulfils the request
 same step again with the answer added. A step is therefore safe to repeat.
 
 Shared by every screen: ``0`` back and ``00`` home (the chart's ``back`` and ``go_home``
-transitions), ``98`` more, numbered choices, free-text prompts, the one-line reason above a
-re-prompted screen, and "continue where you left off?" for a session cut mid-journey.
+transitions; on a list's second page or later, ``0`` first steps back a page), ``98`` more,
+numbered choices, free-text prompts, the one-line reason above a re-prompted screen, and
+"continue where you left off?" for a session cut mid-journey.
 
 Transitions run from tables derived from the chart, not through python-statemachine's own
 engine: the chart is the declaration (checked and drawn by the library), and one ``send``
@@ -45,6 +46,7 @@ from menus.text import Texts
 __all__ = ["Engine", "NeedData", "RESUME", "Turn", "is_digits", "make_engine_factory"]
 
 BACK, HOME, MORE = "0", "00", "98"
+FIT_FLOOR = 8  # characters a shortened name keeps, ellipsis included, when rows must share
 BACK_EVENT, HOME_EVENT = "back", "go_home"  # the chart's names for what 0 and 00 do
 RESUME = "resume"  # the engine's own screen: "Continue where you left off?"
 MARK = "\x00%d\x00"  # where a title's elastic value goes (no text holds a NUL)
@@ -70,6 +72,7 @@ class Content:
     elastic: tuple[str, ...] = ()
     row_line: str = ""  # for shortening a row that cannot fit alone
     row_elastic: str = ""
+    row_fit: int = 0  # rows a page should hold, their elastic values shortened alike
     cache_key: tuple[Any, ...] | None = None
 
 
@@ -229,10 +232,13 @@ class Engine:
             return state, None
         if raw == HOME and state != self.flow.home:
             return self._go(state, view, Go(HOME_EVENT)), None
-        if raw == BACK and content.nav:
-            return self._go(state, view, Go(BACK_EVENT)), None
         pages, _ = self._pages_for(content, view)
         page = min(ctx.page, len(pages) - 1)
+        if raw == BACK and content.nav:
+            if page > 0 and not content.text_input:
+                ctx.page = page - 1  # paging goes both ways: 0 steps back a page first
+                return state, None
+            return self._go(state, view, Go(BACK_EVENT)), None
         if raw == MORE and not content.text_input:
             if page + 1 < len(pages):
                 ctx.page = page + 1
@@ -292,7 +298,36 @@ class Engine:
                 ctx.pages[state] = ctx.page
             ctx.pages.pop(target, None)
             ctx.page = 0
+        if target != state:
+            only = self._only_choice(target, view)
+            if only is not None:  # a choice of one: made for the subscriber, either way
+                return self._go(target, view, Go(BACK_EVENT) if go.event == BACK_EVENT else only)
         return target
+
+    def _only_choice(self, state: str, view: View[Any]) -> Go | None:
+        """What choosing on ``state`` sends, when it is a ``skip_one`` screen with one choice."""
+        screen = self.flow.screens.get(state)
+        if screen is None or not screen.skip_one or screen.prompt is not None or screen.end:
+            return None
+        content = self._content(state, view)
+        rows = len(content.items) if content.numbered else 0
+        if rows + len(content.options) != 1:
+            return None
+        if rows:
+            declared = screen.rows
+            assert declared is not None
+            args = content.items[0].args
+            if declared.do:
+                outcome = _checked(getattr(screen, declared.do)(view, **args), declared.events)
+            else:
+                outcome = Go(declared.event, args)
+        else:
+            option = content.options[0]
+            if option.do:
+                outcome = _checked(getattr(screen, option.do)(view), option.events)
+            else:
+                outcome = Go(option.event, option.args)
+        return outcome if isinstance(outcome, Go) else None  # refused: show the screen
 
     # --- what a screen shows ------------------------------------------------------------
 
@@ -347,6 +382,7 @@ class Engine:
             elastic=elastic,
             row_line=rows.line if rows is not None else "",
             row_elastic=rows.elastic if rows is not None else "",
+            row_fit=rows.fit if rows is not None else 0,
             cache_key=key,
         )
 
@@ -433,9 +469,22 @@ class Engine:
         rows = list(content.rows)
         t = view.t
 
-        def compose(start: int, stop: int, more: bool) -> str:
-            return self._compose(content, rows, t, title, start, stop, more, reserve)
+        # A compact list (``fit``) keeps its rows when a reason comes: the reason takes the
+        # title's first line (as ``render`` does when it cannot go above), not a row's room.
+        replace = content.row_fit > 0 and reserve is not None
+        if replace and reserve is not None:
+            first = title.split("\n", 1)[0]  # shown when no reason is: room for the longer
+            reserve = max(reserve, first, key=lambda line: measure(line).units)
 
+        def compose(start: int, stop: int, more: bool) -> str:
+            return self._compose(content, rows, t, title, start, stop, more, reserve, replace)
+
+        if content.row_fit > 1 and content.row_elastic and len(rows) > 1:
+
+            def compose_rows(shown: list[str], stop: int) -> str:
+                return self._compose(content, shown, t, title, 0, stop, True, reserve, replace)
+
+            rows[:] = self._squeeze(content, t, compose_rows)
         pages = paginate(len(rows), compose, self.budget)
         for start, stop in pages:
             if stop - start != 1 or not content.row_elastic:
@@ -452,6 +501,43 @@ class Engine:
         if key is not None:
             self._remember(self._pages, key, result)
         return result
+
+    def _squeeze(
+        self, content: Content, t: Texts, compose: Callable[[list[str], int], str]
+    ) -> list[str]:
+        """The rows with their elastic values cut to the longest common width at which the
+        ``row_fit`` longest rows share a page (with "more" below them), or to ``FIT_FLOOR``."""
+        ellipsis = t("fmt.ellipsis")
+        items = content.items
+        name = content.row_elastic
+        want = min(content.row_fit, len(items))
+
+        def lines(width: int) -> list[str]:
+            out = []
+            for item in items:
+                values = dict(item.values)
+                value = str(values.get(name, ""))
+                if len(value) > width:
+                    value = value[: max(0, width - len(ellipsis))].rstrip() + ellipsis
+                values[name] = value
+                out.append(t(content.row_line, **values))
+            return out
+
+        def share_a_page(rows: list[str]) -> bool:
+            widest = sorted(range(len(rows)), key=lambda i: measure(rows[i]).units)[-want:]
+            return fits(compose([rows[i] for i in sorted(widest)], want), self.budget)
+
+        widest = max(len(str(item.values.get(name, ""))) for item in items)
+        if share_a_page(lines(widest)):
+            return list(content.rows)
+        low, high = FIT_FLOOR, widest  # find the widest width at which they share a page
+        while low < high:
+            middle = (low + high + 1) // 2
+            if share_a_page(lines(middle)):
+                low = middle
+            else:
+                high = middle - 1
+        return lines(low)
 
     def _shorten(self, content: Content, t: Texts, index: int, alone: Callable[[str], str]) -> str:
         """Row ``index``, its elastic value cut until ``alone(row)`` (its page) fits."""

@@ -240,7 +240,10 @@ class Rows:
     args (through the ``do`` method if named, as for :class:`Option`); without, they are read.
 
     ``elastic`` names the value of a line shortened (with an ellipsis) when a line alone
-    cannot fit a screen, so a long name never hides the choice.
+    cannot fit a screen, so a long name never hides the choice. ``fit`` makes a compact list:
+    a reason shown above it takes the title's first line rather than a row's room, and with
+    ``fit`` above 1 that value is shortened alike in every line until ``fit`` of the longest
+    lines share a page (never below ``FIT_FLOOR`` characters): several lines a screen.
     """
 
     line: str
@@ -248,6 +251,7 @@ class Rows:
     do: str = ""
     also: tuple[str, ...] = ()
     elastic: str = ""
+    fit: int = 0
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -291,6 +295,10 @@ class Screen(Generic[C]):
     nav: ClassVar[bool] = True  # "0 Back 00 Home"
     # What is typed here is secret (a PIN): the gateway masks it before it keeps the path.
     secret: ClassVar[bool] = False
+    # A choice screen: when it offers exactly one choice (one option, or one numbered row and
+    # no option), the choice is made for the subscriber and the screen is passed, going
+    # forward and coming back alike. One step less for a choice that is no choice.
+    skip_one: ClassVar[bool] = False
     reasons: ClassVar[tuple[str, ...]] = ("error.choice",)
 
     def title_key(self, view: View[C]) -> str:

@@ -57,6 +57,7 @@ from menus.ports import (
     SaveLanguage,
     Zone,
 )
+from menus.screens import measure
 from menus.text import texts
 
 
@@ -73,7 +74,9 @@ class ShopChart(StateChart[Any]):
     product = State()
     quantity = State()
     cart = State()
-    remove_item = State()
+    change_item = State()
+    line = State()
+    line_quantity = State()
     zone = State()
     address = State()
     payment = State()
@@ -100,8 +103,11 @@ class ShopChart(StateChart[Any]):
     pick_product = products.to(product)
     start_adding = product.to(quantity)
     add_to_cart = quantity.to(cart)
-    start_removing = cart.to(remove_item)
-    remove_line = remove_item.to(cart)
+    start_changing = cart.to(change_item)
+    pick_line = change_item.to(line)
+    remove_line = line.to(cart)
+    start_requantity = line.to(line_quantity)
+    set_quantity = line_quantity.to(cart)
     checkout = cart.to(zone)
     pick_zone = zone.to(address)
     set_address = address.to(payment)
@@ -128,7 +134,9 @@ class ShopChart(StateChart[Any]):
         | product.to(products)
         | quantity.to(product)
         | cart.to(home)
-        | remove_item.to(cart)
+        | change_item.to(cart)
+        | line.to(change_item)
+        | line_quantity.to(line)
         | zone.to(cart)
         | address.to(zone)
         | payment.to(address)
@@ -163,6 +171,7 @@ class ShopContext(Context):
     placed: list[Any] = field(default_factory=list)  # [code, total] of the order just placed
     pending: bool = False  # the last order outlasted its hop: ask the store how it ended
     order: str = ""  # the code of the order looked at
+    line: int = -1  # the cart line whose quantity is being changed (its index)
     known: bool = False  # the subscriber's profile has been read
     card: int = 0  # the shop card paying for this checkout, or whose PIN is being changed
     pin_ok: int = 0  # the card whose old PIN was just given (for the new one, next)
@@ -196,8 +205,18 @@ class ShopContext(Context):
                 return
         self.cart.append([product_id, quantity])
 
+    def on_pick_line(self, index: int) -> None:
+        self.line = index
+
     def on_remove_line(self, index: int) -> None:
-        del self.cart[index]
+        if 0 <= index < len(self.cart):
+            del self.cart[index]
+        self.line = -1
+
+    def on_set_quantity(self, index: int, quantity: int) -> None:
+        if 0 <= index < len(self.cart):
+            self.cart[index][1] = quantity
+        self.line = -1
 
     def on_checkout(self, key: str) -> None:
         # One checkout, one idempotency key: kept until its order is known to be placed, so a
@@ -321,7 +340,7 @@ class Home(ShopScreen):
     )
 
     def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
-        return {"count": sum(qty for _, qty in _cart_lines(view))}
+        return {"count": len(_cart_lines(view))}  # products, not units: "Cart (3)"
 
 
 class Categories(ShopScreen):
@@ -438,27 +457,23 @@ class CartPage(ShopScreen):
     state = "cart"
     title = "cart.title"
     titles = ("cart.empty",)
-    rows = Rows("cart.line", elastic="name")
+    rows = Rows("cart.line", elastic="name", fit=3)  # at a glance: names cut, not lines
     options = (
         Option("cart.checkout", "checkout", when="filled", do="checkout"),
-        Option("cart.remove", "start_removing", when="filled"),
+        Option("cart.change", "start_changing", when="filled"),
         Option("cart.continue", "shop", when="filled"),
         Option("cart.shop", "shop", when="empty"),
     )
-    reasons = ("error.choice", "error.ran_out")
+    reasons = ("error.choice", "error.ran_out", "cart.removed", "cart.changed")
 
     def title_key(self, view: View[ShopContext]) -> str:
         return self.title if _cart_lines(view) else "cart.empty"
 
     def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
-        return {"total": view.t.money(_subtotal(view))}
+        return {"total": view.t.money(_subtotal(view)), "count": len(_cart_lines(view))}
 
     def items(self, view: View[ShopContext]) -> Sequence[Row]:
-        t = view.t
-        return [
-            Row({"quantity": qty, "name": _name(view, p), "amount": t.money(p.price * qty)})
-            for p, qty in _cart_lines(view)
-        ]
+        return [Row({"quantity": qty, "name": _name(view, p)}) for p, qty in _cart_lines(view)]
 
     def filled(self, view: View[ShopContext]) -> bool:
         return bool(_cart_lines(view))
@@ -473,10 +488,10 @@ class CartPage(ShopScreen):
         return [{}, {"cart": []}]
 
 
-class RemoveItem(ShopScreen):
-    state = "remove_item"
-    title = "remove.title"
-    rows = Rows("remove.line", event="remove_line", elastic="name")
+class ChangeItem(ShopScreen):
+    state = "change_item"
+    title = "change.title"
+    rows = Rows("change.line", event="pick_line", elastic="name")
 
     def items(self, view: View[ShopContext]) -> Sequence[Row]:
         index = {pid: i for i, (pid, _) in enumerate(view.ctx.cart)}
@@ -484,6 +499,80 @@ class RemoveItem(ShopScreen):
             Row({"quantity": qty, "name": _name(view, p)}, {"index": index[p.id]})
             for p, qty in _cart_lines(view)
         ]
+
+
+def _line(view: View[ShopContext]) -> tuple[Product, int] | None:
+    """The cart line being changed, while it is still in the cart and the catalog."""
+    cart, index = view.ctx.cart, view.ctx.line
+    if not 0 <= index < len(cart):
+        return None
+    pid, qty = cart[index]
+    product = view.catalog.products.get(pid)
+    return (product, qty) if product is not None else None
+
+
+def _line_values(view: View[ShopContext]) -> dict[str, Any]:
+    line = _line(view)
+    if line is None:
+        return {"name": "", "quantity": 0, "max": 0}
+    product, qty = line
+    return {"name": _name(view, product), "quantity": qty, "max": _most(view, product)}
+
+
+class LineChoice(ShopScreen):
+    state = "line"
+    title = "change.line_title"
+    elastic = "name"
+    options = (
+        Option("change.remove", "remove_line", do="remove"),
+        Option("change.quantity", "start_requantity", when="changeable"),
+    )
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        return _line_values(view)
+
+    def changeable(self, view: View[ShopContext]) -> bool:
+        line = _line(view)
+        return line is not None and _most(view, line[0]) > 0
+
+    def remove(self, view: View[ShopContext]) -> Outcome:
+        if _line(view) is not None:
+            view.ctx.note = view.t("cart.removed")
+        return Go("remove_line", {"index": view.ctx.line})
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{"line": 0}, {"line": -1}]
+
+
+class LineQuantity(ShopScreen):
+    state = "line_quantity"
+    title = "change.prompt"
+    elastic = "name"
+    prompt = Prompt("set_quantity")
+    reasons = ("error.quantity",)
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        return _line_values(view)
+
+    def parse(self, view: View[ShopContext], text: str) -> Outcome:
+        line = _line(view)
+        if line is None:  # gone from the cart or the catalog meanwhile: nothing to change
+            return Go("set_quantity", {"index": -1, "quantity": 0})
+        most = _most(view, line[0])
+        if not is_digits(text) or not 1 <= int(text) <= most:
+            return Invalid("error.quantity", {"max": most})
+        view.ctx.note = view.t("cart.changed")
+        return Go("set_quantity", {"index": view.ctx.line, "quantity": int(text)})
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{"line": 0}, {"line": -1}]
+
+
+def _most(view: View[ShopContext], product: Product) -> int:
+    """The most of ``product`` its cart line may hold: stock and the per-order cap, less what
+    other lines hold (none: a product has one line)."""
+    cap: int = view.settings.max_quantity
+    return max(0, min(product.stock, cap))
 
 
 class Districts(ShopScreen):
@@ -537,6 +626,35 @@ class AddressPrompt(ShopScreen):
         return [{}, {"saved_zone": -1}]
 
 
+# The widest line an address is wrapped to, by encoding: a wrapped line shares a page with the
+# Confirm screen's choices at the default budgets (160/80) and well below them; on a budget too
+# small even for that, the line is shortened as any list's row is.
+WRAP = {"gsm7": 40, "ucs2": 20}
+
+
+def _wrap(text: str) -> list[str]:
+    """``text`` in lines of at most ``WRAP`` units, broken between words where it can be."""
+    width = WRAP[measure(text).encoding]
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        while len(word) > width:  # a word longer than a line: broken where the line ends
+            room = width - len(line) - (1 if line else 0)
+            if room <= 0:
+                lines.append(line)
+                line, room = "", width
+            line = f"{line} {word[:room]}".strip()
+            word = word[room:]
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    if line:
+        lines.append(line)
+    return lines
+
+
 def _is_plain_text(text: str) -> bool:
     """Printable, and nothing the edge had to replace (U+FFFD stands for a byte that was not
     text): an address is read by a courier and kept by the store."""
@@ -548,6 +666,7 @@ class PaymentChoice(ShopScreen):
     title = "payment.title"
     # The subscriber's shop cards first (none: cash on delivery is 1, as it always was).
     rows = Rows("payment.card", event="pick_card", do="choose_card")
+    skip_one = True  # no card, one way to pay: nothing to ask
     options = (Option("payment.cod", "pick_payment", args={"method": "cod"}),)
     reasons = ("error.choice", "card.short", "card.gone")
 
@@ -572,9 +691,12 @@ class PaymentChoice(ShopScreen):
 
 
 class ConfirmPage(ShopScreen):
+    """What is confirmed, whole: the sums, the payment, the district and the address, as read
+    lines paged like a list (an address is never cut), the choices on every page."""
+
     state = "confirm"
-    title = "confirm.body"
-    elastic = "address"
+    title = "confirm.title"
+    rows = Rows("confirm.line", elastic="text", fit=1)
     options = (
         Option("confirm.confirm", "place", do="confirm", also=("wait", "ran_out")),
         Option("confirm.cancel", "cancel_checkout"),
@@ -594,6 +716,13 @@ class ConfirmPage(ShopScreen):
             "address": view.ctx.address,
             "payment": t(f"payment.{view.ctx.payment}"),
         }
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        values = self.values(view)
+        t = view.t
+        lines = t("confirm.body", **values).split("\n")
+        where = t("confirm.where", zone=values["zone"], address=values["address"])
+        return [Row({"text": line}) for line in [*lines, *_wrap(where)]]
 
     def confirm(self, view: View[ShopContext]) -> Outcome:
         ctx = view.ctx
@@ -741,7 +870,15 @@ class LanguageList(ShopScreen):
 
 class HelpPage(ShopScreen):
     state = "help"
-    title = "help.body"
+    title = "help.title"
+    rows = Rows("help.line")  # read, not chosen: paged like any list
+    topics = ("help.order", "help.pay", "help.paging", "help.sms")
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        return [Row({"text": view.t(key)}) for key in self.topics]
+
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...]:
+        return ()
 
 
 # --- shop cards (issue 13) -------------------------------------------------------------------
@@ -917,7 +1054,8 @@ class Shop(Journey[ShopContext]):
     home = "home"
     funnel = ("home", "categories", "products", "product", "quantity", "cart", "zone",
               "address", "payment", "confirm", "placed")  # fmt: skip
-    moved: ClassVar[Mapping[str, str]] = {}  # a renamed state: {"old name": "new name"}
+    # A renamed state: {"old name": "new name"}.
+    moved: ClassVar[Mapping[str, str]] = {"remove_item": "change_item"}
 
     def begin(self, view: View[ShopContext]) -> None:
         """A new session: know the subscriber (language, saved address) before home."""

@@ -12,7 +12,7 @@ One step a line; blank lines and lines starting with ``#`` are ignored::
     < White rice 5 kg
     > 1
     > 1
-    < Cart: KPW 28,000
+    < Cart (1): KPW 28,000
     > 1
     > 1
     > Changjon street 5

@@ -135,9 +135,9 @@ class Shopper:
             return str(min(self.quantity, int(limit.group(1))))
         if "1. Shop" in lines:  # an empty cart
             return "1"
-        if any(line.startswith("Cart: ") for line in lines):
+        if any(line.startswith("Cart (") for line in lines):
             return "1"  # Checkout
-        if "Remove which item?" in lines:
+        if "Change which item?" in lines:
             return "0"
         if "Delivery district" in lines:
             return "1"

@@ -142,7 +142,7 @@ class SentReceipt:
 
 
 @dataclass(eq=False)
-class _Session:
+class Session:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     mode: str | None = None  # rx | tx | trx once bound
@@ -203,7 +203,7 @@ class Smsc:
         self._verdicts: list[int] = []
         self._incomplete: dict[tuple[str, str, int, int], dict[int, Part]] = {}
         self._server: asyncio.Server | None = None
-        self._sessions: dict[_Session, asyncio.Task[None]] = {}
+        self._sessions: dict[Session, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Condition()
 
@@ -307,19 +307,19 @@ class Smsc:
         tlvs = b""
         if self.receipt_tlvs:
             receipted = part.message_id.encode("ascii") + b"\x00"
-            tlvs = _tlv(TLV_RECEIPTED_MESSAGE_ID, receipted) + _tlv(
+            tlvs = tlv(TLV_RECEIPTED_MESSAGE_ID, receipted) + tlv(
                 TLV_MESSAGE_STATE, bytes([MESSAGE_STATES.get(stat, 7)])
             )
         body = b"".join(
             [
-                _cstring(""),
+                cstring(""),
                 bytes([part.dest_ton, part.dest_npi]),
-                _cstring(part.destination),
+                cstring(part.destination),
                 bytes([part.source_ton, part.source_npi]),
-                _cstring(part.source),
+                cstring(part.source),
                 bytes([self.receipt_esm_class, 0, 0]),
-                _cstring(""),
-                _cstring(""),
+                cstring(""),
+                cstring(""),
                 bytes([0, 0, 0, 0, len(text)]),
                 text,
                 tlvs,
@@ -343,7 +343,7 @@ class Smsc:
                 statuses.append((await session.request(ENQUIRE_LINK, b"", timeout=5.0))[1])
         return statuses
 
-    def _receiver(self, system_id: str) -> _Session | None:
+    def _receiver(self, system_id: str) -> Session | None:
         for session in self._sessions:
             if session.system_id == system_id and session.mode in ("rx", "trx"):
                 return session
@@ -352,7 +352,7 @@ class Smsc:
     # --- the protocol -----------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(reader, writer)
+        session = Session(reader, writer)
         task = asyncio.current_task()
         assert task is not None
         self._sessions[session] = task
@@ -382,7 +382,7 @@ class Smsc:
                 await writer.wait_closed()
             await self._notify()
 
-    async def _handle(self, session: _Session, command_id: int, sequence: int, body: bytes) -> bool:
+    async def _handle(self, session: Session, command_id: int, sequence: int, body: bytes) -> bool:
         """Answer one request; False closes the connection."""
         if command_id in _BINDS:
             self._bind(session, command_id, sequence, body)
@@ -404,8 +404,8 @@ class Smsc:
         await self._notify()
         return True
 
-    def _bind(self, session: _Session, command_id: int, sequence: int, body: bytes) -> None:
-        fields = _Fields(body)
+    def _bind(self, session: Session, command_id: int, sequence: int, body: bytes) -> None:
+        fields = Fields(body)
         system_id, password = fields.cstring(), fields.cstring()
         if session.mode is not None:
             status = RALYBND
@@ -417,9 +417,9 @@ class Smsc:
             status = ROK
             session.mode, session.system_id = _BINDS[command_id], system_id
         self.binds.append((_BINDS[command_id], system_id, status))
-        session.write(command_id | _RESP, status, sequence, _cstring("OKRYUSIM"))
+        session.write(command_id | _RESP, status, sequence, cstring("OKRYUSIM"))
 
-    def _submit(self, session: _Session, sequence: int, body: bytes) -> None:
+    def _submit(self, session: Session, sequence: int, body: bytes) -> None:
         verdict = self._verdicts.pop(0) if self._verdicts else ROK
         if verdict == _DROP:
             session.writer.transport.abort()
@@ -436,7 +436,7 @@ class Smsc:
             session.write(SUBMIT_SM | _RESP, verdict, sequence)  # no body on an error
             return
         self.parts.append(part)
-        session.write(SUBMIT_SM | _RESP, ROK, sequence, _cstring(part.message_id))
+        session.write(SUBMIT_SM | _RESP, ROK, sequence, cstring(part.message_id))
         self._assemble(part)
         if part.registered_delivery & 0x03:
             if self.receipt_mode == "immediate":
@@ -450,9 +450,9 @@ class Smsc:
         if not await self.send_receipt(part):
             self.pending_receipts.append(part)
 
-    def _decode_submit(self, session: _Session, body: bytes) -> Part:
+    def _decode_submit(self, session: Session, body: bytes) -> Part:
         """A submit_sm body as a Part; ValueError when it would not fit one SMS."""
-        fields = _Fields(body)
+        fields = Fields(body)
         fields.cstring()  # service_type
         source_ton, source_npi = fields.octet(), fields.octet()
         source = fields.cstring()
@@ -489,7 +489,7 @@ class Smsc:
             registered_delivery=registered_delivery,
             udh=udh,
             payload=payload,
-            text=_decode_text(data_coding, payload),
+            text=decode_text(data_coding, payload),
             concat=concat,
             at=self._clock(),
         )
@@ -507,7 +507,9 @@ class Smsc:
             self.messages.append(Message(tuple(parts[n] for n in sorted(parts))))
 
 
-class _Fields:
+class Fields:
+    """A PDU body read field by field; ValueError (IndexError) when it ends early."""
+
     def __init__(self, data: bytes) -> None:
         self._data, self._at = data, 0
 
@@ -528,12 +530,21 @@ class _Fields:
         self._at += count
         return value
 
+    def tlvs(self) -> dict[int, bytes]:
+        """The optional parameters left in the body, by tag."""
+        found: dict[int, bytes] = {}
+        while self._at + 4 <= len(self._data):
+            tag, length = struct.unpack_from(">HH", self._data, self._at)
+            self._at += 4
+            found[tag] = self.octets(length)
+        return found
 
-def _cstring(value: str) -> bytes:
+
+def cstring(value: str) -> bytes:
     return value.encode("ascii") + b"\x00"
 
 
-def _tlv(tag: int, value: bytes) -> bytes:
+def tlv(tag: int, value: bytes) -> bytes:
     return struct.pack(">HH", tag, len(value)) + value
 
 
@@ -561,7 +572,7 @@ def _check_size(data_coding: int, udh: bytes, payload: bytes) -> None:
         raise ValueError(f"{len(udh) + len(payload)} octets")
 
 
-def _decode_text(data_coding: int, payload: bytes) -> str:
+def decode_text(data_coding: int, payload: bytes) -> str:
     if data_coding == 0x00:
         return payload.decode("gsm03.38", "replace")
     if data_coding == 0x08:

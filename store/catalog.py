@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Any
 
 from sqlmodel import col, func, select
@@ -50,6 +52,20 @@ async def load_catalog(db: Database, version: str) -> ports.Catalog:
         by_category={c.id: tuple(by_category[c.id]) for c in listed},
         zones=tuple(_zone(z) for z in zones),
     )
+
+
+async def fingerprints(db: Database) -> tuple[str, str]:
+    """Digests of the active catalog without its stock, and of its stock: what a change made
+    outside the gateway (``okryu seed``, an edit in SQL) is noticed by."""
+    catalog = await load_catalog(db, "")
+    products = sorted(catalog.products.values(), key=lambda p: p.id)
+    shape = (catalog.categories, [dataclasses.replace(p, stock=0) for p in products], catalog.zones)
+    stock = [(p.id, p.stock) for p in products]
+    return _digest(shape), _digest(stock)
+
+
+def _digest(value: object) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
 
 
 async def catalog_is_empty(db: Database) -> bool:

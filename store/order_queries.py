@@ -11,7 +11,7 @@ from store.db import Database
 from store.errors import NotFound
 from store.fields import Shown, UtcTime
 from store.lifecycle import Status
-from store.models import DeliveryZone, Order, OrderEvent, OrderLine, Product
+from store.models import DeliveryZone, Order, OrderEvent, OrderLine, OutboundMessage, Product
 from store.pages import Page, keyset_page
 
 
@@ -60,6 +60,15 @@ class EventOut(Shown):
     at: UtcTime = Field(validation_alias="created_at")
 
 
+class SmsOut(Shown):
+    """An SMS sent (or to be sent) about an order."""
+
+    kind: str
+    body: str
+    status: str
+    at: UtcTime = Field(validation_alias="created_at")
+
+
 class OrderDetailOut(OrderOut):
     """An order with its address, zone, lines and history."""
 
@@ -67,6 +76,7 @@ class OrderDetailOut(OrderOut):
     zone: ZoneOut | None
     lines: list[LineOut]
     history: list[EventOut]
+    sms: list[SmsOut] = []  # what the customer was told, oldest first
 
 
 async def search_orders(
@@ -114,11 +124,19 @@ async def order_detail(db: Database, code: str) -> OrderDetailOut:
                 .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
             )
         ).all()
+        sms = (
+            await session.exec(
+                select(OutboundMessage)
+                .where(OutboundMessage.order_id == order.id)
+                .order_by(col(OutboundMessage.created_at), col(OutboundMessage.id))
+            )
+        ).all()
     return OrderDetailOut.model_validate(
         {
             **order.model_dump(),
             "zone": zone,
             "lines": [{**line.model_dump(), "sku": sku} for line, sku in lines],
             "history": events,
+            "sms": sms,
         }
     )

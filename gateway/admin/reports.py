@@ -35,4 +35,5 @@ async def stats(request: web.Request, given: NoInput) -> Stats:
         hops_per_second=request.config_dict[keys.METRICS].hop_rate(),
         orders=await reports.orders_by_status(db),
         sms=await reports.sms_by_status(db),
+        timezone=request.config_dict[keys.SETTINGS].timezone,
     )

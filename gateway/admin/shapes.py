@@ -129,6 +129,7 @@ class Stats(Shown):
     hops_per_second: float
     orders: dict[str, int]
     sms: dict[str, int]
+    timezone: str = "UTC"  # the shop's (OKRYU_TIMEZONE): the dashboard shows times in it
 
 
 # --- each route's input ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""SMPP 3.4: one long-lived transceiver bind to an SMSC, sends and delivery receipts.
+"""SMPP 3.4: one long-lived transceiver bind to an SMSC: sends, receipts, USSD and MO SMS.
 
 - ``codec.py``: PDUs and their fields (an annotated submit_sm at its top), text into parts.
 - ``link.py``: one connection (requests matched to responses), and the bind kept up over it:
@@ -6,6 +6,8 @@
 - ``provider.py``: :class:`SmppProvider`, the outbox's provider: submit_sm per part,
   throttling pauses, split messages resumed where they stopped.
 - ``receipts.py``: delivery receipts read from deliver_sm and recorded in the outbox.
+- ``ussd.py``: the ``smpp`` channel: USSD dialogues from an operator's USSD centre over the
+  same kind of bind (or the very same one), and SMS that subscribers send through it.
 
 The SMSC simulator (``simulators/smsc.py``) decodes PDUs on its own, sharing no code with
 this package: each checks the other.

@@ -37,6 +37,7 @@ DELIVER_SM = 0x00000005
 UNBIND = 0x00000006
 BIND_TRANSCEIVER = 0x00000009
 ENQUIRE_LINK = 0x00000015
+DATA_SM = 0x00000103
 GENERIC_NACK = 0x80000000
 RESPONSE = 0x80000000
 
@@ -87,6 +88,11 @@ ESM_CLASS_UDHI = 0x40
 
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
+# USSD over SMPP (PROTOCOLS.md §6.5): the operation, and the TLVs that name a dialogue.
+TLV_USER_MESSAGE_REFERENCE = 0x0204
+TLV_MESSAGE_PAYLOAD = 0x0424
+TLV_USSD_SERVICE_OP = 0x0501
+TLV_ITS_SESSION_INFO = 0x1383
 
 _MAX_PDU = 64 * 1024
 # Octets of user data per SMS: alone, or beside the 6-octet concatenation header
@@ -98,6 +104,14 @@ DIGITS = re.compile(r"[0-9]{1,20}")  # an address of digits only: international,
 
 class SmppError(GatewayError):
     """Something on the SMPP link went wrong: a malformed PDU or a lost connection."""
+
+
+class BadLength(SmppError):
+    """A header whose command_length no PDU can have: the stream cannot be read on."""
+
+    def __init__(self, length: int, sequence: int) -> None:
+        super().__init__(f"command_length {length} out of range")
+        self.sequence = sequence
 
 
 def status_name(status: int) -> str:
@@ -126,7 +140,7 @@ async def read_pdu(reader: asyncio.StreamReader) -> Pdu:
     header = await reader.readexactly(16)
     length, command_id, status, sequence = struct.unpack(">IIII", header)
     if not 16 <= length <= _MAX_PDU:
-        raise SmppError(f"command_length {length} out of range")
+        raise BadLength(length, sequence)
     body = await reader.readexactly(length - 16)
     return Pdu(command_id, sequence, status, body)
 
@@ -185,12 +199,18 @@ class DeliverSm:
     data_coding: int
     short_message: bytes
     tlvs: Mapping[int, bytes] = field(default_factory=dict)
+    service_type: str = ""
+
+    @property
+    def text_octets(self) -> bytes:
+        """The user data: ``short_message``, or the ``message_payload`` TLV when that is empty."""
+        return self.short_message or self.tlvs.get(TLV_MESSAGE_PAYLOAD, b"")
 
 
 def decode_deliver_sm(body: bytes) -> DeliverSm:
     """Decode a deliver_sm body (the same layout as submit_sm)."""
     read = BodyReader(body)
-    read.cstring()  # service_type
+    service_type = read.cstring()
     read.octets(2)  # source TON, NPI
     source = read.cstring()
     read.octets(2)  # destination TON, NPI
@@ -203,7 +223,62 @@ def decode_deliver_sm(body: bytes) -> DeliverSm:
     data_coding = read.octet()
     read.octet()  # sm_default_msg_id
     short_message = read.octets(read.octet())
-    return DeliverSm(source, destination, esm_class, data_coding, short_message, read.tlvs())
+    tlvs = read.tlvs()
+    return DeliverSm(source, destination, esm_class, data_coding, short_message, tlvs, service_type)
+
+
+def decode_data_sm(body: bytes) -> DeliverSm:
+    """Decode a data_sm body: the addresses, esm_class and data_coding, the text in TLVs."""
+    read = BodyReader(body)
+    service_type = read.cstring()
+    read.octets(2)  # source TON, NPI
+    source = read.cstring()
+    read.octets(2)  # destination TON, NPI
+    destination = read.cstring()
+    esm_class = read.octet()
+    read.octet()  # registered_delivery
+    data_coding = read.octet()
+    tlvs = read.tlvs()
+    return DeliverSm(source, destination, esm_class, data_coding, b"", tlvs, service_type)
+
+
+def tlv(tag: int, value: bytes) -> bytes:
+    """One optional parameter: tag, length and value."""
+    return struct.pack(">HH", tag, len(value)) + value
+
+
+def data_sm_body(
+    *,
+    source: tuple[int, int, str],
+    destination: str,
+    data_coding: int,
+    tlvs: bytes,
+    service_type: str = "",
+    esm_class: int = 0,
+) -> bytes:
+    """A data_sm body to an international ``destination``; the text goes in ``tlvs``."""
+    source_ton, source_npi, source_addr = source
+    return b"".join(
+        [
+            cstring(service_type),
+            bytes([source_ton, source_npi]),
+            cstring(source_addr),
+            bytes([1, 1]),
+            cstring(destination),
+            bytes([esm_class, 0, data_coding]),  # esm_class, registered_delivery, data_coding
+            tlvs,
+        ]
+    )
+
+
+def decode_text(data_coding: int, octets: bytes) -> str:
+    """User data as text: UCS-2 (0x08, and the USSD scheme 0x48), Latin-1 (0x03), else GSM-7
+    one septet an octet (0x00 SMSC default, 0x0F USSD "language unspecified", 0x01 IA5)."""
+    if data_coding in (DATA_CODING_UCS2, 0x48):
+        return octets.decode("utf-16-be", "replace")
+    if data_coding == 0x03:
+        return octets.decode("latin-1")
+    return octets.decode("gsm03.38", "replace")
 
 
 class MessageTooLong(GatewayError, ValueError):
@@ -246,6 +321,14 @@ def encode_text(text: str) -> Encoded:
     return Encoded(data_coding, tuple(parts))
 
 
+def encode_screen(text: str) -> tuple[int, bytes]:
+    """A USSD screen as one piece of user data: (data_coding, octets), GSM-7 one septet an
+    octet or UCS-2, the encoding ``menus.screens.measure`` picks (and budgets count in)."""
+    if measure(text).encoding == "gsm7":
+        return DATA_CODING_DEFAULT, text.encode("gsm03.38")
+    return DATA_CODING_UCS2, text.encode("utf-16-be", "surrogatepass")
+
+
 def concatenation_header(reference: int, total: int, sequence: int) -> bytes:
     """The UDH that numbers a part: ``05 00 03 <ref> <total> <seq>`` (IEI 0, 8-bit ref)."""
     return bytes([0x05, 0x00, 0x03, reference & 0xFF, total, sequence])
@@ -268,6 +351,7 @@ def submit_sm_body(
     esm_class: int = 0,
     registered_delivery: int = 1,
     service_type: str = "",
+    tlvs: bytes = b"",
 ) -> bytes:
     """A submit_sm body to an international (TON 1, NPI 1) ``destination`` of digits."""
     source_ton, source_npi, source_addr = source
@@ -283,5 +367,6 @@ def submit_sm_body(
             cstring(""),  # validity_period: the SMSC default
             bytes([registered_delivery, 0, data_coding, 0, len(short_message)]),
             short_message,
+            tlvs,
         ]
     )

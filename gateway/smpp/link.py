@@ -5,7 +5,8 @@ sequence number, and hands the SMSC's own requests on. :class:`Binding` keeps on
 bind up: it connects and binds (``bind_transceiver``), sends ``enquire_link`` every
 ``enquire_interval`` seconds and drops a connection whose SMSC stops answering, answers the
 SMSC's ``enquire_link`` and ``unbind``, and reconnects with capped, jittered exponential
-backoff. The SMSC's ``deliver_sm`` go to ``on_deliver``.
+backoff. The SMSC's ``deliver_sm`` and ``data_sm`` go to ``on_deliver``; a PDU that cannot be
+read is answered ``generic_nack`` and the connection made again.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from collections.abc import Awaitable, Callable
 
 from gateway.smpp.codec import (
     BIND_TRANSCEIVER,
+    DATA_SM,
     DELIVER_SM,
     ENQUIRE_LINK,
     ESME_RINVCMDID,
+    ESME_RINVCMDLEN,
     ESME_ROK,
     GENERIC_NACK,
     RESPONSE,
     UNBIND,
+    BadLength,
     Pdu,
     SmppError,
     cstring,
@@ -121,6 +125,11 @@ class Link:
                     continue
                 if not await self._on_request(self, pdu):
                     return
+        except BadLength as exc:
+            # Garbage: no PDU boundary left to read on. Say so, then drop the connection;
+            # the bind comes back clean.
+            logger.warning("smpp: unreadable PDU from the peer (%s), reconnecting", exc)
+            self.reply(Pdu(GENERIC_NACK, exc.sequence), GENERIC_NACK, ESME_RINVCMDLEN)
         except (asyncio.IncompleteReadError, ConnectionError, SmppError) as exc:
             logger.debug("smpp link closed: %s", type(exc).__name__)
         finally:
@@ -317,7 +326,7 @@ class Binding:
         """Answer a request from the SMSC; False ends the connection."""
         if pdu.command_id == ENQUIRE_LINK:
             link.reply(pdu, ENQUIRE_LINK | RESPONSE)
-        elif pdu.command_id == DELIVER_SM:
+        elif pdu.command_id in (DELIVER_SM, DATA_SM):
             self._on_deliver(link, pdu)
         elif pdu.command_id == UNBIND:
             link.reply(pdu, UNBIND | RESPONSE)

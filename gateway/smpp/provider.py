@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from gateway.numbers import mask
 from gateway.smpp.codec import (
+    DATA_SM,
     DELIVER_SM,
     DIGITS,
     ESM_CLASS_UDHI,
@@ -36,11 +37,13 @@ from gateway.smpp.codec import (
     RESPONSE,
     SUBMIT_SM,
     BodyReader,
+    DeliverSm,
     Encoded,
     MessageTooLong,
     Pdu,
     SmppError,
     concatenation_header,
+    decode_data_sm,
     decode_deliver_sm,
     encode_text,
     source_address,
@@ -64,6 +67,10 @@ _PERMANENT = frozenset({ESME_RINVMSGLEN, ESME_RINVDSTADR, ESME_RX_P_APPN, ESME_R
 # After a reconnect attempt is due, the time to connect and bind before sends can go out.
 _BIND_TIME = 1.0
 
+# What a subscriber sent over the bind (a USSD hop, an SMS), handled by the app; answers the
+# command_status of the deliver_sm_resp (ESME_RX_T_APPN: deliver it again later).
+MobileHandler = Callable[[DeliverSm], Awaitable[int]]
+
 
 @dataclass
 class _Progress:
@@ -71,6 +78,9 @@ class _Progress:
 
     reference: int
     ids: list[str] = field(default_factory=list)
+
+
+_NAMES = {DELIVER_SM: "deliver_sm", DATA_SM: "data_sm"}
 
 
 class SmppProvider(Binding):
@@ -128,6 +138,7 @@ class SmppProvider(Binding):
         )
         self.source = source_address(sender)
         self.on_receipt = on_receipt
+        self.on_mobile: MobileHandler | None = None  # set by the app once it can answer
         self.send_timeout = response_timeout
         self._window = asyncio.Semaphore(window)
         self._throttle_base = throttle_base
@@ -154,6 +165,20 @@ class SmppProvider(Binding):
             on_receipt=on_receipt,
         )
 
+    @classmethod
+    def from_ussd_settings(cls, settings: Settings) -> SmppProvider:
+        """The bind of the ``OKRYU_USSD_SMPP_*`` settings: USSD dialogues, and SMS too when
+        ``OKRYU_SMS_PROVIDER=smpp`` shares it (sending as ``OKRYU_SMS_SENDER``)."""
+        return cls(
+            settings.ussd_smpp_host,
+            settings.ussd_smpp_port,
+            settings.ussd_smpp_system_id,
+            settings.ussd_smpp_password,
+            system_type=settings.ussd_smpp_system_type,
+            sender=settings.sms_sender,
+            enquire_interval=settings.smpp_enquire_interval,
+        )
+
     async def close(self) -> None:
         """Unbind politely, stop reconnecting and wait for every task to end."""
         await super().close()
@@ -170,16 +195,31 @@ class SmppProvider(Binding):
         task.add_done_callback(self._receipts.discard)
 
     async def _deliver(self, link: Link, pdu: Pdu) -> None:
-        """Hand a receipt to ``on_receipt``, then acknowledge it (or ask for it again)."""
+        """Hand a receipt to ``on_receipt`` and anything else to ``on_mobile``, then
+        acknowledge it (or ask for it again). A data_sm is answered data_sm_resp."""
+        response = pdu.command_id | RESPONSE
         status = ESME_ROK
         try:
-            receipt = parse_receipt(decode_deliver_sm(pdu.body))
+            message = (
+                decode_data_sm(pdu.body)
+                if pdu.command_id == DATA_SM
+                else decode_deliver_sm(pdu.body)
+            )
+            receipt = parse_receipt(message)
         except SmppError as exc:
-            logger.warning("smpp: malformed deliver_sm: %s", exc)
-            link.reply(pdu, DELIVER_SM | RESPONSE, ESME_RSYSERR, b"\x00")
+            logger.warning("smpp: malformed %s: %s", _NAMES[pdu.command_id], exc)
+            link.reply(pdu, response, ESME_RSYSERR, b"\x00")
             return
         if receipt is None:
-            logger.info("smpp: ignoring a mobile-originated deliver_sm")
+            if self.on_mobile is None:
+                # Not ready to answer yet (the app is starting): the SMSC keeps it for later.
+                status = ESME_RX_T_APPN
+            else:
+                try:
+                    status = await self.on_mobile(message)
+                except Exception:
+                    logger.exception("smpp: handling a mobile-originated message failed")
+                    status = ESME_RX_T_APPN
         elif self.on_receipt is not None:
             try:
                 await self.on_receipt(receipt.message_id, receipt.state)
@@ -188,7 +228,30 @@ class SmppProvider(Binding):
             except Exception:
                 logger.exception("smpp: receipt handler failed for %s", receipt.message_id)
                 status = ESME_RX_T_APPN
-        link.reply(pdu, DELIVER_SM | RESPONSE, status, b"\x00")
+        link.reply(pdu, response, status, b"\x00")
+
+    async def submit(self, command_id: int, body: bytes, deadline: float) -> Pdu:
+        """Send one request (a USSD screen) within ``deadline`` seconds, window and throttling
+        respected: a throttled request is sent again after the pause while time remains, an
+        unbound one once the bind is back. Raises ``TimeoutError`` or :class:`SmppError`."""
+        async with asyncio.timeout(deadline):
+            while True:
+                pause = self._paused_until - self._clock()
+                if pause > 0:
+                    await self._sleep(pause)
+                    continue
+                link = self._link
+                if link is None or not link.open:
+                    await self.wait_until(lambda: self.bound)
+                    continue
+                async with self._window:
+                    response = await link.request(command_id, body, self._response_timeout)
+                if response.status in _THROTTLING:
+                    self._pause()
+                    continue
+                if response.status == ESME_ROK:
+                    self._throttles = 0
+                return response
 
     # --- sending --------------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ def make_provider(settings: Settings, session: aiohttp.ClientSession | None) -> 
             settings.sms_sender or None,
         )
     if settings.sms_provider == "smpp":
+        if settings.sms_over_ussd_bind:
+            # One bind carries USSD and SMS: the app starts it, the USSD channel answers on it.
+            return SmppProvider.from_ussd_settings(settings)
         if not settings.smpp_system_id:
             raise SettingsError("OKRYU_SMPP_SYSTEM_ID is required with OKRYU_SMS_PROVIDER=smpp")
         # Not bound yet: the app starts it (start()/close()) and wires on_receipt.

@@ -52,7 +52,7 @@ async def test_dashboard_in_chromium_moves_an_order_and_draws_the_funnel(
     await page.goto(str(admin.make_url("/admin/")))
     await page.fill("#token", "wrong")
     await page.press("#token", "Enter")
-    await expect(page.locator("#problem")).to_contain_text("missing or wrong bearer token")
+    await expect(page.locator("#problem")).to_contain_text("Wrong token")
     await page.fill("#token", TOKEN)
     await page.press("#token", "Enter")
     row = page.locator(f"tr[data-code='{code}']")

@@ -32,7 +32,7 @@ def end_form(status: str = "Incomplete", session: str = "ATUid_1") -> dict[str, 
         "durationInMillis": "41234",
         "hopsCount": "6",
         "input": "1*1*1*1*2",
-        "lastAppResponse": "CON Cart: KPW 9,000",
+        "lastAppResponse": "CON Cart (1): KPW 9,000",
     }
 
 
@@ -50,7 +50,7 @@ async def test_at_events_record_the_end_and_remind_of_the_cart(
         "abandoned",
         6,
         41234,
-        "CON Cart: KPW 9,000",
+        "CON Cart (1): KPW 9,000",
     )
     assert reminder.kind == "cart_reminder"
 
@@ -115,7 +115,7 @@ async def test_at_delivery_reports_settle_the_outbox_row(
     make_gateway: Make, seeded_db: Database
 ) -> None:
     client = await make_gateway()
-    await walk(client, ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1", "1"])
+    await walk(client, ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1"])
     async with seeded_db.session() as s:
         row = (await s.exec(select(OutboundMessage))).one()
     await outbox.mark_sent(seeded_db, row.id or 0, "africastalking", "ATXid_42", utcnow())

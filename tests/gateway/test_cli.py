@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from gateway.cli import main
 from store import migrate, reports
@@ -63,7 +67,7 @@ async def test_cli_migrate_brings_an_empty_database_to_the_newest_revision(
     assert second == f"schema at revision {migrate.head()}"
 
 
-@pytest.mark.parametrize("argv", [["migrate"], ["seed"], ["report", "funnel"]])
+@pytest.mark.parametrize("argv", [["migrate"], ["seed"]])
 def test_cli_database_commands_say_an_unreachable_database_in_one_line(
     argv: list[str],
     tmp_path: Path,
@@ -120,3 +124,65 @@ async def test_cli_report_ledger_prints_each_day_and_proves_the_sum_is_zero(
                                "adjustments": -500, "balances": 6500}]  # fmt: skip
     assert report["total"] == 0 and report["balances"] is True
     assert drifted == 1 and "cards whose balance is not the sum of their entries: 1" in told
+
+
+def test_cli_report_funnel_never_makes_a_database_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default URL is relative: run from another directory, the report used to create an
+    # empty ./var/okryu.db and print zeros as if the shop had no visitors.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OKRYU_DATABASE_URL", raising=False)
+    handlers = logging.getLogger().handlers[:]
+    try:
+        status = main(["report", "funnel"])
+    finally:
+        logging.getLogger().handlers[:] = handlers
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    assert err.startswith(f"okryu: no database at {tmp_path / 'var' / 'okryu.db'} ")
+    assert "OKRYU_DATABASE_URL" in err and err.count("\n") == 1
+    assert not (tmp_path / "var").exists()
+
+
+def test_cli_report_funnel_into_a_closed_pipe_ends_quietly(
+    seeded_db: Database, tmp_path: Path
+) -> None:
+    # `okryu report funnel | head -1`: the reader leaves after one line. A real pipe and a
+    # real process: BrokenPipeError is raised only by a real write to a closed pipe.
+    if not seeded_db.url.startswith("sqlite"):
+        pytest.skip("the report runs in a child process, which needs a database file")
+    import shlex
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OKRYU_DATABASE_URL": seeded_db.url}
+    errors = tmp_path / "stderr"
+    # The reader (`true`) is gone long before Python has started and read the database, so
+    # the report's first write meets a closed pipe, as `| head` meets it after a line.
+    subprocess.run(
+        f"{shlex.quote(sys.executable)} -m gateway.cli report funnel 2>{errors} | true",
+        shell=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert errors.read_text() == ""  # no BrokenPipeError, no traceback
+
+
+async def test_cli_phone_takes_the_gateways_base_url_as_load_does(
+    make_gateway: Callable[..., Awaitable[TestClient[Any, Any]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `okryu phone --url http://host:port` used to post to the bare base URL and print 404.
+    client = await make_gateway(sms_dispatch=True)
+    base = f"http://{client.server.host}:{client.server.port}"
+    scenario = str(Path(__file__).parents[2] / "scenarios" / "order_english.scn")
+    handlers = logging.getLogger().handlers[:]
+    try:
+        status = await _run(["phone", "--url", base, "--script", scenario])
+    finally:
+        logging.getLogger().handlers[:] = handlers
+    out = capsys.readouterr().out
+    assert (status, out.split(" ", 2)[:2]) == (0, ["PASS", scenario]), out

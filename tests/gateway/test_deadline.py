@@ -80,7 +80,7 @@ async def test_deadline_slow_order_that_fails_says_so_by_sms_and_keeps_the_cart(
     assert [m.kind for m in sms] == ["order_failed"]
     assert sms[0].body.startswith("Okryu: sorry, we could not place your order.")
     _, home = await post(client, "", session="ATUid_2")
-    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (2)")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (1)")
 
 
 async def test_deadline_every_subscriber_told_pending_gets_an_sms(

@@ -26,7 +26,7 @@ def ended(status: str, session: str = "ATUid_1") -> SessionEnd:
         status,
         hops=6,
         duration_ms=42_000,
-        last_screen="Cart: KPW 9,000",
+        last_screen="Cart (1): KPW 9,000",
     )
 
 
@@ -49,7 +49,7 @@ async def test_ends_are_recorded_with_status_hops_screen_and_duration(
         "completed",
         6,
         42_000,
-        "Cart: KPW 9,000",
+        "Cart (1): KPW 9,000",
     )
 
 
@@ -88,7 +88,7 @@ async def test_ends_placing_the_order_cancels_a_queued_reminder(
     assert await client.app[keys.ENDS].record(ended("abandoned"))
     await post(client, "", session="ATUid_2")
     await post(client, "2", session="ATUid_2")  # start again: home, cart kept
-    await walk(client, ["2", "1", "1", "Changjon street 5", "1", "1"], session="ATUid_3")
+    await walk(client, ["2", "1", "1", "Changjon street 5", "1"], session="ATUid_3")
     (reminder,) = await messages(seeded_db, "cart_reminder")
     assert reminder.status == "cancelled"
 

@@ -46,7 +46,21 @@ def serve_env(tmp_path: Path, redis_url: str, redis_prefix: str) -> dict[str, st
         OKRYU_SMS_DISPATCH="0",
         OKRYU_VAR_DIR=str(tmp_path / "var"),
     )
+    asyncio.run(_stocked(env["OKRYU_DATABASE_URL"]))  # an empty shop warns at start
     return env
+
+
+async def _stocked(url: str) -> None:
+    from store import migrate
+    from store.db import Database
+    from store.seed import seed_if_empty
+
+    db = Database(url)
+    try:
+        await migrate.upgrade(db)
+        await seed_if_empty(db)
+    finally:
+        await db.close()
 
 
 def serve(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -184,7 +198,7 @@ async def test_serve_prints_the_banner_once_it_answers_and_stops_cleanly_on_sigt
             async with http.get(f"{base}/healthz") as healthz:
                 healthz_status = healthz.status
             async with http.get(f"{base}/readyz") as readyz:
-                ready = (readyz.status, await readyz.json())
+                ready = (readyz.status, {"status": (await readyz.json())["status"]})
         process.send_signal(signal.SIGTERM)
         rest, errors = await asyncio.wait_for(process.communicate(), EXITS_WITHIN)
     finally:

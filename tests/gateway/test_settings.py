@@ -97,6 +97,8 @@ PG = f"postgresql+asyncpg://okryu:{PASSWORD}@db.example/okryu"
         ("OKRYU_SCREEN_BUDGETS", "africastalking=5/2", "gives africastalking 5/2: a screen holds"),
         ("OKRYU_SCREEN_BUDGETS", "hubtel=160/80,nalo=182/91", "gives nalo 182/91"),
         ("OKRYU_DEFAULT_REGION", "XX", "OKRYU_DEFAULT_REGION takes ISO 3166 region codes"),
+        ("OKRYU_TIMEZONE", "Mars/Olympus", "OKRYU_TIMEZONE takes an IANA time zone"),
+        ("OKRYU_TIMEZONE", "../../etc/passwd", "OKRYU_TIMEZONE takes an IANA time zone"),
         ("OKRYU_SMS_REGIONS", "kp, Korea", "OKRYU_SMS_REGIONS takes ISO 3166 region codes"),
         ("OKRYU_DEMO", "2", "OKRYU_DEMO must be 1 or 0 (or true/false, yes/no, on/off), not '2'"),
         ("OKRYU_DEMO", "", "OKRYU_DEMO must be 1 or 0"),
@@ -260,3 +262,8 @@ def test_settings_pin_lock_is_fifteen_minutes_unless_told() -> None:
     assert Settings.from_env({}).pin_lock == 900
     assert Settings.from_env({"OKRYU_PIN_LOCK": "60"}).pin_lock == 60
     assert Settings.from_env({"OKRYU_PIN_LOCK": "86400"}).pin_lock == 86400
+
+
+def test_settings_timezone_is_the_shops_pyongyang_unless_set() -> None:
+    assert Settings.from_env({}).timezone == "Asia/Pyongyang"
+    assert Settings.from_env({"OKRYU_TIMEZONE": " Asia/Seoul "}).timezone == "Asia/Seoul"

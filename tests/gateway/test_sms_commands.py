@@ -75,9 +75,9 @@ async def test_sms_status_of_my_order_and_of_my_latest(
     code = await ordered(client, seeded_db)
     me = Texter(client, seeded_db)
     assert await me.send(f"STATUS {code.lower()}") == [
-        f"Okryu: order {code} is Placed. Total KPW 10,000."
+        f"Okryu: order {code} is placed. Total KPW 10,000."
     ]
-    assert await me.send("status") == [f"Okryu: order {code} is Placed. Total KPW 10,000."]
+    assert await me.send("status") == [f"Okryu: order {code} is placed. Total KPW 10,000."]
 
 
 async def test_sms_someone_elses_code_answers_like_an_unknown_one(
@@ -99,7 +99,7 @@ async def test_sms_orders_lists_newest_first(make_gateway: Make, seeded_db: Data
     second = await ordered(client, seeded_db, session="ATUid_2")
     me = Texter(client, seeded_db)
     assert await me.send("ORDERS") == [
-        f"Okryu: your orders, newest first: {second} Placed, {first} Placed"
+        f"Okryu: your orders, newest first: {second} placed, {first} placed"
     ]
     assert await Texter(client, seeded_db, OTHER).send("orders") == [
         "Okryu: you have no orders yet. Dial *123# to shop."
@@ -120,7 +120,7 @@ async def test_sms_cancel_before_dispatch_and_refused_after(
     # the restock reaches the menus' stock figures, as a USSD or staff cancel does
     assert await versions.redis.get(versions.keys["stock"]) != stock_version
     assert await me.send(f"CANCEL {code}") == [
-        f"Okryu: order {code} is Cancelled; it can no longer be cancelled."
+        f"Okryu: order {code} is cancelled; it can no longer be cancelled."
     ]
     assert await me.send("CANCEL") == [
         "Okryu: to cancel, send CANCEL and the order code, for example CANCEL ABC234."

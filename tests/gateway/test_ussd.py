@@ -39,7 +39,7 @@ async def post(client: TestClient[Any, Any], text: str, **kw: str) -> tuple[int,
     return response.status, await response.text()
 
 
-ORDER_PATH = ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1"]
+ORDER_PATH = ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5"]  # then Confirm
 
 
 async def walk(
@@ -133,7 +133,7 @@ async def test_ussd_start_again_goes_home_with_the_cart(make_gateway: Make) -> N
     await walk(client, ["1", "1", "1", "1", "2"])
     await post(client, "", session="ATUid_2")
     _, body = await post(client, "2", session="ATUid_2")
-    assert body.startswith("CON Okryu Shop\n1. Shop\n2. Cart (2)")
+    assert body.startswith("CON Okryu Shop\n1. Shop\n2. Cart (1)")
 
 
 async def test_ussd_no_resume_after_the_window_or_from_home(make_gateway: Make) -> None:
@@ -340,10 +340,10 @@ async def test_ussd_session_of_the_first_release_goes_on_after_the_deploy(
     assert await store.save(store.key("*123#", MSISDN), record)
     _, body = await post(client, "2*1")
     assert body.startswith(
-        "CON The menu has changed since your last step.\nOkryu Shop\n1. Shop\n2. Cart (2)"
+        "CON The menu has changed since your last step.\nOkryu Shop\n1. Shop\n2. Cart (1)"
     )
     _, body = await post(client, "2*1*2")
-    assert body.startswith("CON Cart: KPW 9,000\n2 x Corn noodles KPW 9,000")
+    assert body.startswith("CON Cart (1): KPW 9,000\n2 x Corn noodles")
 
 
 async def test_ussd_a_long_session_goes_on_and_its_record_stays_small(

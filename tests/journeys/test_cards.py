@@ -117,7 +117,7 @@ async def test_cards_short_balance_is_refused_before_the_pin(
     assert screen.startswith("CON Not enough on that card.\nPayment\n1. Okryu card")
     assert await balance(seeded_db, card) == 9_999
     _, cash = await post(client, "*".join([*CHECKOUT, "1", "2"]))  # cash on delivery still
-    assert cash.startswith("CON Total KPW 10,000")
+    assert cash.startswith("CON Please confirm\nTotal KPW 10,000")
 
 
 async def test_cards_replayed_or_raced_pin_hop_debits_once(
@@ -205,9 +205,12 @@ async def test_cards_without_a_card_payment_is_cash_as_before(
     assert await walk(client, ["6"]) == (
         "CON You have no Okryu card. Ask for one at the shop counter.\n0 Back 00 Home"
     )
-    assert await walk(client, ["2", *CHECKOUT], session="ATUid_2") == (
-        "CON Payment\n1. Cash on delivery\n0 Back 00 Home"
+    # One way to pay: the payment screen is passed (issue 12), Confirm says cash.
+    confirm = await walk(client, ["2", *CHECKOUT], session="ATUid_2")
+    assert (
+        confirm.startswith("CON Please confirm\nTotal KPW 10,000") and "Okryu card" not in confirm
     )
+    assert confirm.splitlines()[2] == "Cash on delivery"
 
 
 async def test_cards_balance_by_sms_in_english_and_korean(
@@ -239,7 +242,7 @@ async def test_cards_cancel_by_sms_refunds_once_and_says_so(
         " balance KPW 10,000."
     ]
     assert await me.send(f"CANCEL {code}") == [
-        f"Okryu: order {code} is Cancelled; it can no longer be cancelled."
+        f"Okryu: order {code} is cancelled; it can no longer be cancelled."
     ]
     assert await balance(seeded_db, card) == 10_000
 

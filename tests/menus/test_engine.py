@@ -10,6 +10,7 @@ from menus.ports import (
     PlaceOrder,
     SaveLanguage,
 )
+from menus.screens import Budget, fits
 from tests.menus.helpers import MSISDN, Driver, FakeStore
 
 
@@ -131,10 +132,10 @@ def test_engine_adding_to_cart_shows_the_cart_and_back_goes_home() -> None:
     _to_quantity(phone)
     cart = phone.send("2")
     assert cart == (
-        "Cart: KPW 2,000\n2 x Product number 1 KPW 2,000\n1. Checkout\n2. Remove an item\n"
+        "Cart (1): KPW 2,000\n2 x Product number 1\n1. Checkout\n2. Change an item\n"
         "3. Shop more\n0 Back 00 Home"
     )
-    assert phone.send("0").startswith("Okryu Shop\n1. Shop\n2. Cart (2)")  # the chart's back
+    assert phone.send("0").startswith("Okryu Shop\n1. Shop\n2. Cart (1)")  # the chart's back
 
 
 def test_engine_adding_the_same_product_twice_adds_up_within_stock() -> None:
@@ -142,21 +143,73 @@ def test_engine_adding_the_same_product_twice_adds_up_within_stock() -> None:
     _to_quantity(phone)
     phone.send("2", "3", "1", "1", "1")  # shop more: the same product again
     assert phone.send().startswith("Product number 1\nKPW 1,000 each\nHow many? (1-1)")
-    assert phone.send("1").startswith("Cart: KPW 3,000\n3 x Product number 1 KPW 3,000\n")
+    assert phone.send("1").startswith("Cart (1): KPW 3,000\n3 x Product number 1\n")
     phone.send("3", "1", "1")  # product 1 again: nothing left to add
     assert phone.send().endswith("Sold out\n0 Back 00 Home")
 
 
-def test_engine_remove_an_item_then_back_goes_past_the_remove_screen() -> None:
+def test_engine_remove_an_item_says_so_then_back_goes_past_the_change_screens() -> None:
     phone = Driver()
     _to_quantity(phone)
     phone.send("1", "3", "1", "2", "1", "1")  # 1 of product 1, then 1 of product 2
     assert phone.send("2") == (
-        "Remove which item?\n1. 1 x Product number 1\n2. 1 x Product number 2\n0 Back 00 Home"
+        "Change which item?\n1. 1 x Product number 1\n2. 1 x Product number 2\n0 Back 00 Home"
     )
-    assert phone.send("1").startswith("Cart: KPW 2,000\n1 x Product number 2 KPW 2,000\n")
+    assert phone.send("1") == (
+        "Product number 1\n1 in cart\n1. Remove it\n2. Change quantity\n0 Back 00 Home"
+    )
+    assert phone.send("1").startswith("Item removed.\nCart (1): KPW 2,000\n1 x Product number 2\n")
     phone.send("0")
-    assert phone.state == "home"  # back from the cart, never to the remove screen
+    assert phone.state == "home"  # back from the cart, never to the change screens
+
+
+def test_engine_change_a_lines_quantity_within_stock() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    phone.send("1")  # 1 of product 1 (stock 3)
+    phone.send("2", "1", "2")
+    prompt = "Product number 1\n1 in cart\nHow many now? (1-3)\n0 Back 00 Home"
+    assert phone.send() == prompt
+    for bad in ("0", "4", "x", "²"):
+        screen = phone.send(bad)
+        if bad == "0":  # 0 is back, as on every screen
+            assert phone.state == "line"
+            phone.send("2")
+            continue
+        assert screen == "Enter a number from 1 to 3.\n" + prompt
+    assert phone.send("3").startswith(
+        "Quantity changed.\nCart (1): KPW 3,000\n3 x Product number 1\n"
+    )
+    assert phone.ctx["cart"] == [[1, 3]]
+
+
+def test_engine_cart_shows_several_lines_a_screen_names_shortened_by_the_budget() -> None:
+    from store.catalog import widest_catalog
+    from store.seed import demo_catalog
+
+    for catalog, budget in ((demo_catalog(), Budget(160, 80)), (widest_catalog(), Budget(160, 80))):
+        for lang in ("en", "ko"):
+            phone = Driver(catalog, budget=budget)
+            phone.dial()
+            if lang == "ko":
+                phone.send("4", "2")
+            first = catalog.by_category[catalog.categories[0].id]
+            phone.ctx["cart"] = [[pid, 10] for pid in first[:3]]
+            cart = phone.send("2")
+            assert fits(cart, budget), cart
+            lines = [line for line in cart.splitlines() if "10 x " in line or "10x" in line]
+            if catalog.version != "widest":
+                assert len(lines) == 3, cart  # three products, one screen
+            else:  # names that fill their columns: cut, and still at least one a screen
+                assert lines and all(line.endswith(("...", "…")) for line in lines), cart
+            # never an option cut: all three choices and the way back are whole
+            options = (
+                ["1. Checkout", "2. Change an item", "3. Shop more"]
+                if lang == "en"
+                else ["1.주문하기", "2.수량 바꾸기", "3.더 고르기"]
+            )
+            assert all(option in cart.splitlines() for option in options), cart
+            assert cart.endswith(("0 Back 00 Home", "0 뒤로 00 처음"))
 
 
 def test_engine_empty_cart_offers_to_shop() -> None:
@@ -170,8 +223,7 @@ def test_engine_empty_cart_offers_to_shop() -> None:
 def _checkout(phone: Driver, address: str = "Changjon street 5") -> str:
     _to_quantity(phone)
     phone.send("2", "1", "1")  # cart -> checkout -> first district
-    phone.send(address)
-    return phone.send("1")  # cash on delivery
+    return phone.send(address)  # cash on delivery, the one way to pay, is chosen for them
 
 
 def test_engine_address_is_validated() -> None:
@@ -181,18 +233,57 @@ def test_engine_address_is_validated() -> None:
     assert phone.state == "address"
     for bad in ("ab", "x" * 61, "   "):
         assert phone.send(bad) == "Type 3 to 60 characters.\n" + prompt
-    payment = phone.send("  Changjon   street 5 ")
-    assert payment.startswith("Payment")
-    assert "District 1, Changjon street 5" in phone.send("1")  # spaces tidied on Confirm
+    confirm = phone.send("  Changjon   street 5 ")
+    assert "District 1, Changjon street 5" in confirm  # spaces tidied on Confirm
 
 
 def test_engine_confirm_shows_total_fee_and_address() -> None:
     phone = Driver()
     screen = _checkout(phone)
     assert screen == (
-        "Total KPW 2,500 (delivery KPW 500)\nCash on delivery\nDistrict 1, Changjon street 5\n"
-        "1. Confirm\n2. Back to cart\n0 Back 00 Home"
+        "Please confirm\nTotal KPW 2,500 (delivery KPW 500)\nCash on delivery\n"
+        "District 1, Changjon street 5\n1. Confirm\n2. Back to cart\n0 Back 00 Home"
     )
+
+
+def _confirm_pages(phone: Driver, first: str) -> list[str]:
+    pages = [first]
+    while "98 " in pages[-1]:
+        pages.append(phone.send("98"))
+    return pages
+
+
+def test_engine_confirm_shows_the_whole_longest_address_paged_in_either_language() -> None:
+    english = "Apt 12-345, Ryomyong Street, Central District, Pyongyang 99"  # 60, the most
+    korean = "평양시 중구역 창전거리 5번지 12층 345호, 려명거리 옆 큰 건물, 옥류관 건너편"[:60]
+    for lang, address in (("en", english), ("ko", korean)):
+        phone = Driver()
+        phone.dial()
+        if lang == "ko":
+            phone.send("4", "2")
+        phone.send("1", "1", "1", "1", "2", "1", "1")
+        pages = _confirm_pages(phone, phone.send(address))
+        chrome = {"1. Confirm", "2. Back to cart", "98 More", "0 Back 00 Home", "1.확인",
+                  "2.바구니로", "98 다음", "0 뒤로 00 처음"}  # fmt: skip
+        shown = " ".join(
+            line for page in pages for line in page.splitlines()[1:] if line not in chrome
+        )
+        assert " ".join(address.split()) in " ".join(shown.split()), pages  # every word, uncut
+        assert "..." not in shown and "…" not in shown
+        for page in pages:  # the choices on every page, each screen within the budget
+            assert fits(page, Budget())
+            assert ("1. Confirm" if lang == "en" else "1.확인") in page.splitlines()
+        assert phone.send("1").startswith(("Order ", "주문 "))  # confirmable from the last page
+
+
+def test_engine_saved_address_of_a_profile_is_offered_only_for_its_district() -> None:
+    profile = CustomerProfile(MSISDN, "en", 2, "Changjon street 5")
+    phone = Driver(store=FakeStore(profile=profile))
+    phone.dial()
+    phone.send("1", "1", "1", "1", "1", "1")  # to the districts
+    assert phone.send("1") == "Delivery address?\nType 3 to 60 characters.\n0 Back 00 Home"
+    phone.send("0")
+    assert "1. Changjon street 5" in phone.send("2")  # district 2: the one it was for
 
 
 def test_engine_confirm_places_the_order_and_ends_with_the_code() -> None:
@@ -286,9 +377,48 @@ def test_engine_help_is_a_screen_with_a_way_back() -> None:
     phone.dial()
     screen = phone.send("5")
     assert screen.startswith("Help\nPick goods")
-    assert screen.endswith("0 Back 00 Home")
+    assert screen.endswith("98 More\n0 Back 00 Home")
     phone.send("0")
     assert phone.state == "home"
+
+
+def _help_pages(phone: Driver, choose_help: str) -> str:
+    pages = [phone.send(choose_help)]
+    while "98 " in pages[-1].splitlines()[-2]:
+        pages.append(phone.send("98"))
+    return "\n".join(pages)
+
+
+def test_engine_help_tells_paging_and_every_sms_command_in_english() -> None:
+    phone = Driver()
+    phone.dial()
+    shown = _help_pages(phone, "5")
+    assert "98 next page, 0 page back (or out), 00 home" in shown
+    for command in ("STATUS code", "CANCEL code", "ORDERS", "LANG EN or KO", "STOP", "HELP"):
+        assert command in shown
+
+
+def test_engine_help_tells_paging_and_every_sms_command_in_korean() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("4", "2")  # 조선말
+    shown = _help_pages(phone, "5")
+    assert "98 다음 페지, 0 앞 페지" in shown
+    for command in ("상태 주문번호", "취소 주문번호", "주문", "언어 EN/KO", "중지", "도움"):
+        assert command in shown
+
+
+def test_engine_back_on_a_later_page_steps_back_a_page_then_leaves() -> None:
+    phone = Driver()
+    phone.dial()
+    phone.send("1")
+    first = phone.send("1")
+    second = phone.send("98")
+    third = phone.send("98")
+    assert len({first, second, third}) == 3
+    assert (phone.send("0"), phone.state) == (second, "products")
+    assert (phone.send("0"), phone.state) == (first, "products")
+    assert phone.send("0").startswith("Categories\n")  # from the first page, 0 leaves
 
 
 def test_engine_resume_offers_to_continue_and_yes_lands_on_the_same_screen() -> None:
@@ -309,7 +439,7 @@ def test_engine_resume_start_again_goes_home_and_keeps_the_cart() -> None:
     _to_quantity(phone)
     phone.send("2", "1")  # at the district list
     phone.dial(ref="s2", resume=True)
-    assert phone.send("2").startswith("Okryu Shop\n1. Shop\n2. Cart (2)")
+    assert phone.send("2").startswith("Okryu Shop\n1. Shop\n2. Cart (1)")
     assert phone.send("0").startswith("Invalid choice. Try again.\nOkryu Shop")  # no back
 
 
@@ -359,8 +489,8 @@ def test_engine_slow_order_not_placed_keeps_cart_and_key_for_the_retry() -> None
     phone.send("1")
     first_key = next(r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder))
     store.slow = False
-    assert phone.dial(ref="s2", resume=True).startswith("Okryu Shop\n1. Shop\n2. Cart (2)")
-    phone.send("2", "1", "1", "Changjon street 5", "1", "1")
+    assert phone.dial(ref="s2", resume=True).startswith("Okryu Shop\n1. Shop\n2. Cart (1)")
+    phone.send("2", "1", "1", "Changjon street 5", "1")
     keys = [r.idempotency_key for r in store.asked if isinstance(r, PlaceOrder)]
     assert keys[-1] == first_key  # the same checkout: placing it twice is impossible
     assert phone.turn is not None and phone.turn.text.startswith("Order ")
@@ -414,3 +544,18 @@ def test_engine_reports_inputs_typed_on_a_secret_screen_and_never_keeps_them() -
     assert phone.send("1", "4821", "9", "9").startswith("Order ")
     assert phone.turn.secret == (1, 2, 3)
     assert "4821" not in str(phone.turn.ctx)
+
+
+def test_engine_a_choice_of_one_is_made_without_a_screen_going_and_coming_back() -> None:
+    phone = Driver()
+    _to_quantity(phone)
+    phone.send("2", "1", "1")
+    confirm = phone.send("Changjon street 5")
+    assert (phone.state, confirm.splitlines()[2]) == ("confirm", "Cash on delivery")
+    assert phone.ctx.get("payment", "cod") == "cod"
+    assert phone.send("0").startswith("Delivery address?")  # back passes it too
+    assert phone.state == "address"
+    phone.send("Changjon street 5")
+    phone.send("1")
+    placed = [r for r in phone.store.asked if isinstance(r, PlaceOrder)]
+    assert [r.payment for r in placed] == ["cod"]

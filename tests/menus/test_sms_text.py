@@ -1,4 +1,5 @@
-"""SMS templates stay within two parts, in both languages, with worst-case values."""
+"""SMS templates stay within two parts, in both languages, with worst-case values; the order
+confirmation and every status SMS within one."""
 
 from __future__ import annotations
 
@@ -6,28 +7,69 @@ import pytest
 
 from menus import sms
 from menus.ports import OrderPlaced
-from menus.screens import is_gsm7, sms_parts
+from menus.screens import is_gsm7, measure, sms_parts
 
 WORST = OrderPlaced(code="WWWWWW", subtotal=9_999_999, fee=99_999, total=10_099_998)
+# The largest total the screens are checked with (menus.shop.Shop.worst_case): no realistic
+# order comes near it.
+LARGEST = OrderPlaced(code="WWWWWW", subtotal=99_000_000, fee=999_999, total=99_999_999)
+STATUSES = ["placed", "confirmed", "dispatched", "delivered", "cancelled"]
+ONE_PART = {"en": ("gsm7", 160), "ko": ("ucs2", 70)}
 
 
+def one_part(body: str, lang: str) -> bool:
+    """One SMS: 160 GSM-7 septets in English, 70 UCS-2 units in Korean."""
+    encoding, limit = ONE_PART[lang]
+    m = measure(body)
+    return m.encoding == encoding and m.units <= limit and sms_parts(body) == 1
+
+
+@pytest.mark.parametrize("placed", [WORST, LARGEST])
 @pytest.mark.parametrize("lang", ["en", "ko"])
-def test_sms_order_confirmation_fits_two_parts(lang: str) -> None:
-    body = sms.order_placed(WORST, lang)
-    assert WORST.code in body and "10,099,998" in body
-    assert sms_parts(body) <= 2
+def test_sms_order_confirmation_fits_one_part(lang: str, placed: OrderPlaced) -> None:
+    body = sms.order_placed(placed, lang)
+    assert placed.code in body and f"{placed.total:,}" in body and f"{placed.fee:,}" in body
+    assert one_part(body, lang), (measure(body), body)
 
 
-def test_sms_english_confirmation_is_gsm7() -> None:
-    assert is_gsm7(sms.order_placed(WORST, "en"))
+@pytest.mark.parametrize(("lang", "keyword"), [("en", "STATUS"), ("ko", "상태")])
+def test_sms_confirmation_names_the_status_command_in_the_readers_language(
+    lang: str, keyword: str
+) -> None:
+    assert sms.order_placed(WORST, lang).endswith(f" {keyword} WWWWWW")
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 @pytest.mark.parametrize("status", ["confirmed", "dispatched", "delivered", "cancelled"])
-def test_sms_status_changes_fit_two_parts(status: str, lang: str) -> None:
+def test_sms_status_changes_fit_one_part(status: str, lang: str) -> None:
     body = sms.status_changed(status, WORST.code, lang)
-    assert WORST.code in body and sms_parts(body) <= 2
-    assert lang == "ko" or is_gsm7(body)
+    assert WORST.code in body and one_part(body, lang), body
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("status", STATUSES)
+def test_sms_status_replies_fit_one_part(status: str, lang: str) -> None:
+    t = sms.catalog(lang)
+    for total in (WORST.total, LARGEST.total):
+        body = t(
+            "sms.status", code="WWWWWW", status=t(f"sms_status.{status}"), total=t.money(total)
+        )
+        assert one_part(body, lang), body
+        cannot = t("sms.cannot_cancel", code="WWWWWW", status=t(f"sms_status.{status}"))
+        assert one_part(cannot, lang), cannot
+
+
+def test_sms_status_reads_as_part_of_a_sentence() -> None:
+    t = sms.catalog("en")
+    body = t("sms.status", code="YF58BR", status=t("sms_status.placed"), total=t.money(1000))
+    assert body == "Okryu: order YF58BR is placed. Total KPW 1,000."
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_sms_reminder_names_stop_in_the_readers_language(lang: str) -> None:
+    assert sms.cart_reminder(lang, "*123#").endswith(
+        "STOP for no more reminders." if lang == "en" else "중지."
+    )
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
@@ -46,7 +88,7 @@ def test_sms_other_templates_fit_two_parts(lang: str) -> None:
 def test_sms_command_replies_fit_two_parts(lang: str) -> None:
     t = sms.catalog(lang)
     longest_status = max(
-        (t(f"status.{s}") for s in ("placed", "confirmed", "dispatched", "delivered", "cancelled")),
+        (t(f"sms_status.{s}") for s in STATUSES),
         key=len,
     )
     lines = t("fmt.separator").join(

@@ -11,7 +11,7 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.simulator_web import add_simulator_routes
 
-ORDER = ("1", "1", "2", "1", "2", "1", "1", "Changjon street 5", "1", "1")  # food, 2nd, 2 of it...
+ORDER = ("1", "1", "2", "1", "2", "1", "1", "Changjon street 5", "1")  # food, 2nd, 2 of it...
 
 
 class Clock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Awaitable, Callable
@@ -25,8 +26,10 @@ from simulators.load import (
 from simulators.network import FLAKY
 from simulators.phone import DIALECTS
 from simulators.shopper import tells_answers_apart
+from simulators.ussdc import SMPP
 from store.db import Database
 from store.models import Order
+from tests.gateway_fixtures import SMPP_PROFILES, SmppRig
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
 SUBSCRIBERS = 8
@@ -108,6 +111,22 @@ async def test_load_flaky_network_loses_no_order_and_answers_no_5xx(
     assert report.orders_placed > 0
     placed = await codes_of(seeded_db, phone_numbers(SUBSCRIBERS, 3))
     assert set(report.codes) <= set(placed), "an order seen placed is not in the database"
+
+
+@pytest.mark.parametrize("profile", list(SMPP_PROFILES))
+async def test_load_over_the_operator_s_smpp_bind_loses_no_order(
+    make_smpp_gateway: Callable[..., Awaitable[SmppRig]], seeded_db: Database, profile: str
+) -> None:
+    rig = await make_smpp_gateway(profile)
+    load = dataclasses.replace(
+        config(rig.client, network=FLAKY, seed=5), url=rig.handset_url, dialect=SMPP
+    )
+    report = await run_load(load)
+    assert report.errors["http_5xx"] == 0, report.error_samples
+    assert report.orders_placed > 0 and report.screens_over_budget == 0
+    placed = await codes_of(seeded_db, phone_numbers(SUBSCRIBERS, 5))
+    assert set(report.codes) <= set(placed), "an order seen placed is not in the database"
+    assert rig.centre.refused_screens == [] and len(rig.centre.binds) == 1
 
 
 def test_load_mix_parses_and_refuses_nonsense() -> None:

@@ -10,7 +10,16 @@
     transcript: $("transcript"), scenario: $("scenario"), carrier: $("carrier"), screen: $("screen"), answer: $("answer"),
     badge: $("badge"), phone: document.querySelector(".phone"), sms: $("sms"),
     inboxNumber: $("inbox-number"), inboxStatus: $("inbox-status"), events: $("events"),
+    softLeft: $("soft-left"), softRight: $("soft-right"), mode: $("mode"),
+    smsForm: $("sms-form"), smsText: $("sms-text"),
   };
+  // Multi-tap, as on the basic handsets the shop is for: each press of a key moves to its
+  // next character; a pause (or another key) keeps the one shown.
+  const LETTERS = {
+    1: ".,-'1", 2: "abc2", 3: "def3", 4: "ghi4", 5: "jkl5", 6: "mno6", 7: "pqrs7", 8: "tuv8",
+    9: "wxyz9", 0: " 0",
+  };
+  const TAP_PAUSE = 1000; // ms without a press that keeps the letter shown
   const LABELS = { gsm7: "GSM-7", ucs2: "UCS-2" };
   const DIAL_CODE = /^\*[0-9][0-9*]*#$/;
   const INBOX_EVERY = 1000; // ms between looks at the SMS inbox
@@ -82,6 +91,7 @@
   }
 
   function pressSend() {
+    keep();
     const typed = el.answer.value;
     el.answer.value = "";
     enqueue(async () => {
@@ -105,18 +115,56 @@
     });
   }
 
+  let letters = false; // the keypad's mode in a session: digits (123) or letters (abc)
+  let tap = null; // the key being multi-tapped: {key, index, timer}
+
   function type(key) {
-    el.answer.value += key;
+    if (inSession && key === "#") { // switches the mode, as on a handset in a text field
+      keep();
+      letters = !letters;
+      el.mode.textContent = letters ? "abc" : "123";
+      return;
+    }
+    if (!letters || !inSession || !(key in LETTERS)) {
+      keep();
+      el.answer.value += key;
+      return;
+    }
+    const cycle = LETTERS[key];
+    if (tap && tap.key === key) {
+      tap.index = (tap.index + 1) % cycle.length;
+      el.answer.value = el.answer.value.slice(0, -1) + cycle[tap.index];
+    } else {
+      keep();
+      tap = { key, index: 0, timer: 0 };
+      el.answer.value += cycle[0];
+    }
+    clearTimeout(tap.timer);
+    tap.timer = setTimeout(keep, TAP_PAUSE);
+  }
+
+  function keep() {
+    if (tap) clearTimeout(tap.timer);
+    tap = null;
   }
 
   function backspace() {
+    keep();
     el.answer.value = el.answer.value.slice(0, -1);
+  }
+
+  function softkeys(ended) {
+    // After an END the call keys dismiss and dial again, and say so.
+    el.softLeft.textContent = ended ? "Dial again" : "Send";
+    el.softRight.textContent = ended ? "OK" : "Cancel";
   }
 
   // --- drawing ----------------------------------------------------------------------------
 
   function show(answer) {
     inSession = !answer.end;
+    keep();
+    softkeys(answer.end);
     for (const line of answer.events) note(line);
     showText(answer.text, answer.cut ? "cut" : answer.error ? "error" : "");
     if (answer.encoding === null) {
@@ -143,6 +191,8 @@
 
   function idle() {
     inSession = false;
+    keep();
+    softkeys(false);
     showText(`Okryu\n\nDial ${el.code.value.trim() || "*123#"} and press Send.`);
     clearBadge();
   }
@@ -203,6 +253,35 @@
     setTimeout(() => lookAtInbox(round), INBOX_EVERY);
   }
 
+  // --- an SMS from the handset: to the inbound endpoint a network calls ------------------
+
+  let sent = 0;
+
+  async function sendSms(text) {
+    const number = inbox.number || el.msisdn.value.trim();
+    const form = new URLSearchParams({
+      from: number, to: "OKRYU", text, id: `web-${Date.now()}-${sent++}`,
+      date: new Date().toISOString().replace("T", " ").slice(0, 19),
+    });
+    const response = await fetch("../sms/africastalking", { method: "POST", body: form });
+    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    const item = document.createElement("li");
+    item.className = "out";
+    const at = document.createElement("time");
+    at.textContent = `sent ${new Date().toLocaleTimeString()}`;
+    item.append(at, text);
+    el.sms.prepend(item);
+    note(`sms       ${text}`);
+  }
+
+  el.smsForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = el.smsText.value.trim();
+    if (!text) return;
+    el.smsText.value = "";
+    sendSms(text).catch((error) => { el.inboxStatus.textContent = `SMS: ${error.message}`; });
+  });
+
   // --- input: the keypad by click, the keyboard anywhere but the settings -----------------
 
   el.phone.addEventListener("click", (event) => {
@@ -217,7 +296,7 @@
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const typing = event.target === el.answer;
-    if (!typing && event.target.closest && event.target.closest("#settings")) return;
+    if (!typing && event.target.closest && event.target.closest("#settings, #sms-form")) return;
     const key = event.key;
     if (key === "Enter") {
       event.preventDefault(); // also keeps a focused keypad button from being clicked

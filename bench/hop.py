@@ -15,7 +15,7 @@ Scenarios, each with N concurrent subscribers (each its own phone number and ses
 * ``browse``: menus and pages, a fresh session every 8 hops; no SQL after a subscriber's first
   dial, which falls in the warm-up. Against the baseline, one gateway worker and
   ``--workers`` gateway workers (``okryu serve --workers N``).
-* ``order``: whole order journeys, 11 hops each, the last confirming the order, on one worker.
+* ``order``: whole order journeys, 10 hops each, the last confirming the order, on one worker.
 * with ``--postgres URL`` (or ``OKRYU_BENCH_POSTGRES_URL``): browse and order again on
   PostgreSQL, one worker.
 * ``--sessions N``: after its runs, N more sessions on the one-worker gateway, each a new

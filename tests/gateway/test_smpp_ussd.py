@@ -32,7 +32,17 @@ from tests.simulator_web import simulator_app
 
 MakeRig = Callable[..., Awaitable[SmppRig]]
 MSISDN = "+8501912345678"
-ORDER = ["1", "1", "1", "1", "2", "1", "1", "Changjon street 5", "1", "1"]
+ORDER = [
+    "1",
+    "1",
+    "1",
+    "1",
+    "2",
+    "1",
+    "1",
+    "Changjon street 5",
+    "1",
+]  # then Confirm (one way to pay: no payment screen)
 PROFILES = list(SMPP_PROFILES)
 
 

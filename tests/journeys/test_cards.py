@@ -79,8 +79,8 @@ async def test_cards_pay_for_an_order_with_card_and_pin(
     assert await balance(seeded_db, card) == 15_000
     assert (await sms_to(seeded_db))[-1] == (
         "order_placed",
-        f"Okryu: order {code} placed. Paid KPW 10,000 by card {last4}; left on the card:"
-        f" KPW 15,000. We will SMS you when it is on the way. Track it: STATUS {code}",
+        f"Okryu: order {code} placed. Paid KPW 10,000 by card {last4}; left on it:"
+        f" KPW 15,000. We will SMS when it is on the way. Reply STATUS {code}",
     )
 
 
@@ -103,8 +103,7 @@ async def test_cards_pay_in_korean_and_see_the_refund_when_cancelling_by_ussd(
     assert await balance(seeded_db, card) == 10_000
     assert (await sms_to(seeded_db))[-1] == (
         "order_cancelled",
-        f"옥류: 주문 {code} 취소되였습니다. 10,000원을 카드 {last4}에 돌려드렸습니다."
-        " 잔액 10,000원.",
+        f"옥류: 주문 {code} 취소. 10,000원을 카드 {last4}에 돌려드렸습니다. 잔액 10,000원.",
     )
 
 

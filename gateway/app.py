@@ -254,6 +254,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[keys.METRICS],
         funnel=funnel,
         promises=Promises(app[keys.REDIS], settings.redis_prefix),
+        pin_lock=settings.pin_lock,
     )
     app[keys.COMMANDS] = Commands(
         db,

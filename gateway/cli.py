@@ -130,8 +130,15 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     flow.add_argument("--out", default=DIAGRAM, help=f"the SVG to write (default {DIAGRAM})")
     report = commands.add_parser("report", help="reports from the database")
-    report.add_argument("name", choices=("funnel",), help="which report")
-    report.add_argument("--from", dest="since", default=None, help="start, ISO date or time (UTC)")
+    report.add_argument(
+        "name",
+        choices=("funnel", "ledger"),
+        help="funnel: the order journey's steps; ledger: shop-card money per day, proven to"
+        " balance (exit status 1 if it does not)",
+    )
+    report.add_argument(
+        "--from", "--since", dest="since", default=None, help="start, ISO date or time (UTC)"
+    )
     report.add_argument("--to", dest="until", default=None, help="end, ISO date or time (UTC)")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     # --- okryu redis-cluster (issue 11) ---
@@ -172,6 +179,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 return asyncio.run(seed(settings))
             if args.command == "migrate":
                 return asyncio.run(migrate_command(settings))
+            if args.name == "ledger":
+                return asyncio.run(ledger_report(settings, args.since, as_json=args.json))
             return asyncio.run(funnel_report(settings, args.since, args.until, as_json=args.json))
         except StartupError as error:  # the database: one line, as `okryu serve` says it
             print(f"okryu: {error}", file=sys.stderr)
@@ -349,15 +358,7 @@ async def funnel_report(
     except ValueError as error:
         print(f"okryu: --from/--to: {error}", file=sys.stderr)
         return 2
-    missing = _missing_sqlite_file(settings.database_url)
-    if missing is not None:
-        # A report reads; it never makes an empty database here and reports its zeros.
-        print(
-            f"okryu: no database at {missing} (OKRYU_DATABASE_URL): a relative path is read"
-            " from the current directory; run this where okryu serve runs, or set"
-            " OKRYU_DATABASE_URL to the database's absolute path",
-            file=sys.stderr,
-        )
+    if _no_database(settings):
         return 1
     with database_failures(settings.database_url):
         db = Database(settings.database_url)
@@ -373,6 +374,62 @@ async def funnel_report(
         print(f"funnel {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
         print(format_report(steps))
     return 0
+
+
+async def ledger_report(settings: Settings, since: str | None, *, as_json: bool) -> int:
+    """``okryu report ledger``: top-ups, payments, refunds and balances per day, and the
+    proof that every entry sums to zero; exit status 1 when the ledger does not balance."""
+    from datetime import UTC, datetime
+
+    from gateway.startup import database_failures
+    from store import cards, migrate
+    from store.db import Database
+
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError as error:
+        print(f"okryu: --since: {error}", file=sys.stderr)
+        return 2
+    if start is not None and start.tzinfo is not None:
+        start = start.astimezone(UTC).replace(tzinfo=None)
+    if _no_database(settings):
+        return 1
+    with database_failures(settings.database_url):
+        db = Database(settings.database_url)
+        try:
+            await migrate.upgrade(db)
+            days = await cards.days(db, start)
+            proof = await cards.prove(db)
+        finally:
+            await db.close()
+    if as_json:
+        rows = [
+            {"day": d.day.isoformat(), "topups": d.topups, "payments": d.payments,
+             "refunds": d.refunds, "adjustments": d.adjustments, "balances": d.balances}
+            for d in days
+        ]  # fmt: skip
+        print(json.dumps({"days": rows, "entries": proof.entries, "total": proof.total,
+                          "unbalanced_movements": list(proof.unbalanced),
+                          "mismatched_cards": list(proof.mismatched),
+                          "balances": proof.holds}))  # fmt: skip
+    else:
+        print(cards.format_ledger(days, proof))
+    return 0 if proof.holds else 1
+
+
+def _no_database(settings: Settings) -> bool:
+    """True, said on stderr, when the database a report would read is a missing SQLite file:
+    a report reads; it never makes an empty database here and reports its zeros."""
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is None:
+        return False
+    print(
+        f"okryu: no database at {missing} (OKRYU_DATABASE_URL): a relative path is read"
+        " from the current directory; run this where okryu serve runs, or set"
+        " OKRYU_DATABASE_URL to the database's absolute path",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _missing_sqlite_file(url: str) -> Path | None:

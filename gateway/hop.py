@@ -14,8 +14,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -26,14 +27,18 @@ from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.promises import Promises
-from gateway.sessions import Record, SessionStore, trail
+from gateway.sessions import MASK, Record, SessionStore, masked_path, trail
 from menus import sms
 from menus.engine import RESUME, Engine, NeedData, Turn
 from menus.ports import (
     CancelOrder,
+    CardDeclined,
     Catalog,
+    ChangePin,
+    CheckPin,
     FindOrder,
     GetOrder,
+    ListCards,
     ListOrders,
     LoadCustomer,
     OrderPending,
@@ -44,7 +49,7 @@ from menus.ports import (
     SaveLanguage,
 )
 from menus.screens import Budget
-from store import lifecycle, orders, outbox
+from store import cards, lifecycle, orders, outbox
 from store.db import Database
 
 log = logging.getLogger("okryu.hop")
@@ -65,10 +70,25 @@ class _Plan:
 
     kind: Literal["replay", "start", "continue", "late"]
     inputs: tuple[str, ...] = ()  # the inputs this hop adds
-    # The session's inputs once this hop is applied (sessions.Record's depth, trail, last).
+    # The session's inputs once this hop is applied (sessions.Record's depth, last), and
+    # the whole path when the aggregator sends it (its digest, secret inputs masked, is the
+    # record's trail), with the positions of the secret inputs before this hop.
     depth: int = 0
-    trail: str = ""
     last: str = ""
+    path: tuple[str, ...] | None = None
+    masked: tuple[int, ...] = ()
+
+    def kept(self, secret: Sequence[int]) -> tuple[str, str, list[int]]:
+        """The record's trail, last input and masked positions once this hop is applied,
+        ``secret`` being the positions among its inputs that were typed on a secret screen
+        (a PIN): those are never kept, not even in the path's digest."""
+        base = self.depth - len(self.inputs)
+        masked = [*self.masked, *(base + i for i in secret)]
+        last = MASK if self.inputs and len(self.inputs) - 1 in secret else self.last
+        path = self.path
+        if path is None:
+            return "", last, []  # nothing of the path is kept but the last input
+        return trail(masked_path(path, masked)), last, masked
 
 
 def _after(
@@ -77,13 +97,16 @@ def _after(
     """The plan that applies ``inputs`` after what ``record`` applied (None: from nothing).
     ``path``: the session's whole path once applied, when the aggregator sends it (the
     digest compared on the next hop); None for aggregators that send only the latest."""
-    depth, last = (record.depth, record.last) if record else (0, "")
+    depth, last, masked = (
+        (0, "", ()) if record is None else (record.depth, record.last, tuple(record.masked))
+    )
     return _Plan(
         kind,
         inputs,
         depth + len(inputs),
-        trail(path) if path is not None else "",
         inputs[-1] if inputs else last,
+        path,
+        masked if path is not None else (),
     )
 
 
@@ -102,7 +125,7 @@ def plan(
         return _after(None, inbound.inputs, path, "start")
     if inbound.mode == "path":
         seen = inbound.inputs[: record.depth]
-        if len(seen) < record.depth or trail(seen) != record.trail:
+        if len(seen) < record.depth or trail(masked_path(seen, record.masked)) != record.trail:
             return _Plan("late")  # an earlier hop that lost its way: the subscriber moved on
         if len(inbound.inputs) == record.depth:
             return _Plan("replay")
@@ -117,9 +140,16 @@ def plan(
             return _Plan("late")
     elif inbound.new_session:
         return _Plan("replay")  # the session-opening request, sent again
-    elif record.depth and inbound.inputs == (record.last,) and now - record.at < retry_window:
+    elif record.depth and _again(inbound.inputs, record.last) and now - record.at < retry_window:
         return _Plan("replay")
     return _after(record, inbound.inputs, None, "continue")
+
+
+def _again(inputs: tuple[str, ...], last: str) -> bool:
+    """Whether ``inputs`` may be the last answer sent again. A secret one (a PIN) is not kept
+    to compare with: any one answer within the retry window is taken for its retry, as nobody
+    reads the next screen and answers that fast (a wrong PIN retried must not count twice)."""
+    return inputs == (last,) or (last == MASK and len(inputs) == 1)
 
 
 class _Placement:
@@ -152,6 +182,7 @@ class Gateway:
         metrics: Metrics | None = None,
         funnel: FunnelCounter | None = None,
         promises: Promises | None = None,
+        pin_lock: float = 900,
     ) -> None:
         self.sessions = sessions
         self.catalogs = catalogs
@@ -167,6 +198,7 @@ class Gateway:
         self.metrics = metrics
         self.funnel = funnel
         self.promises = promises
+        self.pin_lock = pin_lock  # seconds a card is locked after three wrong PINs
         self._placing: dict[str, _Placement] = {}
 
     async def handle(self, inbound: Inbound, budget: Budget) -> Reply:
@@ -193,13 +225,15 @@ class Gateway:
                 return Reply(turn.text, turn.end, turn.state)  # shown, not saved: no change
             seen = record.seen if record is not None and hop.kind == "continue" else 0
             seen, first_time = reach(seen, turn.state)
+            kept_trail, last, masked = hop.kept(turn.secret)
             saved = Record(
                 version=record.version if record is not None else 0,
                 ref=inbound.session_ref,
                 recent=_recent(record, inbound.session_ref),
                 depth=hop.depth,
-                trail=hop.trail,
-                last=hop.last,
+                trail=kept_trail,
+                last=last,
+                masked=masked,
                 hops=(record.hops + 1) if record is not None and hop.kind == "continue" else 1,
                 reply=(turn.text, turn.end),
                 state=turn.state,
@@ -278,7 +312,21 @@ class Gateway:
             return await self._place(request, give_up_at)
         if isinstance(request, CancelOrder):
             return await self._cancel(request)
+        if isinstance(request, ListCards):
+            return await cards.list_cards(db, request.msisdn, self._now())
+        if isinstance(request, CheckPin):
+            return await cards.check_pin(
+                db, request.msisdn, request.card, request.pin, now=self._now(),
+                lock_for=timedelta(seconds=self.pin_lock), lang=request.lang,
+                render_locked=sms.card_locked,
+            )  # fmt: skip
+        if isinstance(request, ChangePin):
+            return await cards.change_pin(db, request.msisdn, request.card, request.pin)
         raise HopFailed(f"no one fulfils {type(request).__name__}")
+
+    def _now(self) -> datetime:
+        """Now, by the gateway's clock (tests move it), as the store keeps times."""
+        return datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None)
 
     async def _cancel(self, request: CancelOrder) -> bool:
         try:
@@ -296,7 +344,7 @@ class Gateway:
         the customer's SMS goes out now, and a cancellation's restock reaches the menus."""
         changed = await lifecycle.change_status(
             self.db, code, status, actor=actor, note=note, msisdn=msisdn,
-            render_sms=sms.status_changed,
+            render_sms=sms.status_changed, render_refund=sms.order_refunded,
         )  # fmt: skip
         if status == "cancelled":
             await self.versions.stock_changed()  # the goods are back on the shelf
@@ -379,7 +427,7 @@ class Gateway:
             await self.versions.stock_changed()
             if self.on_sms_queued is not None:
                 await self.on_sms_queued()
-        elif isinstance(placement_result, OutOfStock) and self._promised(request):
+        elif isinstance(placement_result, OutOfStock | CardDeclined) and self._promised(request):
             await self._tell_order_failed(request)  # nobody is on the line to be told
         return placement_result
 

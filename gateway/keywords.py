@@ -1,6 +1,7 @@
 """SMS keyword commands, tolerant of case, spacing and a leading ``#``; in English or Korean.
 
-``STATUS [code]``, ``CANCEL <code>``, ``ORDERS``, ``LANG EN|KO``, ``STOP``, ``START``, ``HELP``.
+``STATUS [code]``, ``CANCEL <code>``, ``ORDERS``, ``BALANCE``, ``LANG EN|KO``, ``STOP``,
+``START``, ``HELP``.
 Anything else gets the help text. A subscriber only ever sees their own orders: someone
 else's code is answered exactly like one that does not exist.
 """
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from menus import sms
 from menus.ports import Lang
 from menus.screens import sms_parts
-from store import lifecycle, orders
+from store import cards, lifecycle, orders
 from store.codes import CODE_LENGTH
 from store.db import Database
 
@@ -24,6 +25,7 @@ KEYWORDS: dict[str, str] = {
     "STOP": "STOP", "UNSUBSCRIBE": "STOP", "중지": "STOP", "그만": "STOP",
     "START": "START", "시작": "START",
     "HELP": "HELP", "도움": "HELP", "도움말": "HELP",
+    "BALANCE": "BALANCE", "BAL": "BALANCE", "잔액": "BALANCE",
 }  # fmt: skip
 LANGUAGES: dict[str, Lang] = {
     "EN": "en", "ENGLISH": "en", "영어": "en",
@@ -67,6 +69,9 @@ class Commands:
             return await self._status(msisdn, args[0] if args else None, lang)
         if keyword == "ORDERS":
             return await self._orders(msisdn, lang)
+        if keyword == "BALANCE":
+            found = await cards.list_cards(self.db, msisdn)
+            return sms.balances([(c.number[-4:], c.balance) for c in found], lang)
         if keyword == "CANCEL":
             if not args:
                 return sms.text(lang, "sms.usage_cancel")

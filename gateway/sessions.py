@@ -48,6 +48,9 @@ class Record:
     state: str = ""
     ctx: dict[str, Any] = field(default_factory=dict)
     at: float = 0.0  # time of the last hop (epoch seconds)
+    # The positions in the path of inputs typed on a secret screen (a PIN): the trail is the
+    # digest of the path with these masked, and ``last`` is never one of them.
+    masked: list[int] = field(default_factory=list)
 
     def dumps(self, version: int) -> bytes:
         body = {
@@ -63,6 +66,8 @@ class Record:
             "c": self.ctx,
             "at": round(self.at, 3),
         }
+        if self.masked:
+            body["m"] = self.masked
         return b"%d|" % version + orjson.dumps(body)
 
     @classmethod
@@ -88,6 +93,7 @@ class Record:
                 state=data["st"],
                 ctx=data["c"],
                 at=data["at"],
+                masked=[int(i) for i in data.get("m", ())],
             )
         except (orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError):
             return None  # unreadable (an older format): start afresh rather than fail the hop
@@ -97,6 +103,17 @@ def trail(path: Sequence[str]) -> str:
     """A digest of a whole path of inputs (one hash, however long the path)."""
     data = "\x1f".join(path).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(data, digest_size=8).hexdigest() if path else ""
+
+
+MASK = "*"  # what a secret input becomes: never an input itself (AT's separator)
+
+
+def masked_path(path: Sequence[str], positions: Sequence[int]) -> Sequence[str]:
+    """``path`` with the inputs at ``positions`` (a PIN) replaced by :data:`MASK`."""
+    if not positions:
+        return path
+    hidden = set(positions)
+    return [MASK if i in hidden else value for i, value in enumerate(path)]
 
 
 def walk(path: Sequence[str]) -> dict[str, Any]:

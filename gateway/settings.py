@@ -44,6 +44,9 @@ ENQUIRE_INTERVALS = (1.0, 3600.0)
 USSD_SMPP_PROFILES = ("deliver_sm", "data_sm")
 USSD_SMPP_DIALOGUES = ("user_message_reference", "its_session_info")
 POLL_INTERVALS = (0.01, 60.0)
+# Seconds a shop card stays locked after three wrong PINs: at least a minute (a lock a
+# guesser does not notice is none), at most a day (the customer is told, by SMS, for how long).
+PIN_LOCKS = (60, 86400)
 SECONDS = "a whole number of seconds"
 
 
@@ -81,6 +84,7 @@ class Settings:
     hop_deadline: float = 2.0  # seconds: every hop is answered within this
     retry_window: float = 1.0  # seconds: the same answer again this soon is a retry
     cart_ttl: int = 86400
+    pin_lock: int = 900  # seconds a shop card is locked after three wrong PINs
     sms_provider: str = "log"
     sms_sender: str = "OKRYU"
     at_sms_url: str = "https://api.africastalking.com/version1/messaging"
@@ -271,6 +275,7 @@ class Settings:
             retry_window=number("RETRY_WINDOW", cls.retry_window, RETRY_WINDOWS),
             resume_ttl=integer("RESUME_TTL", cls.resume_ttl, (1, MONTH), SECONDS),
             cart_ttl=integer("CART_TTL", cls.cart_ttl, CART_TTLS, SECONDS),
+            pin_lock=integer("PIN_LOCK", cls.pin_lock, PIN_LOCKS, SECONDS),
             sms_provider=provider,
             sms_sender=get("SMS_SENDER", cls.sms_sender),
             at_sms_url=get("AT_SMS_URL", cls.at_sms_url),

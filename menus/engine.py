@@ -82,6 +82,9 @@ class Turn:
     ctx: dict[str, Any]
     text: str
     end: bool
+    # The positions, among this step's inputs, of those typed on a secret screen (a PIN):
+    # whoever keeps the inputs masks these.
+    secret: tuple[int, ...] = ()
 
 
 class Engine:
@@ -202,16 +205,22 @@ class Engine:
     def _run(self, state: str, view: View[Any], inputs: Sequence[str]) -> Turn:
         reason: str | None = None
         content: Content | None = None  # the screen reached, once built (lists cost)
-        for raw in inputs:
+        secret: list[int] = []
+        screens = self.flow.screens
+        for i, raw in enumerate(inputs):
+            if state in screens and screens[state].secret:
+                secret.append(i)
             state, reason = self._feed(state, view, raw.strip())
             content = self._content(state, view)
             if reason is not None or content.end:
                 # A shortcut that stops being valid part way ends on the last valid screen,
                 # with the reason; after a final screen later inputs have nowhere to go.
+                # Inputs never read mean nothing: masked too, whatever they were.
+                secret.extend(range(i + 1, len(inputs)))
                 break
         text, end = self.render(state, view, reason, content)
         view.ctx.note = ""
-        return Turn(state, view.ctx.dump(), text, end)
+        return Turn(state, view.ctx.dump(), text, end, tuple(secret))
 
     def _feed(self, state: str, view: View[Any], raw: str) -> tuple[str, str | None]:
         ctx = view.ctx

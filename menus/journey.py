@@ -23,7 +23,16 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from statemachine import StateChart
 
-from menus.ports import CancelOrder, Catalog, Lang, PlaceOrder, Request, SaveLanguage
+from menus.ports import (
+    CancelOrder,
+    Catalog,
+    ChangePin,
+    CheckPin,
+    Lang,
+    PlaceOrder,
+    Request,
+    SaveLanguage,
+)
 from menus.text import Texts, texts
 
 
@@ -37,7 +46,7 @@ class InvalidJourney(MenuError):
 
 # Requests that change the store. Whatever the step reads after one must be read afresh: an
 # order shown after its cancellation, in the same hop, shows it cancelled.
-CHANGES = (PlaceOrder, CancelOrder, SaveLanguage)
+CHANGES = (PlaceOrder, CancelOrder, SaveLanguage, CheckPin, ChangePin)
 Answers = Mapping[tuple[int, Request], Any]  # (changes made before it, request) -> answer
 
 
@@ -284,6 +293,8 @@ class Screen(Generic[C]):
     elastic: ClassVar[str | tuple[str, ...]] = ""
     end: ClassVar[bool] = False  # the last screen of the session
     nav: ClassVar[bool] = True  # "0 Back 00 Home"
+    # What is typed here is secret (a PIN): the gateway masks it before it keeps the path.
+    secret: ClassVar[bool] = False
     # A choice screen: when it offers exactly one choice (one option, or one numbered row and
     # no option), the choice is made for the subscriber and the screen is passed, going
     # forward and coming back alike. One step less for a choice that is no choice.

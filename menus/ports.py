@@ -9,7 +9,7 @@ step again with the answer. ``store`` produces these types.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -101,7 +101,8 @@ class PlaceOrder:
     lines: tuple[OrderLineRequest, ...]
     zone_id: int
     address: str
-    payment: str = "cod"
+    payment: str = "cod"  # "cod", or "card": paid from ``card`` in the order's transaction
+    card: int = 0  # the card's id (its PIN was checked by ``CheckPin`` just before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,15 @@ class OrderPlaced:
     subtotal: int
     fee: int
     total: int
+    balance: int | None = None  # paid by card: what is left on it (when just placed)
+    card: str = ""  # paid by card: the digits of its number a screen shows
+
+
+@dataclass(frozen=True, slots=True)
+class CardDeclined:
+    """The card cannot pay: its balance (now) is short of the total, or it is not usable."""
+
+    balance: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,4 +196,65 @@ class CancelOrder:
     code: str
 
 
-Request = CancelOrder | LoadCustomer | SaveLanguage | PlaceOrder | ListOrders | GetOrder | FindOrder
+# --- shop cards (issue 13) ---------------------------------------------------------------------
+# A PIN travels only inside these requests, in memory, for one hop: never in a context, a
+# record, a repr (so never in a traceback's message), a log or the store.
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    id: int
+    number: str  # as printed on the card
+    balance: int  # won
+    locked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListCards:
+    """Answer: ``tuple[CardView, ...]``: the subscriber's usable cards, oldest first."""
+
+    msisdn: str
+
+
+@dataclass(frozen=True, slots=True)
+class PinChecked:
+    """``ok``; or how many tries are ``left`` before the card locks; or ``locked`` (for
+    ``minutes`` more)."""
+
+    ok: bool
+    left: int = 0
+    locked: bool = False
+    minutes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPin:
+    """Answer: ``PinChecked``. A wrong PIN counts; the third in a row locks the card."""
+
+    msisdn: str
+    card: int
+    pin: str = field(repr=False)
+    lang: Lang = "en"  # of the SMS that says the card is locked
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePin:
+    """Answer: ``bool``: the new PIN is set (the old one was checked on the screen before)."""
+
+    msisdn: str
+    card: int
+    pin: str = field(repr=False)
+
+
+Request = (
+    CancelOrder
+    | LoadCustomer
+    | SaveLanguage
+    | PlaceOrder
+    | ListOrders
+    | GetOrder
+    | FindOrder
+    | ListCards
+    | CheckPin
+    | ChangePin
+)

@@ -34,16 +34,22 @@ from menus.ports import (
     CUSTOMER_CANCELLABLE,
     LANGS,
     CancelOrder,
+    CardDeclined,
+    CardView,
     Catalog,
+    ChangePin,
+    CheckPin,
     FindOrder,
     GetOrder,
     Lang,
+    ListCards,
     ListOrders,
     LoadCustomer,
     OrderDetail,
     OrderLineRequest,
     OrderLineView,
     OrderPending,
+    OrderPlaced,
     OrderSummary,
     OutOfStock,
     PlaceOrder,
@@ -82,6 +88,11 @@ class ShopChart(StateChart[Any]):
     cancel_order = State()
     language = State()
     help = State()
+    # shop cards (issue 13)
+    my_card = State()
+    card_pin = State()
+    pin_old = State()
+    pin_new = State()
 
     shop = home.to(categories) | cart.to(categories)
     open_cart = home.to(cart)
@@ -101,15 +112,21 @@ class ShopChart(StateChart[Any]):
     pick_zone = zone.to(address)
     set_address = address.to(payment)
     pick_payment = payment.to(confirm)
-    place = confirm.to(placed)
-    wait = confirm.to(pending)
-    ran_out = confirm.to(cart)
+    place = confirm.to(placed) | card_pin.to(placed)
+    wait = confirm.to(pending) | card_pin.to(pending)
+    ran_out = confirm.to(cart) | card_pin.to(cart)
     cancel_checkout = confirm.to(cart)
     pick_order = orders.to(order_detail)
     start_cancelling = order_detail.to(cancel_order)
     cancelled = cancel_order.to(order_detail)
     keep_order = cancel_order.to(order_detail)
     set_language = language.to(home)
+    # shop cards (issue 13): pay with one, see balances, change a PIN
+    pick_card = payment.to(card_pin)
+    open_card = home.to(my_card)
+    start_pin_change = my_card.to(pin_old)
+    pin_checked = pin_old.to(pin_new)
+    pin_changed = pin_new.to(my_card)
     go_home = home.from_.any()  # type: ignore[no-untyped-call]
     back = (
         categories.to(home)
@@ -129,6 +146,10 @@ class ShopChart(StateChart[Any]):
         | cancel_order.to(order_detail)
         | language.to(home)
         | help.to(home)
+        | card_pin.to(payment)
+        | my_card.to(home)
+        | pin_old.to(my_card)
+        | pin_new.to(my_card)
     )
 
 
@@ -152,6 +173,8 @@ class ShopContext(Context):
     order: str = ""  # the code of the order looked at
     line: int = -1  # the cart line whose quantity is being changed (its index)
     known: bool = False  # the subscriber's profile has been read
+    card: int = 0  # the shop card paying for this checkout, or whose PIN is being changed
+    pin_ok: int = 0  # the card whose old PIN was just given (for the new one, next)
 
     # The names the first release stored these fields under (its sessions may be in flight).
     renamed: ClassVar[Mapping[str, str]] = {
@@ -207,10 +230,29 @@ class ShopContext(Context):
         self.address = address
 
     def on_pick_payment(self, method: str) -> None:
-        self.payment = method
+        self.payment, self.card = method, 0
 
-    def on_place(self, code: str, total: int) -> None:
-        self.placed = [code, total]
+    def on_pick_card(self, card: int) -> None:
+        self.payment, self.card = "card", card
+
+    def on_start_pin_change(self, card: int) -> None:
+        self.card, self.pin_ok = card, 0
+
+    def on_pin_checked(self, card: int) -> None:
+        self.pin_ok = card
+
+    def on_pin_changed(self) -> None:
+        self.pin_ok = 0
+
+    def on_back(self) -> None:
+        self.pin_ok = 0  # leaving the new-PIN screen: the old PIN is asked again
+
+    def on_go_home(self) -> None:
+        super().on_go_home()
+        self.pin_ok = 0
+
+    def on_place(self, code: str, total: int, card: str = "") -> None:
+        self.placed = [code, total, card] if card else [code, total]
         self.saved_zone, self.saved_address = self.zone, self.address  # offered next time
         self._cart_done()
 
@@ -294,6 +336,7 @@ class Home(ShopScreen):
         Option("home.orders", "open_orders"),
         Option("home.language", "open_language"),
         Option("home.help", "open_help"),
+        Option("home.card", "open_card"),
     )
 
     def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
@@ -621,8 +664,30 @@ def _is_plain_text(text: str) -> bool:
 class PaymentChoice(ShopScreen):
     state = "payment"
     title = "payment.title"
-    skip_one = True  # one way to pay: nothing to ask
+    # The subscriber's shop cards first (none: cash on delivery is 1, as it always was).
+    rows = Rows("payment.card", event="pick_card", do="choose_card")
+    skip_one = True  # no card, one way to pay: nothing to ask
     options = (Option("payment.cod", "pick_payment", args={"method": "cod"}),)
+    reasons = ("error.choice", "card.short", "card.gone")
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        # A refused card's balance goes into the reason: room is kept for the largest.
+        return {"balance": view.t.money(max((c.balance for c in _cards(view)), default=0))}
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        t = view.t
+        return [
+            Row({"card": _digits(c), "balance": t.money(c.balance)}, {"card": c.id})
+            for c in _cards(view)
+        ]
+
+    def choose_card(self, view: View[ShopContext], card: int) -> Outcome:
+        found = _card(view, card)
+        if found is None:
+            return Invalid("card.gone")
+        if found.balance < _total(view):
+            return Invalid("card.short", {"balance": view.t.money(found.balance)})
+        return Go("pick_card", {"card": card})
 
 
 class ConfirmPage(ShopScreen):
@@ -689,12 +754,19 @@ class ConfirmPage(ShopScreen):
 class Placed(ShopScreen):
     state = "placed"
     title = "placed.body"
+    titles = ("placed.card",)
     end = True
     reasons = ()
 
+    def title_key(self, view: View[ShopContext]) -> str:
+        return "placed.card" if len(view.ctx.placed) > 2 else self.title
+
     def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
-        code, total = view.ctx.placed or ["", 0]
-        return {"code": code, "total": view.t.money(total)}
+        code, total, card = [*(view.ctx.placed or ["", 0]), ""][:3]
+        return {"code": code, "total": view.t.money(total), "card": card}
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{}, {"placed": ["WWWWWW", 99_999_999, "9999"]}]
 
 
 class Pending(ShopScreen):
@@ -809,6 +881,167 @@ class HelpPage(ShopScreen):
         return ()
 
 
+# --- shop cards (issue 13) -------------------------------------------------------------------
+# A PIN is read by the screen's parse and handed to the store inside a request: never kept in
+# the context. ``secret`` screens have their input masked before the gateway keeps the path.
+
+
+def _cards(view: View[ShopContext]) -> tuple[CardView, ...]:
+    found: tuple[CardView, ...] = view.fetch(ListCards(view.msisdn))
+    return found
+
+
+def _card(view: View[ShopContext], card: int | None = None) -> CardView | None:
+    wanted = view.ctx.card if card is None else card
+    return next((c for c in _cards(view) if c.id == wanted), None)
+
+
+def _digits(card: CardView) -> str:
+    return card.number[-4:]
+
+
+def _total(view: View[ShopContext]) -> int:
+    zone = _zone(view)
+    return _subtotal(view) + (zone.fee if zone else 0)
+
+
+def is_pin(text: str) -> bool:
+    """4 to 6 ASCII digits."""
+    return is_digits(text) and 4 <= len(text) <= 6
+
+
+_PIN_REASONS = ("card.pin_format", "card.pin_wrong", "card.locked", "card.gone")
+# The reasons' values at their widest, for ``okryu flow check`` (a lock lasts at most a day).
+_PIN_WORST = {"left": 2, "minutes": 1440}
+
+
+def _check_pin(view: View[ShopContext], card: CardView | None, text: str) -> Invalid | None:
+    """None when ``text`` is the card's PIN; else why not (a wrong one counts)."""
+    if card is None:
+        return Invalid("card.gone")
+    if not is_pin(text):
+        return Invalid("card.pin_format")  # not a PIN at all: no try used
+    checked = view.fetch(CheckPin(view.msisdn, card.id, text, view.lang))
+    if checked.ok:
+        return None
+    if checked.locked:
+        return Invalid("card.locked", {"minutes": checked.minutes})
+    if checked.left:
+        return Invalid("card.pin_wrong", {"left": checked.left})
+    return Invalid("card.gone")
+
+
+class CardPin(ShopScreen):
+    """Paying by card: the PIN is the confirmation. The order and its payment are one
+    transaction; a replayed or raced PIN hop places (and pays) once, on the checkout's key."""
+
+    state = "card_pin"
+    title = "card.pin"
+    secret = True
+    prompt = Prompt("place", also=("wait", "ran_out"))
+    reasons = (*_PIN_REASONS, "card.short", "error.empty_cart")
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        card = _card(view)
+        t = view.t
+        return {"total": t.money(_total(view)), "card": _digits(card) if card else "",
+                "balance": t.money(card.balance if card else 0), **_PIN_WORST}  # fmt: skip
+
+    def parse(self, view: View[ShopContext], text: str) -> Outcome:
+        ctx = view.ctx
+        lines = tuple(OrderLineRequest(pid, qty) for pid, qty in ctx.cart)
+        zone = _zone(view)
+        if not lines:
+            return Invalid("error.empty_cart")
+        if zone is None or not ctx.address:
+            return Invalid()
+        card = _card(view)
+        refused = _check_pin(view, card, text)
+        if refused is not None or card is None:
+            return refused or Invalid("card.gone")
+        result = view.fetch(
+            PlaceOrder(
+                idempotency_key=_order_key(view), msisdn=view.msisdn, lang=view.lang,
+                lines=lines, zone_id=zone.id, address=ctx.address, payment="card", card=card.id,
+            )
+        )  # fmt: skip
+        if isinstance(result, CardDeclined):
+            return Invalid("card.short", {"balance": view.t.money(result.balance)})
+        if isinstance(result, OutOfStock):
+            ctx.note = view.t("error.ran_out")
+            return Go("ran_out", {"product_ids": list(result.product_ids)})
+        if isinstance(result, OrderPending):
+            return Go("wait")
+        assert isinstance(result, OrderPlaced)
+        return Go("place", {"code": result.code, "total": result.total, "card": _digits(card)})
+
+
+class MyCards(ShopScreen):
+    state = "my_card"
+    title = "card.title"
+    titles = ("card.empty",)
+    rows = Rows("card.line", event="start_pin_change")
+
+    def title_key(self, view: View[ShopContext]) -> str:
+        return self.title if _cards(view) else "card.empty"
+
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        t = view.t
+        return [
+            Row(
+                {
+                    "card": _digits(c),
+                    "balance": t.money(c.balance),
+                    "lock": t("card.lock_mark") if c.locked else "",
+                },
+                {"card": c.id},
+            )  # fmt: skip
+            for c in _cards(view)
+        ]
+
+
+class OldPin(ShopScreen):
+    state = "pin_old"
+    title = "card.old_pin"
+    secret = True
+    prompt = Prompt("pin_checked")
+    reasons = _PIN_REASONS
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        card = _card(view)
+        return {"card": _digits(card) if card else "", **_PIN_WORST}
+
+    def parse(self, view: View[ShopContext], text: str) -> Outcome:
+        card = _card(view)
+        refused = _check_pin(view, card, text)
+        if refused is not None or card is None:
+            return refused or Invalid("card.gone")
+        return Go("pin_checked", {"card": card.id})
+
+
+class NewPin(ShopScreen):
+    state = "pin_new"
+    title = "card.new_pin"
+    secret = True
+    prompt = Prompt("pin_changed")
+    reasons = ("card.pin_format", "card.gone")
+
+    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+        card = _card(view)
+        return {"card": _digits(card) if card else ""}
+
+    def parse(self, view: View[ShopContext], text: str) -> Outcome:
+        card = _card(view)
+        if card is None or view.ctx.pin_ok != card.id:
+            return Invalid("card.gone")
+        if not is_pin(text):
+            return Invalid("card.pin_format")
+        if not view.fetch(ChangePin(view.msisdn, card.id, text)):
+            return Invalid("card.gone")
+        view.ctx.note = view.t("card.changed")
+        return Go("pin_changed")
+
+
 # --- the journey ------------------------------------------------------------------------------
 
 
@@ -829,6 +1062,7 @@ class Shop(Journey[ShopContext]):
         ctx = view.ctx
         ctx.placed, ctx.note, ctx.zone, ctx.address = [], "", 0, ""
         ctx.payment, ctx.order, ctx.product = "cod", "", 0
+        ctx.card, ctx.pin_ok = 0, 0
         if ctx.pending:
             ctx.pending = False
             # The last order outlasted its hop: if it went through, its cart is done with.
@@ -865,6 +1099,7 @@ class Shop(Journey[ShopContext]):
             "placed": ["WWWWWW", 99_999_999],
             "order": "WWWWWW",
             "known": True,
+            "card": 1,
         }
 
     def answers(self, catalog: Catalog, msisdn: str) -> dict[tuple[int, Any], Any]:
@@ -879,4 +1114,9 @@ class Shop(Journey[ShopContext]):
         detail = OrderDetail(
             "WWWWWW", "placed", lines, 9_999_999, 99_999, 10_099_998, "x", "y", "z" * 60, when
         )
-        return {(0, ListOrders(msisdn)): summaries, (0, GetOrder(msisdn, "WWWWWW")): detail}
+        cards = tuple(CardView(n, f"99999999999{n}", 99_999_999, n == 3) for n in (1, 2, 3, 4))
+        return {
+            (0, ListOrders(msisdn)): summaries,
+            (0, GetOrder(msisdn, "WWWWWW")): detail,
+            (0, ListCards(msisdn)): cards,
+        }

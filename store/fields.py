@@ -32,6 +32,9 @@ SLUG = r"^[a-z0-9][a-z0-9-]*$"
 SKU = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 ORDER_CODE = r"^[0-9A-Za-z]+$"
 STAFF_NAME = r"^[A-Za-z0-9._@-]+$"
+PIN = r"^[0-9]{4,6}$"  # a shop card's PIN (never shown back, never logged)
+CARD_NUMBER = r"^[0-9]{12}$"
+COUNTER_REF = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"  # a top-up's reference at the counter
 # What a value that does not match a pattern is told (store/refusals.py says it).
 PATTERN_SAYS = {
     NO_CONTROLS: "must not contain control characters",
@@ -40,6 +43,9 @@ PATTERN_SAYS = {
     SKU: "must be letters, digits, '.', '_' and '-', starting with a letter or digit",
     ORDER_CODE: "must be letters and digits",
     STAFF_NAME: "must be letters, digits, '.', '_', '@' and '-'",
+    PIN: "must be 4 to 6 digits",
+    CARD_NUMBER: "must be the 12 digits printed on the card",
+    COUNTER_REF: "must be letters, digits, '.', '_', '/' and '-', starting with a letter or digit",
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from menus.ports import CUSTOMER_CANCELLABLE
+from store import cards
 from store.codes import normalise_code
 from store.db import Database
 from store.errors import Conflict, NotFound, StoreError
@@ -34,6 +35,9 @@ NEXT: dict[str, frozenset[str]] = {
 }
 
 RenderStatusSms = Callable[[str, str, str], str]  # (status, order code, language) -> body
+# (order code, amount, balance, card digits shown, language) -> the cancellation SMS of an
+# order paid by card, which says what went back on the card.
+RenderRefundSms = Callable[[str, int, int, str, str], str]
 
 
 class IllegalTransition(Conflict):
@@ -60,11 +64,14 @@ async def change_status(
     render_sms: RenderStatusSms,
     note: str = "",
     msisdn: str | None = None,
+    render_refund: RenderRefundSms | None = None,
 ) -> Changed:
     """Move order ``code`` to ``status`` as ``actor``, telling the customer by SMS.
 
     With ``msisdn`` the change is the customer's own: only their order, and only a
-    cancellation before dispatch.
+    cancellation before dispatch. Cancelling an order paid by card refunds the card in the
+    same transaction; the order can be cancelled once, and the refund's own key is the
+    order's, so it is refunded once whoever cancels and however many at once.
     """
     if status not in STATUSES:
         raise StoreError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
@@ -102,10 +109,21 @@ async def change_status(
                     .where(col(Product.id) == line.product_id)
                     .values(stock=col(Product.stock) + line.quantity)
                 )
+        paid = order.payment_method == "card"
+        # An order paid by card has nothing to pay at the door: its courier SMS says so.
+        told = "dispatched_paid" if paid and status == "dispatched" else status
+        body = render_sms(told, order.code, order.language)
+        if status == "cancelled" and paid:
+            refunded = await cards.refund(session, order, actor=actor)
+            if refunded is not None and render_refund is not None:
+                body = render_refund(
+                    order.code, refunded.amount, refunded.balance,
+                    cards.shown_number(refunded.number), order.language,
+                )  # fmt: skip
         await enqueue(
             session,
             to=order.msisdn,
-            body=render_sms(status, order.code, order.language),
+            body=body,
             kind=f"order_{status}",
             idempotency_key=f"order_{status}:{order.code}",
             order_id=order.id,

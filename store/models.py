@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pydantic import NaiveDatetime
-from sqlalchemy import CheckConstraint, UniqueConstraint
+from sqlalchemy import CheckConstraint, UniqueConstraint, event
+from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 # Times are naive UTC. sqlmodel maps a bare ``datetime`` to a timezone-aware column that
@@ -42,6 +43,13 @@ DESCRIPTION_KO_WIDTH = 60
 STOCK_REASON_WIDTH = 120  # why staff moved a product's stock ("delivery from the mill")
 ACTOR_WIDTH = 40  # who changed an order: "customer:+850...", "staff:<name>", "system"
 MAX_INT = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
+# Shop cards and their ledger (issue 13).
+CARD_NUMBER_WIDTH = 12  # the digits printed on a card
+PIN_SALT_WIDTH = 32  # 16 random bytes, hex
+PIN_HASH_WIDTH = 64  # scrypt's 32 bytes, hex
+COUNTER_REF_WIDTH = 40  # a top-up's counter reference, as staff type it
+MOVEMENT_KEY_WIDTH = 80  # "topup:<counter reference>", "payment:<order id>", ...
+ACCOUNT_WIDTH = 24  # "card:<id>", "revenue", "topup_cash"
 
 
 class Category(SQLModel, table=True):
@@ -235,3 +243,81 @@ class FunnelCount(SQLModel, table=True):
     hour: NaiveDatetime = Field(index=True)
     screen: str = Field(max_length=32)
     sessions: int = 0
+
+
+class Card(SQLModel, table=True):
+    """A prepaid shop card. ``balance`` caches the sum of the card's ledger entries: every
+    change to it is made in the transaction that appends those entries."""
+
+    # The payment's conditional UPDATE is what keeps a balance from going below zero; the
+    # constraint is the backstop that makes a bug there fail loudly instead.
+    __table_args__ = (CheckConstraint("balance >= 0", name="card_balance_not_negative"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=CARD_NUMBER_WIDTH)
+    msisdn: str = Field(index=True, max_length=MSISDN_WIDTH)  # its holder, E.164
+    balance: int = 0  # won
+    pin_salt: str = Field(max_length=PIN_SALT_WIDTH)
+    pin_hash: str = Field(max_length=PIN_HASH_WIDTH)  # scrypt(PIN, salt): never the PIN
+    failed_pins: int = 0  # wrong PINs in a row
+    locked_until: NaiveDatetime | None = None
+    active: bool = True
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class LedgerMovement(SQLModel, table=True):
+    """One movement of money (a top-up, a payment, a refund, an adjustment): two or more
+    entries that sum to zero. Appended, never changed; ``key`` makes each happen once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=MOVEMENT_KEY_WIDTH)
+    kind: str = Field(max_length=16)  # topup | payment | refund | adjustment
+    card_id: int = Field(foreign_key="card.id", index=True)
+    order_id: int | None = Field(default=None, foreign_key="orders.id", index=True)
+    amount: int  # won moved, positive (the entries carry the signs)
+    reference: str = Field(default="", max_length=COUNTER_REF_WIDTH)  # a top-up's counter ref
+    actor: str = Field(max_length=ACTOR_WIDTH)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One side of a movement: ``amount`` won into (positive) or out of ``account``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    movement_id: int = Field(foreign_key="ledgermovement.id", index=True)
+    account: str = Field(index=True, max_length=ACCOUNT_WIDTH)
+    amount: int
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+
+
+# The ledger is appended to, never changed: the database itself refuses an UPDATE or DELETE
+# of its rows (made with the tables by create_all here, and by migration 0005).
+LEDGER_TABLES = ("ledgermovement", "ledgerentry")
+
+
+def append_only_ddl(dialect: str) -> list[str]:
+    """The statements that make the ledger's tables refuse UPDATE and DELETE."""
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()} BEFORE {verb} ON {table}"
+            f" BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END"
+            for table in LEDGER_TABLES
+            for verb in ("UPDATE", "DELETE")
+        ]
+    return [
+        "CREATE OR REPLACE FUNCTION okryu_append_only() RETURNS trigger AS $$ BEGIN"
+        " RAISE EXCEPTION 'the ledger is append-only'; END $$ LANGUAGE plpgsql",
+        *(
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION okryu_append_only()"
+            for table in LEDGER_TABLES
+        ),
+    ]
+
+
+def _append_only(table: object, connection: Connection, **_: object) -> None:
+    for statement in append_only_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(SQLModel.metadata.tables["ledgerentry"], "after_create", _append_only)

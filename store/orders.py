@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from menus.ports import (
     LANGS,
+    CardDeclined,
     CustomerProfile,
     Lang,
     OrderDetail,
@@ -24,6 +25,7 @@ from menus.ports import (
     OutOfStock,
     PlaceOrder,
 )
+from store import cards
 from store.codes import new_code, normalise_code
 from store.db import Database
 from store.errors import StoreError
@@ -36,6 +38,7 @@ from store.models import (
     OrderEvent,
     OrderLine,
     Product,
+    utcnow,
 )
 from store.outbox import cancel_queued, enqueue
 
@@ -58,8 +61,8 @@ class _Snapshot(NamedTuple):
 class _Unavailable(StoreError):
     """Raised inside the write transaction so that it rolls back every decrement."""
 
-    def __init__(self, result: OutOfStock) -> None:
-        super().__init__(result.product_ids)
+    def __init__(self, result: OutOfStock | CardDeclined) -> None:
+        super().__init__(type(result).__name__)
         self.result = result
 
 
@@ -100,17 +103,25 @@ async def wants_reminders(db: Database, msisdn: str) -> bool:
     return not opted_out
 
 
+PAYMENTS = ("cod", "card")
+
+
 async def place_order(
     db: Database, req: PlaceOrder, render_confirmation: RenderConfirmation
-) -> OrderPlaced | OutOfStock:
+) -> OrderPlaced | OutOfStock | CardDeclined:
     """Place the order and queue its confirmation SMS in one transaction; idempotent on the key.
 
     ``render_confirmation(placed, lang)`` returns the SMS body. A replay of a key returns the
-    order it placed, with no second stock change and no second SMS.
+    order it placed, with no second stock change, no second payment and no second SMS. An
+    order paid by card takes the total from the card in that same transaction: no order
+    without its payment, no payment without its order (:class:`CardDeclined` when the card
+    holds less).
     """
     quantities = _quantities(req)
     if len(req.address) > ADDRESS_WIDTH:
         raise StoreError(f"address is longer than {ADDRESS_WIDTH} characters")
+    if req.payment not in PAYMENTS or (req.payment == "card") != (req.card > 0):
+        raise StoreError("payment must be cod, or card with the card's id")
     for attempt in range(_ATTEMPTS):
         try:
             return await _place_once(db, req, quantities, render_confirmation)
@@ -242,6 +253,19 @@ async def _place_once(
             )
         session.add(OrderEvent(order_id=order_id, status="placed", actor=f"customer:{req.msisdn}"))
         placed = _placed(order)
+        if req.payment == "card":
+            paid = await cards.pay(
+                session, card_id=req.card, msisdn=req.msisdn, order_id=order_id,
+                amount=order.total, now=utcnow(),
+            )  # fmt: skip
+            if paid is None:
+                balance = await cards.card_balance(session, req.card, req.msisdn)
+                raise _Unavailable(CardDeclined(balance=balance))
+            balance, number = paid
+            placed = OrderPlaced(
+                code=placed.code, subtotal=placed.subtotal, fee=placed.fee, total=placed.total,
+                balance=balance, card=cards.shown_number(number),
+            )  # fmt: skip
         await enqueue(
             session,
             to=req.msisdn,

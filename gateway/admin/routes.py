@@ -19,17 +19,23 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from gateway import keys
-from gateway.admin import catalog, orders, outbox, reports
+from gateway.admin import cards, catalog, orders, outbox, reports
 from gateway.admin._http import error
 from gateway.admin.api import PREFIX, Link, NoInput, Route, read, respond
 from gateway.admin.openapi import document
 from gateway.admin.shapes import (
+    Adjustment,
+    CardAt,
+    CardFilter,
     CatalogFile,
     CategoryEdit,
     CsvText,
     Funnel,
     ImportProblems,
+    LedgerPeriod,
+    LedgerReport,
     MessageAt,
+    NewCard,
     NewCategory,
     NewProduct,
     OrderAt,
@@ -42,9 +48,11 @@ from gateway.admin.shapes import (
     ProductFilter,
     Stats,
     StockMove,
+    TopUp,
 )
 from gateway.messages import BadRequest
 from gateway.settings import SettingsError
+from store.cards import CardOut, Statement, TopUpOut
 from store.catalog_csv import Imported, ImportRejected
 from store.catalog_edits import CategoryOut, ProductOut, StockMoveOut
 from store.errors import Conflict, NotFound, StoreError
@@ -118,6 +126,29 @@ ROUTES: tuple[Route[Any], ...] = (
           reports.stats, NoInput, answer=Stats),
     Route("POST", "/outbox/{id}/retry", "Queue a failed message again, due now, its attempts reset",
           outbox.retry_message, MessageAt, answer=MessageOut, errors=(404, 409)),
+    # shop cards (issue 13)
+    Route("GET", "/cards", "A customer's shop cards", cards.list_cards, CardFilter,
+          answer=list[CardOut]),
+    Route("POST", "/cards", "Issue a shop card to a customer, with the PIN they chose",
+          cards.issue_card, NewCard, answer=CardOut, status=201,
+          links=tuple(Link(to, "number", "$response.body#/number")
+                      for to in ("get_card", "top_up", "card_statement"))),
+    Route("GET", "/cards/{number}", "One shop card", cards.get_card, CardAt, answer=CardOut,
+          errors=(404,)),
+    Route("POST", "/cards/{number}/topups",
+          "Top a card up with cash taken at the counter; the same reference again is the same"
+          " top-up (answered with repeated: true); the customer is told by SMS",
+          cards.top_up, TopUp, answer=TopUpOut, errors=(404, 409)),
+    Route("POST", "/cards/{number}/adjustments",
+          "Correct a card's balance (either sign) against the counter's cash; once per"
+          " reference; never below zero", cards.adjust_card, Adjustment, answer=TopUpOut,
+          errors=(404, 409)),
+    Route("GET", "/cards/{number}/statement",
+          "A card's movements, oldest first, with the balance after each",
+          cards.card_statement, CardAt, answer=Statement, errors=(404,)),
+    Route("GET", "/reports/ledger",
+          "Top-ups, payments, refunds and balances per day, and the proof the ledger balances",
+          cards.ledger_report, LedgerPeriod, answer=LedgerReport),
 )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field
 
 from gateway.admin.api import CSV, HEADER, JSON, PATH, QUERY, Input
 from gateway.funnel import Step
+from store.cards import Day as LedgerDay
 from store.catalog_csv import RowError
 from store.catalog_edits import (
     CategoryIn,
@@ -25,9 +26,27 @@ from store.catalog_edits import (
     Slug,
     StockChange,
 )
-from store.fields import ORDER_CODE, STAFF_NAME, Absent, Shown, Text, UtcTime, Written
+from store.fields import (
+    CARD_NUMBER,
+    COUNTER_REF,
+    ORDER_CODE,
+    PIN,
+    STAFF_NAME,
+    Absent,
+    Shown,
+    Text,
+    UtcTime,
+    Written,
+)
 from store.lifecycle import StaffStatus, Status
-from store.models import ACTOR_WIDTH, EVENT_NOTE_WIDTH, MAX_INT, ORDER_CODE_WIDTH
+from store.models import (
+    ACTOR_WIDTH,
+    CARD_NUMBER_WIDTH,
+    COUNTER_REF_WIDTH,
+    EVENT_NOTE_WIDTH,
+    MAX_INT,
+    ORDER_CODE_WIDTH,
+)
 from store.outbox_queries import MessageStatus
 
 STAFF_HEADER = "X-Okryu-Staff"
@@ -213,4 +232,97 @@ class Period(Input):
         Day | Moment | Absent,
         QUERY,
         Field(alias="to", description="the period's end (default: now)"),
+    ] = None
+
+
+# --- shop cards (issue 13) ----------------------------------------------------------------------
+
+CardNumber = Annotated[str, Field(max_length=CARD_NUMBER_WIDTH, pattern=CARD_NUMBER)]
+CounterRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=COUNTER_REF_WIDTH,
+        pattern=COUNTER_REF,
+        description="the counter's reference: the same reference again is the same top-up",
+    ),
+]
+Won = Annotated[int, Field(ge=1, le=MAX_INT)]
+
+
+class CardIn(Written):
+    """A card to issue: its holder's number and the PIN they chose at the counter."""
+
+    phone: PhoneText
+    pin: Annotated[str, Field(pattern=PIN, description="4 to 6 digits; never shown again")]
+
+
+class TopUpIn(Written):
+    amount: Annotated[Won, Field(description="won taken at the counter")]
+    reference: CounterRef
+
+
+class AdjustmentIn(Written):
+    amount: Annotated[
+        int,
+        Field(ge=-MAX_INT, le=MAX_INT, description="won into (or, negative, out of) the card"),
+    ]
+    reference: CounterRef
+
+
+class LedgerDayOut(Shown):
+    day: date
+    topups: int
+    payments: int
+    refunds: int
+    adjustments: int
+    balances: int
+
+    @classmethod
+    def of(cls, day: LedgerDay) -> LedgerDayOut:
+        return cls.model_validate(day)
+
+
+class LedgerReport(Shown):
+    """Top-ups, payments, refunds and adjustments per day, what the cards held at each day's
+    end, and the proof that the ledger balances."""
+
+    days: list[LedgerDayOut]
+    entries: int
+    total: int  # the sum of every entry: 0
+    unbalanced_movements: list[int]
+    mismatched_cards: list[str]
+    balances: bool
+
+
+class CardFilter(Input):
+    phone: Annotated[PhoneText, QUERY, Field(description="the holder's number")]
+
+
+class NewCard(Input):
+    body: Annotated[CardIn, JSON]
+
+
+class CardAt(Input):
+    number: Annotated[CardNumber, PATH, Field(description="the number printed on the card")]
+
+
+class TopUp(CardAt):
+    staff: Annotated[
+        StaffName | Absent,
+        HEADER,
+        Field(alias=STAFF_HEADER, description="who took the cash (recorded in the ledger)"),
+    ] = None
+    body: Annotated[TopUpIn, JSON]
+
+
+class Adjustment(TopUp):
+    body: Annotated[AdjustmentIn, JSON]  # type: ignore[assignment]
+
+
+class LedgerPeriod(Input):
+    since: Annotated[
+        Day | Moment | Absent,
+        QUERY,
+        Field(alias="from", description="the first day (default: every day)"),
     ] = None

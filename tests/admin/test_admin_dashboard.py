@@ -14,12 +14,11 @@ from aiohttp.test_utils import TestClient
 
 from tests.admin.conftest import TOKEN
 from tests.admin.test_admin_api import call, place_by_ussd
-from tests.admin.test_admin_reports import browser  # noqa: F401  (the fixture)
 from tests.gateway.test_ussd import MSISDN
 
 
 @pytest.fixture
-async def page(browser: Any) -> AsyncIterator[Any]:  # noqa: F811
+async def page(browser: Any) -> AsyncIterator[Any]:
     context = await browser.new_context(accept_downloads=True)
     context.set_default_timeout(10_000)
     tab = await context.new_page()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from store import cards
 from store.db import Database
 from tests.admin.test_admin_api import API, AUTH, TOKEN, place_direct
 from tests.gateway.test_ussd import MSISDN
@@ -95,7 +96,8 @@ async def test_admin_fuzz_finds_no_server_errors_and_answers_as_documented(
     await place_direct(seeded_db, "fuzz-2", MSISDN)
     response = await client.get(API + "/openapi.json", headers=AUTH)
     document = await response.json()
-    rows = {"sku": "FD-RAMYON", "slug": "food", "code": code, "id": 1}
+    card = await cards.issue_card(seeded_db, MSISDN, "4821")
+    rows = {"sku": "FD-RAMYON", "slug": "food", "code": code, "id": 1, "number": card.number}
     base_url = str(client.make_url("")).rstrip("/")
     failures = await asyncio.to_thread(fuzz, document, base_url, rows)
     assert not failures, "\n\n".join(failures)

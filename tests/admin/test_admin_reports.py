@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.admin.conftest import TOKEN
@@ -42,29 +39,6 @@ async def test_dashboard_page_is_served_without_data(admin: TestClient[Any, Any]
     assert page.status == 200 and "Okryu operations" in await page.text()
     assert (await admin.get("/admin/dashboard.js")).status == 200
     assert TOKEN not in await page.text()
-
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"no browser at {CHROMIUM}: apt-get install -y chromium && pip install playwright"
-        )
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.skip("the playwright package is missing: pip install playwright")
-    from tests.simulator_web.test_browser import ARGS
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_dashboard_in_chromium_moves_an_order_and_draws_the_funnel(

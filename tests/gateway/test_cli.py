@@ -91,6 +91,41 @@ def test_cli_database_commands_say_an_unreachable_database_in_one_line(
     assert not (tmp_path / "no").exists()
 
 
+async def test_cli_report_ledger_prints_each_day_and_proves_the_sum_is_zero(
+    seeded_db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import text
+
+    from store import cards
+
+    card = await cards.issue_card(seeded_db, "+8501912345678", "4821")
+    await cards.top_up(seeded_db, card.number, 7000, "R-1", actor="staff",
+                       render_sms=lambda *_: "sms")  # fmt: skip
+    await cards.adjust(seeded_db, card.number, -500, "FIX-1", actor="staff")
+    monkeypatch.setenv("OKRYU_DATABASE_URL", seeded_db.url)
+    handlers = logging.getLogger().handlers[:]
+    try:
+        status = await _run(["report", "ledger", "--since", "2020-01-01"])
+        plain = capsys.readouterr().out
+        assert await _run(["report", "ledger", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        async with seeded_db.write() as session:  # a cached balance that drifted
+            await session.exec(text("UPDATE card SET balance = 1"))  # type: ignore[call-overload]
+        drifted = await _run(["report", "ledger"])
+        told = capsys.readouterr().out
+        assert await _run(["report", "ledger", "--since", "last week"]) == 2
+    finally:
+        logging.getLogger().handlers[:] = handlers
+    assert status == 0
+    today = utcnow().date().isoformat()
+    assert f"{today}         7,000             0             0        -500         6,500" in plain
+    assert "entries: 4; sum of every entry: 0" in plain and "the ledger balances" in plain
+    assert report["days"] == [{"day": today, "topups": 7000, "payments": 0, "refunds": 0,
+                               "adjustments": -500, "balances": 6500}]  # fmt: skip
+    assert report["total"] == 0 and report["balances"] is True
+    assert drifted == 1 and "cards whose balance is not the sum of their entries: 1" in told
+
+
 def test_cli_report_funnel_never_makes_a_database_where_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

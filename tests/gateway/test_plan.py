@@ -67,3 +67,29 @@ def test_plan_trail_tells_paths_apart() -> None:
     assert trail(["1", "2", "3"]) == trail(("1", "2", "3"))
     assert trail(["1*2"]) != trail(["1", "2"]) and trail([]) == ""
     assert trail(["1", "2"]) != trail(["1", "2", ""])  # an empty answer is an answer
+
+
+def test_plan_secret_inputs_are_masked_in_what_the_record_keeps() -> None:
+    hop = plan(at("s2", "1", "1", "4821"), STORED)
+    kept_trail, last, masked = hop.kept((0,))  # "4821" was typed on a secret screen
+    assert (last, masked) == ("*", [2])
+    assert kept_trail == trail(["1", "1", "*"]) != trail(["1", "1", "4821"])
+    after = Record(ref="s2", depth=3, trail=kept_trail, last=last, masked=masked, hops=4)
+    again = Record.loads(after.dumps(1))
+    assert again is not None and again.masked == [2] and b"4821" not in after.dumps(1)
+    # The next hop repeats the PIN in its path: masked again, it continues the session.
+    following = plan(at("s2", "1", "1", "4821", "0"), again)
+    assert (following.kind, following.inputs) == ("continue", ("0",))
+    assert following.kept(())[:2] == (trail(["1", "1", "*", "0"]), "0")
+    assert plan(at("s2", "1", "1", "4821"), again).kind == "replay"
+    assert plan(at("s2", "1", "2", "4821"), again).kind == "late"  # not its path
+
+
+def test_plan_latest_dialect_retry_of_a_secret_answer_is_a_replay_within_the_window() -> None:
+    typed = plan(latest("s2", "4821"), STORED, now=100.5, retry_window=1.0)
+    assert typed.kind == "continue"
+    _, last, _ = typed.kept((0,))
+    after = Record(ref="s2", depth=3, last=last, hops=4, at=200.0)
+    assert last == "*" and b"4821" not in after.dumps(1)
+    assert plan(latest("s2", "4821"), after, now=200.5, retry_window=1.0).kind == "replay"
+    assert plan(latest("s2", "4821"), after, now=201.5, retry_window=1.0).kind == "continue"

@@ -71,6 +71,14 @@ PG = f"postgresql+asyncpg://okryu:{PASSWORD}@db.example/okryu"
         ("OKRYU_CART_TTL", "-86400", "OKRYU_CART_TTL must be a whole number of seconds"),
         ("OKRYU_CART_TTL", "1" + "0" * 20, "OKRYU_CART_TTL must be a whole number of seconds"),
         ("OKRYU_RESUME_TTL", "0", "OKRYU_RESUME_TTL must be a whole number of seconds"),
+        (
+            "OKRYU_PIN_LOCK",
+            "59",
+            "OKRYU_PIN_LOCK must be a whole number of seconds from 60 to 86400",
+        ),
+        ("OKRYU_PIN_LOCK", "86401", "OKRYU_PIN_LOCK must be a whole number of seconds"),
+        ("OKRYU_PIN_LOCK", "15m", "OKRYU_PIN_LOCK must be a whole number of seconds"),
+        ("OKRYU_PIN_LOCK", "nan", "OKRYU_PIN_LOCK must be a whole number of seconds"),
         ("OKRYU_REMINDER_DELAY", "-900", "OKRYU_REMINDER_DELAY must be a whole number of seconds"),
         ("OKRYU_SMPP_ENQUIRE_INTERVAL", "0", "OKRYU_SMPP_ENQUIRE_INTERVAL must be a number"),
         ("OKRYU_SMS_POLL_INTERVAL", "0", "OKRYU_SMS_POLL_INTERVAL must be a number"),
@@ -248,6 +256,12 @@ def test_create_app_knows_the_channels_of_the_channels_file(tmp_path: Path) -> N
     assert app[keys.SETTINGS].budget_for("crossgate") == Budget(182, 80)
     with pytest.raises(SettingsError, match="OKRYU_CALLBACK_OPEN names unknown channels crossgate"):
         create_app(dataclasses.replace(settings, channels_file=None))
+
+
+def test_settings_pin_lock_is_fifteen_minutes_unless_told() -> None:
+    assert Settings.from_env({}).pin_lock == 900
+    assert Settings.from_env({"OKRYU_PIN_LOCK": "60"}).pin_lock == 60
+    assert Settings.from_env({"OKRYU_PIN_LOCK": "86400"}).pin_lock == 86400
 
 
 def test_settings_timezone_is_the_shops_pyongyang_unless_set() -> None:

@@ -491,3 +491,50 @@ def test_smpp_ussd_bind_runs_in_worker_0_only() -> None:
     assert first.ussd_smpp and first.sms_over_ussd_bind and first.sms_dispatch
     # The others neither bind nor send: a dialogue's messages all reach worker 0.
     assert not second.ussd_smpp and not second.sms_dispatch and second.sms_provider == "log"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_smpp_ussd_pin_is_masked_as_over_http(
+    make_smpp_gateway: MakeRig,
+    seeded_db: Database,
+    redis: Any,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    profile: str,
+) -> None:
+    # Issue 13 masks what is typed on a secret screen where the hop keeps the path; issue 14's
+    # channel brings one input per message through the same hop, so a PIN must be masked
+    # there too: not in Redis (record, last answer, trail), not in the logs.
+    from tests.journeys.test_cards import (
+        CHECKOUT,
+        NEW_PIN,
+        PIN,
+        WRONG,
+        balance,
+        card_for,
+        everything_in_redis,
+    )
+
+    caplog.set_level(logging.DEBUG)
+    rig = await make_smpp_gateway(profile)
+    card = await card_for(seeded_db, 30_000)
+    async with phone(rig) as handset:
+        await handset.dial("*123#")
+        for answer in [*CHECKOUT, "1"]:
+            screen = await handset.send(answer)
+        assert screen.text.startswith("Pay KPW 10,000 with card"), screen.text
+        assert (await handset.send(WRONG)).text.startswith("Wrong PIN. 2 tries left.")
+        mid_session = await everything_in_redis(redis, redis_prefix)  # the record is live
+        placed = await handset.send(PIN)
+        assert placed.end and placed.text.startswith("Order "), placed.text
+        await handset.dial("*123#")
+        for answer in ["6", "1", PIN, NEW_PIN]:
+            screen = await handset.send(answer)
+        assert screen.text.startswith("PIN changed."), screen.text
+    assert await balance(seeded_db, card) == 20_000
+    stored = await everything_in_redis(redis, redis_prefix) + mid_session
+    assert MSISDN in mid_session  # the scan reads what the sessions keep
+    logged = "\n".join([record.getMessage() for record in caplog.records] + [caplog.text])
+    for secret in (PIN, NEW_PIN, WRONG):
+        assert secret not in stored, "a PIN in Redis"
+        assert secret not in logged, "a PIN in the logs"

@@ -147,6 +147,6 @@ async def test_sms_anything_else_gets_help_and_retries_are_answered_once(
     first = await me.send("what is this", provider_id="ATXid_77")
     assert first == [
         "Okryu: dial *123# to shop. SMS commands: STATUS <code>, ORDERS, CANCEL <code>, "
-        "LANG EN or KO, STOP (no cart reminders), HELP."
+        "BALANCE, LANG EN or KO, STOP (no cart reminders), HELP."
     ]
     assert await me.send("what is this", provider_id="ATXid_77") == []  # the provider retried

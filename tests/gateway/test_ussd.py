@@ -65,7 +65,7 @@ async def test_ussd_first_hop_answers_con_home_screen(make_gateway: Make) -> Non
     assert response.content_type == "text/plain"
     assert (
         await response.text()
-        == "CON Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help"
+        == "CON Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help\n6. My card"
     )
 
 

@@ -12,11 +12,14 @@ from gateway.settings import Settings
 from menus.engine import Engine, NeedData, Turn
 from menus.ports import (
     CancelOrder,
+    CardView,
     Catalog,
     Category,
+    CheckPin,
     CustomerProfile,
     FindOrder,
     GetOrder,
+    ListCards,
     ListOrders,
     LoadCustomer,
     OrderDetail,
@@ -25,6 +28,7 @@ from menus.ports import (
     OrderPlaced,
     OrderSummary,
     OutOfStock,
+    PinChecked,
     PlaceOrder,
     Product,
     Request,
@@ -69,6 +73,8 @@ class FakeStore:
     asked: list[Request] = field(default_factory=list)
     orders: dict[str, OrderDetail] = field(default_factory=dict)
     by_key: dict[str, OrderPlaced] = field(default_factory=dict)
+    cards: tuple[CardView, ...] = ()
+    pins: dict[int, str] = field(default_factory=dict)  # card id -> its PIN
 
     def answer(self, request: Request, catalog: Catalog) -> Any:
         self.asked.append(request)
@@ -127,6 +133,11 @@ class FakeStore:
             )
         if isinstance(request, GetOrder):
             return self.orders.get(request.code)
+        if isinstance(request, ListCards):
+            return self.cards  # the real store's cards: tests/journeys/test_cards.py
+        if isinstance(request, CheckPin):
+            ok = self.pins.get(request.card) == request.pin
+            return PinChecked(ok=True) if ok else PinChecked(ok=False, left=2)
         raise AssertionError(request)
 
 

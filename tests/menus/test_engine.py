@@ -18,7 +18,9 @@ def test_engine_first_dial_asks_for_the_customer_then_shows_home() -> None:
     phone = Driver()
     screen = phone.dial()
     assert phone.store.asked == [LoadCustomer(MSISDN)]
-    assert screen == "Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help"
+    assert (
+        screen == "Okryu Shop\n1. Shop\n2. Cart (0)\n3. My orders\n4. Language\n5. Help\n6. My card"
+    )
     assert phone.state == "home"
 
 
@@ -355,7 +357,8 @@ def test_engine_language_switch_saves_and_speaks_korean() -> None:
     screen = phone.send("2")
     assert SaveLanguage(MSISDN, "ko") in phone.store.asked
     assert (
-        screen == "언어: 조선말\n옥류상점\n1.상품보기\n2.바구니(0)\n3.나의 주문\n4.언어\n5.도움말"
+        screen
+        == "언어: 조선말\n옥류상점\n1.상품보기\n2.바구니(0)\n3.나의 주문\n4.언어\n5.도움말\n6.나의 카드"
     )
     assert phone.send("1").startswith("상품부류")  # and on in Korean
 
@@ -523,6 +526,24 @@ def test_engine_cancel_refused_says_so() -> None:
     phone.dial(ref="s2")
     phone.send("3", "1", "1")
     assert phone.send("1").startswith("This order can no longer be cancelled.\n")
+
+
+def test_engine_reports_inputs_typed_on_a_secret_screen_and_never_keeps_them() -> None:
+    from menus.ports import CardView
+
+    store = FakeStore(cards=(CardView(7, "123456789012", 50_000),), pins={7: "4821"})
+    phone = Driver(store=store)
+    phone.dial()
+    phone.send("1", "1", "1", "1", "2", "1", "1", "Changjon street 5")
+    assert phone.send("1").startswith("Pay KPW 2,500 with card 9012")
+    assert phone.turn is not None and phone.turn.secret == ()
+    assert phone.send("0000").startswith("Wrong PIN. 2 tries left.")
+    assert phone.turn.secret == (0,) and "0000" not in str(phone.turn.ctx)
+    # A shortcut's inputs after the PIN screen: the PIN is marked, so is what was never read.
+    phone.send("0")
+    assert phone.send("1", "4821", "9", "9").startswith("Order ")
+    assert phone.turn.secret == (1, 2, 3)
+    assert "4821" not in str(phone.turn.ctx)
 
 
 def test_engine_a_choice_of_one_is_made_without_a_screen_going_and_coming_back() -> None:

@@ -105,3 +105,45 @@ def test_sms_command_replies_fit_two_parts(lang: str) -> None:
     ]
     assert all(sms_parts(body) <= 2 for body in bodies)
     assert lang == "ko" or all(is_gsm7(body) for body in bodies)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_sms_card_templates_fit_and_say_what_was_paid_and_what_is_left(lang: str) -> None:
+    paid = OrderPlaced("WWWWWW", 9_999_999, 99_999, 10_099_998, balance=2_000_000_000,
+                       card="9999")  # fmt: skip
+    bodies = [
+        sms.order_placed(paid, lang),
+        sms.order_refunded("WWWWWW", 10_099_998, 2_000_000_000, "9999", lang),
+        sms.card_topup("9999", 2_000_000_000, 2_000_000_000, lang),
+        sms.card_locked("9999", 1440, lang),
+        sms.balances([("9999", 2_000_000_000), ("8888", 2_000_000_000)], lang),
+        sms.balances([], lang),
+        sms.status_changed("dispatched_paid", "WWWWWW", lang),
+    ]
+    assert all(sms_parts(body) <= 2 for body in bodies)
+    assert lang == "ko" or all(is_gsm7(body) for body in bodies)
+    t = sms.catalog(lang)
+    assert t.money(10_099_998) in bodies[0] and t.money(2_000_000_000) in bodies[0]
+    assert sms_parts(bodies[4]) == 1  # BALANCE is one SMS, however many cards
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_sms_card_confirmation_refund_and_dispatch_fit_one_part(lang: str) -> None:
+    # Issue 12's rule for the confirmation and every status SMS holds when a card pays:
+    # the largest total, and a balance as large as a card may hold (MAX_INT).
+    paid = OrderPlaced("WWWWWW", 99_000_000, 999_999, 99_999_999, balance=2_147_483_647,
+                       card="9999")  # fmt: skip
+    t = sms.catalog(lang)
+    confirmation = sms.order_placed(paid, lang)
+    assert t.money(99_999_999) in confirmation and t.money(2_147_483_647) in confirmation
+    assert confirmation.endswith(f" {'STATUS' if lang == 'en' else '상태'} WWWWWW")
+    refund = sms.order_refunded("WWWWWW", 99_999_999, 2_147_483_647, "9999", lang)
+    dispatched = sms.status_changed("dispatched_paid", "WWWWWW", lang)
+    for body in (confirmation, refund, dispatched):
+        assert one_part(body, lang), (measure(body), body)
+
+
+@pytest.mark.parametrize(("lang", "keyword"), [("en", "BALANCE"), ("ko", "잔액")])
+def test_sms_help_and_help_screen_name_the_balance_command(lang: str, keyword: str) -> None:
+    t = sms.catalog(lang)
+    assert keyword in sms.help_text(lang, "*123#") and keyword in t("help.sms")

@@ -102,7 +102,7 @@ async def test_browser_shops_by_clicking_and_sees_the_sms_arrive(page: Page) -> 
     screen, badge = page.locator("#screen"), page.locator("#badge")
     await page.get_by_role("button", name="Dial", exact=True).click()
     await expect(screen).to_contain_text("Okryu Shop\n1. Shop")
-    await expect(badge).to_have_text("GSM-7 63/160")
+    await expect(badge).to_have_text("GSM-7 74/160")
     for answer, shown in SHOPPING:
         await click_keys(page, answer)
         await expect(screen).to_contain_text(shown)
@@ -155,7 +155,7 @@ async def test_browser_shows_ucs2_in_korean_and_downloads_the_transcript(page: P
     await page.locator("#dialect").select_option("hubtel")
     await page.get_by_role("button", name="Dial", exact=True).click()
     await expect(screen).to_contain_text("Okryu Shop")
-    await expect(badge).to_have_text("GSM-7 63/160")
+    await expect(badge).to_have_text("GSM-7 74/160")
     for digit, shown in (("4", "조선말"), ("2", "언어: 조선말")):
         await click_keys(page, digit)
         await expect(screen).to_contain_text(shown)
@@ -167,7 +167,7 @@ async def test_browser_shows_ucs2_in_korean_and_downloads_the_transcript(page: P
     transcript = Path(saved).read_text(encoding="utf-8")
     assert "dialect hubtel" in transcript and "/ussd/hubtel" in transcript
     assert "> dial *123#" in transcript and "> send '4'" in transcript
-    assert "GSM-7 63/160" in transcript and "| 언어: 조선말" in transcript
+    assert "GSM-7 74/160" in transcript and "| 언어: 조선말" in transcript
 
 
 async def dial_from_the_keypad(page: Page, code: str) -> None:

@@ -137,6 +137,7 @@ async def test_scenario_wrong_expectation_fails_with_the_transcript(make_gateway
         "  | 3. My orders",
         "  | 4. Language",
         "  | 5. Help",
+        "  | 6. My card",
         "> 1",
         "  [CON]",
         "  | Categories",

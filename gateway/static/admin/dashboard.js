@@ -387,6 +387,105 @@ async function refresh(withCatalog = true) {
   }
 }
 
+// --- shop cards: find a customer's, issue one, top up at the counter, read a statement -------
+
+const won = (amount) => `KPW ${amount.toLocaleString("en")}`;
+
+async function loadCards() {
+  const phone = $("card-phone").value.trim();
+  if (!phone) return;
+  const cards = await api(`/cards?phone=${encodeURIComponent(phone)}`);
+  const body = $("cards");
+  body.replaceChildren();
+  for (const card of cards) {
+    const row = document.createElement("tr");
+    row.dataset.number = card.number;
+    const number = cell(row, "");
+    const link = document.createElement("button");
+    link.textContent = card.number;
+    link.setAttribute("aria-label", `Statement of card ${card.number}`);
+    link.addEventListener("click", () => loadStatement(card.number).catch(problem));
+    number.append(link);
+    cell(row, won(card.balance)).className = "balance";
+    cell(row, card.locked_until ? card.locked_until.replace("T", " ").slice(0, 16) : "");
+    const topUp = cell(row, "");
+    const form = document.createElement("form");
+    form.setAttribute("aria-label", `Top up card ${card.number}`);
+    const amount = document.createElement("input");
+    amount.type = "number";
+    amount.min = "1";
+    amount.required = true;
+    amount.placeholder = "won";
+    amount.setAttribute("aria-label", "Amount");
+    const reference = document.createElement("input");
+    reference.required = true;
+    reference.placeholder = "counter reference";
+    reference.setAttribute("aria-label", "Counter reference");
+    const go = document.createElement("button");
+    go.type = "submit";
+    go.textContent = "Top up";
+    form.append(amount, reference, go);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      topUpCard(card.number, Number(amount.value), reference.value.trim());
+    });
+    topUp.append(form);
+    body.append(row);
+  }
+}
+
+async function topUpCard(number, amount, reference) {
+  try {
+    const done = await api(`/cards/${number}/topups`, {
+      method: "POST",
+      body: JSON.stringify({ amount, reference }),
+    });
+    problem(done.repeated ? { message: `Reference ${reference} was already topped up` } : null);
+    await loadCards();
+    await loadStatement(number);
+  } catch (error) {
+    problem(error);
+  }
+}
+
+async function loadStatement(number) {
+  const { lines } = await api(`/cards/${number}/statement`);
+  const body = $("statement");
+  body.replaceChildren();
+  for (const line of lines) {
+    const row = document.createElement("tr");
+    cell(row, line.at.replace("T", " ").slice(0, 16));
+    cell(row, line.order ? `${line.kind} ${line.order}` : line.kind);
+    cell(row, won(line.amount));
+    cell(row, won(line.balance));
+    cell(row, line.reference);
+    body.append(row);
+  }
+  $("statement-title").textContent = `Statement of card ${number}`;
+  $("statement-title").hidden = $("statement-table").hidden = false;
+}
+
+$("card-find").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadCards().then(() => problem(null), problem);
+});
+$("card-issue").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const pin = $("card-pin");
+  try {
+    await api("/cards", {
+      method: "POST",
+      body: JSON.stringify({ phone: $("card-phone").value.trim(), pin: pin.value }),
+    });
+    problem(null);
+    await loadCards();
+  } catch (error) {
+    problem(error);
+  } finally {
+    pin.value = ""; // the PIN is the customer's: not left in the page
+  }
+});
+
 $("login").addEventListener("submit", (event) => {
   event.preventDefault();
   token = $("token").value.trim();

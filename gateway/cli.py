@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DIAGRAM = "docs/journey.svg"
 RETRY_MARGIN = 0.05  # seconds past the gateway's retry window before a repeated answer
+TELL_WITHIN = 5.0  # seconds okryu seed waits for the gateways' Redis, then leaves it to their watch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -322,18 +323,19 @@ async def seed(settings: Settings) -> int:
 async def tell_gateways(settings: Settings) -> str:
     """After a catalog change: bump its version in the gateways' Redis (INCR and PUBLISH), so
     every running process reloads now; without a Redis to reach, their watch notices it."""
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
     from gateway.catalog import WATCH, CatalogVersions
+    from gateway.redis_clients import connect
 
     later = f"running gateways notice it within {WATCH:g} s"
     if not settings.redis_url:
         return later  # an embedded Redis is private to its gateway
-    client = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = connect(settings.redis_url, 1)  # a server's URL or a cluster's, as the gateway's
     try:
-        await CatalogVersions(client, settings.redis_prefix).bump("catalog")
-    except (RedisError, OSError):
+        async with asyncio.timeout(TELL_WITHIN):
+            await CatalogVersions(client, settings.redis_prefix).bump("catalog")
+    except (RedisError, OSError):  # TimeoutError is an OSError
         return f"{later} (Redis did not answer)"
     finally:
         await client.aclose()

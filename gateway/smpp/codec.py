@@ -247,6 +247,21 @@ def tlv(tag: int, value: bytes) -> bytes:
     return struct.pack(">HH", tag, len(value)) + value
 
 
+def _addressing(service_type: str, source: tuple[int, int, str], destination: str) -> bytes:
+    """The head data_sm and submit_sm share: service_type, the source address (TON, NPI,
+    digits) and an international (TON 1, NPI 1) destination."""
+    source_ton, source_npi, source_addr = source
+    return b"".join(
+        [
+            cstring(service_type),
+            bytes([source_ton, source_npi]),
+            cstring(source_addr),
+            bytes([1, 1]),
+            cstring(destination),
+        ]
+    )
+
+
 def data_sm_body(
     *,
     source: tuple[int, int, str],
@@ -257,14 +272,9 @@ def data_sm_body(
     esm_class: int = 0,
 ) -> bytes:
     """A data_sm body to an international ``destination``; the text goes in ``tlvs``."""
-    source_ton, source_npi, source_addr = source
     return b"".join(
         [
-            cstring(service_type),
-            bytes([source_ton, source_npi]),
-            cstring(source_addr),
-            bytes([1, 1]),
-            cstring(destination),
+            _addressing(service_type, source, destination),
             bytes([esm_class, 0, data_coding]),  # esm_class, registered_delivery, data_coding
             tlvs,
         ]
@@ -354,14 +364,9 @@ def submit_sm_body(
     tlvs: bytes = b"",
 ) -> bytes:
     """A submit_sm body to an international (TON 1, NPI 1) ``destination`` of digits."""
-    source_ton, source_npi, source_addr = source
     return b"".join(
         [
-            cstring(service_type),
-            bytes([source_ton, source_npi]),
-            cstring(source_addr),
-            bytes([1, 1]),
-            cstring(destination),
+            _addressing(service_type, source, destination),
             bytes([esm_class, 0, 0]),  # esm_class, protocol_id, priority_flag
             cstring(""),  # schedule_delivery_time: now
             cstring(""),  # validity_period: the SMSC default

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -125,6 +126,10 @@ async def place_order(
     for attempt in range(_ATTEMPTS):
         try:
             return await _place_once(db, req, quantities, render_confirmation)
+        except _PriceMoved:
+            if attempt == _ATTEMPTS - 1:
+                raise
+            continue
         except _Unavailable as unavailable:
             # On PostgreSQL a concurrent call with the same key may have taken the last units
             # and committed while this one waited on the row lock: the order exists after all.
@@ -208,6 +213,11 @@ async def _place_once(
         zone = await session.get(DeliveryZone, req.zone_id)
         if zone is None or not zone.active:
             raise StoreError(f"delivery zone {req.zone_id} is not available")
+        # Everything that needs no product's row lock comes first. On PostgreSQL a popular
+        # product's buyers queue on its row from the stock decrement to the commit, so that
+        # span holds only the decrement (and the card payment, whose lock comes after the
+        # products' as in a cancellation); the rest is written before it.
+        seen = await _read_products(session, quantities)
         customer_id = await _upsert_customer(
             session,
             db.is_sqlite,
@@ -216,12 +226,7 @@ async def _place_once(
             zone_id=req.zone_id,
             address=req.address,
         )
-        taken = await _take_stock(session, quantities)
-        missing = tuple(pid for pid in quantities if pid not in taken)
-        if missing:
-            raise _Unavailable(OutOfStock(product_ids=missing))
-
-        subtotal = sum(taken[pid].price * qty for pid, qty in quantities.items())
+        subtotal = sum(seen[pid].price * qty for pid, qty in quantities.items())
         order = Order(
             code=await _unused_code(session),
             customer_id=customer_id,
@@ -240,7 +245,7 @@ async def _place_once(
         order_id = order.id
         assert order_id is not None
         for pid, qty in quantities.items():
-            snapshot = taken[pid]
+            snapshot = seen[pid]
             session.add(
                 OrderLine(
                     order_id=order_id,
@@ -252,6 +257,9 @@ async def _place_once(
                 )
             )
         session.add(OrderEvent(order_id=order_id, status="placed", actor=f"customer:{req.msisdn}"))
+        # A reminder about the cart this order came from would now only confuse.
+        await cancel_queued(session, to=req.msisdn, kind="cart_reminder")  # flushes the lines
+        await _take_stock(session, quantities, seen)
         placed = _placed(order)
         if req.payment == "card":
             paid = await cards.pay(
@@ -273,34 +281,87 @@ async def _place_once(
             kind="order_placed",
             idempotency_key=f"order_placed:{order.code}",
             order_id=order_id,
-        )
-        # A reminder about the cart this order came from would now only confuse.
-        await cancel_queued(session, to=req.msisdn, kind="cart_reminder")
+        )  # written by the commit
         return placed
 
 
-async def _take_stock(session: AsyncSession, quantities: dict[int, int]) -> dict[int, _Snapshot]:
-    """Decrement every line that has the stock; the snapshots of those that did."""
-    taken: dict[int, _Snapshot] = {}
+# Six columns: sqlalchemy's select (sqlmodel's is typed up to four), run on the connection.
+_PRODUCTS = sa_select(
+    col(Product.id),
+    col(Product.name_en),
+    col(Product.name_ko),
+    col(Product.price),
+    col(Product.stock),
+    col(Product.active),
+).where(col(Product.id).in_(bindparam("ids", expanding=True)))
+
+
+async def _read_products(session: AsyncSession, quantities: dict[int, int]) -> dict[int, _Snapshot]:
+    """What each product is called and costs now, read without a lock; raises
+    :class:`_Unavailable` for the lines that could not be had even now."""
+    shelf = await _shelf(session, list(quantities))
+    missing = _lacking(shelf, quantities, quantities)
+    if missing:
+        raise _Unavailable(OutOfStock(product_ids=missing))
+    return {pid: _Snapshot(*shelf[pid][1:4]) for pid in quantities}
+
+
+async def _shelf(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
+    """The rows of ``_PRODUCTS`` for these products, by id."""
+    connection = await session.connection()
+    rows = (await connection.execute(_PRODUCTS, {"ids": ids})).all()
+    return {row.id: row for row in rows}
+
+
+def _lacking(
+    shelf: dict[int, Any], quantities: dict[int, int], ids: Iterable[int]
+) -> tuple[int, ...]:
+    """The products among ``ids`` that are gone, off sale or short of the quantity."""
+    return tuple(
+        pid
+        for pid in ids
+        if pid not in shelf or not shelf[pid].active or shelf[pid].stock < quantities[pid]
+    )
+
+
+class _PriceMoved(StoreError):
+    """A product's price changed between the read and the decrement: place it again."""
+
+
+async def _take_stock(
+    session: AsyncSession, quantities: dict[int, int], seen: dict[int, _Snapshot]
+) -> None:
+    """Decrement every line's stock at the price the order was written with, or roll back."""
     # One lock order for every transaction (by product id), so two orders sharing products
     # wait for each other on PostgreSQL instead of deadlocking.
+    short: list[int] = []
     for pid in sorted(quantities):
         qty = quantities[pid]
         # The conditional UPDATE is the oversell guard: a row lock on PostgreSQL, the writer
-        # lock on SQLite. RETURNING reads the price under that same lock, so the order is
-        # charged what the product costs now, not what the menu showed.
+        # lock on SQLite. The price condition, checked under that same lock, makes sure the
+        # order is charged what the product costs now, not what it cost at the read.
         statement = (
             update(Product)
-            .where(col(Product.id) == pid, col(Product.stock) >= qty, col(Product.active))
+            .where(
+                col(Product.id) == pid,
+                col(Product.stock) >= qty,
+                col(Product.active),
+                col(Product.price) == seen[pid].price,
+            )
             .values(stock=col(Product.stock) - qty)
-            .returning(col(Product.name_en), col(Product.name_ko), col(Product.price))
+            .returning(col(Product.id))
             # No Product objects live in this session; skip the ORM's bookkeeping.
             .execution_options(synchronize_session=False)
         )
-        row = (await session.exec(statement)).first()
-        if row is not None:
-            taken[pid] = _Snapshot(*row)
-    return taken
+        if (await session.exec(statement)).first() is None:
+            short.append(pid)
+    if short:
+        # Sold out (or taken off sale) since the read, or repriced: the first is the answer,
+        # the second is worth another try at the new price.
+        gone = _lacking(await _shelf(session, short), quantities, short)
+        if gone:
+            raise _Unavailable(OutOfStock(product_ids=gone))
+        raise _PriceMoved("a product was repriced while the order was placed")
 
 
 async def _upsert_customer(

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.util import await_only
 
 from menus.ports import OrderPlaced, OutOfStock
 from store.db import Database
-from store.models import Order, OutboundMessage
+from store.models import Order, OrderLine, OutboundMessage
 from store.orders import place_order
 from tests.store.factories import (
     ALICE,
@@ -111,3 +116,38 @@ async def test_place_order_crossed_lines_neither_deadlock_nor_oversell(
     assert await stock_of(seeded_db, gloves.id) == 0
     assert await stock_of(seeded_db, hat.id) == 0
     assert {o.msisdn for o in await rows(seeded_db, Order)} == {ALICE}
+
+
+async def test_place_order_repriced_while_placing_is_charged_the_new_price(
+    seeded_db: Database,
+) -> None:
+    # The order is written before its stock is taken (so a popular product's row lock is held
+    # only for the decrement): a price changed in between must not slip through at the old one.
+    if seeded_db.is_sqlite:
+        pytest.skip("SQLite admits one writer at a time: nothing can reprice mid-order")
+    rice = await product_by_sku(seeded_db, "FD-RICE5")
+    zone = await first_zone(seeded_db)
+    assert rice.id and zone.id
+    rice_id = rice.id
+    decrements: list[str] = []
+
+    def reprice_once(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE product SET stock"):
+            decrements.append(statement)
+            if len(decrements) == 1:  # another staff member, on another connection
+                await_only(set_product(seeded_db, rice_id, price=31000))
+
+    engine = seeded_db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", reprice_once)
+    try:
+        placed = await place_order(seeded_db, order_request("k1", [(rice.id, 2)], zone.id), render)
+    finally:
+        event.remove(engine, "before_cursor_execute", reprice_once)
+
+    assert len(decrements) == 2  # refused at the old price, taken at the new one
+    assert isinstance(placed, OrderPlaced) and placed.subtotal == 2 * 31000
+    [line] = await rows(seeded_db, OrderLine)
+    assert line.unit_price == 31000
+    assert await stock_of(seeded_db, rice.id) == rice.stock - 2
+    assert await count(seeded_db, Order) == 1
+    assert await count(seeded_db, OutboundMessage) == 1

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -182,23 +182,33 @@ async def holder_language(db: Database, number: str) -> str:
     return found or "en"
 
 
+# The subscriber's active cards: read at every checkout, so built once and run by db.rows.
+_CARDS = (
+    select(Card.id, Card.number, Card.balance, Card.locked_until)
+    .where(col(Card.msisdn) == bindparam("msisdn"), col(Card.active))
+    .order_by(col(Card.id))
+)
+
+
 async def list_cards(
     db: Database, msisdn: str, now: datetime | None = None
 ) -> tuple[CardView, ...]:
     """The subscriber's active cards, oldest first."""
     now = now or utcnow()
-    query = select(Card).where(col(Card.msisdn) == msisdn, col(Card.active)).order_by(col(Card.id))
-    async with db.session() as session:
-        cards = (await session.exec(query)).all()
     return tuple(
         CardView(
-            id=_id(card),
-            number=card.number,
-            balance=card.balance,
-            locked=card.locked_until is not None and card.locked_until > now,
+            id=card_id,
+            number=number,
+            balance=balance,
+            locked=locked_until is not None and _stored_time(locked_until) > now,
         )
-        for card in cards
+        for card_id, number, balance, locked_until in await db.rows(_CARDS, msisdn=msisdn)
     )
+
+
+def _stored_time(value: datetime | str) -> datetime:
+    """A time as the driver returns it: a datetime (asyncpg), or SQLite's ISO text."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 async def check_pin(

@@ -114,6 +114,19 @@ async def check(db: Database, card: Card, pin: str, now: datetime = T0) -> PinCh
     )  # fmt: skip
 
 
+async def test_cards_list_shows_a_locked_card_locked_until_its_lock_runs_out(db: Database) -> None:
+    card = await funded(db, 700)
+    for wrong in ("0000", "1111", "2222"):
+        await check(db, card, wrong)
+    [listed] = await cards.list_cards(db, ALICE, T0 + timedelta(minutes=14))
+    assert (listed.id, listed.number, listed.balance, listed.locked) == (
+        card.id, card.number, 700, True,
+    )  # fmt: skip
+    [listed] = await cards.list_cards(db, ALICE, T0 + timedelta(minutes=15, seconds=1))
+    assert not listed.locked
+    assert await cards.list_cards(db, BOB, T0) == ()
+
+
 async def test_cards_third_wrong_pin_locks_the_card_and_queues_one_sms(db: Database) -> None:
     card = await funded(db, 0)
     assert await check(db, card, "0000") == PinChecked(ok=False, left=2)

@@ -9,6 +9,8 @@ from sqlalchemy import CheckConstraint, UniqueConstraint, event
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
+from store.functions import functions_ddl
+
 # Times are naive UTC. sqlmodel maps a bare ``datetime`` to a timezone-aware column that
 # rejects naive values on every insert and returns aware ones; ``NaiveDatetime`` keeps
 # ``TIMESTAMP WITHOUT TIME ZONE`` and naive values both ways.
@@ -321,3 +323,11 @@ def _append_only(table: object, connection: Connection, **_: object) -> None:
 
 
 event.listen(SQLModel.metadata.tables["ledgerentry"], "after_create", _append_only)
+
+
+def _functions(target: object, connection: Connection, **_: object) -> None:
+    for statement in functions_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(SQLModel.metadata, "after_create", _functions)

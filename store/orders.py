@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+import asyncpg
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -123,9 +124,12 @@ async def place_order(
         raise StoreError(f"address is longer than {ADDRESS_WIDTH} characters")
     if req.payment not in PAYMENTS or (req.payment == "card") != (req.card > 0):
         raise StoreError("payment must be cod, or card with the card's id")
+    # On PostgreSQL a cash-on-delivery order is one SQL function call (store.functions):
+    # the same steps as _place_once, a dozen round trips fewer.
+    place = _place_in_one_call if not db.is_sqlite and req.payment == "cod" else _place_once
     for attempt in range(_ATTEMPTS):
         try:
-            return await _place_once(db, req, quantities, render_confirmation)
+            return await place(db, req, quantities, render_confirmation)
         except _PriceMoved:
             if attempt == _ATTEMPTS - 1:
                 raise
@@ -286,6 +290,74 @@ async def _place_once(
 
 
 # Six columns: sqlalchemy's select (sqlmodel's is typed up to four), run on the connection.
+# What a PostgreSQL order reads before its one call: the zone's fee (no row: no such active
+# zone) and each product as it is now.
+_SHELF_AND_FEE = """
+SELECT z.fee, p.id, p.name_en, p.name_ko, p.price, p.stock, p.active
+FROM deliveryzone AS z LEFT JOIN product AS p ON p.id = ANY($2::integer[])
+WHERE z.id = $1 AND z.active
+"""
+_PLACE = (
+    "SELECT * FROM okryu_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+)
+
+
+async def _place_in_one_call(
+    db: Database,
+    req: PlaceOrder,
+    quantities: dict[int, int],
+    render_confirmation: RenderConfirmation,
+) -> OrderPlaced:
+    """``_place_once`` for a cash-on-delivery order on PostgreSQL: two round trips on the
+    driver (a read, then ``okryu_place_order``), no ORM, no transaction held open here."""
+    pool = await db.pool()
+    rows = await pool.fetch(_SHELF_AND_FEE, req.zone_id, list(quantities))
+    if not rows:
+        raise StoreError(f"delivery zone {req.zone_id} is not available")
+    fee: int = rows[0]["fee"]
+    found = {row["id"]: row for row in rows if row["id"] is not None}
+    shelf = {pid: (row["stock"], row["active"]) for pid, row in found.items()}
+    missing = _lacking(shelf, quantities, quantities)
+    if missing:
+        raise _Unavailable(OutOfStock(product_ids=missing))
+    ids = list(quantities)
+    prices = [found[pid]["price"] for pid in ids]
+    subtotal = sum(price * quantities[pid] for pid, price in zip(ids, prices, strict=True))
+    key = stored_key(req.idempotency_key)
+    for _ in range(_CODE_DRAWS):
+        placed = OrderPlaced(code=new_code(), subtotal=subtotal, fee=fee, total=subtotal + fee)
+        try:
+            row = await pool.fetchrow(
+                _PLACE, key, req.msisdn, req.lang, req.zone_id, req.address, placed.code,
+                ids, [quantities[pid] for pid in ids], prices,
+                [found[pid]["name_en"] for pid in ids], [found[pid]["name_ko"] for pid in ids],
+                fee, render_confirmation(placed, req.lang), utcnow(),
+            )  # fmt: skip
+        except asyncpg.UniqueViolationError as error:
+            # The same key placed by a concurrent call (the caller reads it back), or the
+            # same code drawn at the same instant (the caller tries again): as on the ORM path.
+            raise IntegrityError(_PLACE, None, error) from None
+        assert row is not None
+        outcome = row["outcome"]
+        if outcome == "placed":
+            return placed
+        if outcome == "replay":
+            if row["order_msisdn"] != req.msisdn:
+                raise StoreError("idempotency key already used by another subscriber")
+            return OrderPlaced(
+                code=row["order_code"], subtotal=row["order_subtotal"],
+                fee=row["order_fee"], total=row["order_total"],
+            )  # fmt: skip
+        if outcome == "no_zone":
+            raise StoreError(f"delivery zone {req.zone_id} is not available")
+        if outcome == "short":
+            if row["lacking"]:
+                raise _Unavailable(OutOfStock(product_ids=tuple(row["lacking"])))
+            raise _PriceMoved("a product was repriced while the order was placed")
+        assert outcome == "code_taken", outcome
+    raise StoreError("could not draw an unused order code")
+
+
 _PRODUCTS = sa_select(
     col(Product.id),
     col(Product.name_en),
@@ -299,11 +371,11 @@ _PRODUCTS = sa_select(
 async def _read_products(session: AsyncSession, quantities: dict[int, int]) -> dict[int, _Snapshot]:
     """What each product is called and costs now, read without a lock; raises
     :class:`_Unavailable` for the lines that could not be had even now."""
-    shelf = await _shelf(session, list(quantities))
-    missing = _lacking(shelf, quantities, quantities)
+    rows = await _shelf(session, list(quantities))
+    missing = _lacking(_stocks(rows), quantities, quantities)
     if missing:
         raise _Unavailable(OutOfStock(product_ids=missing))
-    return {pid: _Snapshot(*shelf[pid][1:4]) for pid in quantities}
+    return {pid: _Snapshot(*rows[pid][1:4]) for pid in quantities}
 
 
 async def _shelf(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
@@ -313,14 +385,19 @@ async def _shelf(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
     return {row.id: row for row in rows}
 
 
+def _stocks(rows: dict[int, Any]) -> dict[int, tuple[int, bool]]:
+    return {pid: (row.stock, row.active) for pid, row in rows.items()}
+
+
 def _lacking(
-    shelf: dict[int, Any], quantities: dict[int, int], ids: Iterable[int]
+    shelf: dict[int, tuple[int, bool]], quantities: dict[int, int], ids: Iterable[int]
 ) -> tuple[int, ...]:
-    """The products among ``ids`` that are gone, off sale or short of the quantity."""
+    """The products among ``ids`` that are gone, off sale or short of the quantity
+    (``shelf``: each product's stock and whether it is on sale)."""
     return tuple(
         pid
         for pid in ids
-        if pid not in shelf or not shelf[pid].active or shelf[pid].stock < quantities[pid]
+        if pid not in shelf or not shelf[pid][1] or shelf[pid][0] < quantities[pid]
     )
 
 
@@ -358,7 +435,7 @@ async def _take_stock(
     if short:
         # Sold out (or taken off sale) since the read, or repriced: the first is the answer,
         # the second is worth another try at the new price.
-        gone = _lacking(await _shelf(session, short), quantities, short)
+        gone = _lacking(_stocks(await _shelf(session, short)), quantities, short)
         if gone:
             raise _Unavailable(OutOfStock(product_ids=gone))
         raise _PriceMoved("a product was repriced while the order was placed")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
+from unittest.mock import AsyncMock
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.util import await_only
 
 from menus.ports import OrderPlaced, OutOfStock
+from store import cards
 from store.db import Database
 from store.models import Order, OrderLine, OutboundMessage
 from store.orders import place_order
@@ -118,36 +122,71 @@ async def test_place_order_crossed_lines_neither_deadlock_nor_oversell(
     assert {o.msisdn for o in await rows(seeded_db, Order)} == {ALICE}
 
 
+class _RepricedBeforeTheCall:
+    """asyncpg's pool, but the first ``okryu_place_order`` call waits for a price change
+    committed on another connection: a staff member's edit between the order's read and its
+    one call."""
+
+    def __init__(self, pool: Any, reprice: Callable[[], Awaitable[None]]) -> None:
+        self.pool, self.reprice, self.calls = pool, reprice, 0
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self.pool.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        if "okryu_place_order" in sql:
+            self.calls += 1
+            if self.calls == 1:
+                await self.reprice()
+        return await self.pool.fetchrow(sql, *args)
+
+
+@pytest.mark.parametrize("payment", ["cod", "card"])
 async def test_place_order_repriced_while_placing_is_charged_the_new_price(
-    seeded_db: Database,
+    seeded_db: Database, payment: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The order is written before its stock is taken (so a popular product's row lock is held
-    # only for the decrement): a price changed in between must not slip through at the old one.
+    # only for the decrement): a price changed in between must not slip through at the old
+    # one. On PostgreSQL a cash order is one SQL call, a card order the ORM's transaction.
     if seeded_db.is_sqlite:
         pytest.skip("SQLite admits one writer at a time: nothing can reprice mid-order")
     rice = await product_by_sku(seeded_db, "FD-RICE5")
     zone = await first_zone(seeded_db)
     assert rice.id and zone.id
     rice_id = rice.id
-    decrements: list[str] = []
+    request = order_request("k1", [(rice_id, 2)], zone.id)
+    if payment == "card":
+        issued = await cards.issue_card(seeded_db, ALICE, "4821")
+        await cards.top_up(seeded_db, issued.number, 500_000, "T-1", actor="staff",
+                           render_sms=lambda *_: "topped up")  # fmt: skip
+        [card] = await cards.list_cards(seeded_db, ALICE)
+        request = dataclasses.replace(request, payment="card", card=card.id)
+
+    async def reprice() -> None:
+        await set_product(seeded_db, rice_id, price=31000)
+
+    tries: list[str] = []  # the ORM path's decrements
+    spy = _RepricedBeforeTheCall(await seeded_db.pool(), reprice)
+    monkeypatch.setattr(seeded_db, "pool", AsyncMock(return_value=spy))
 
     def reprice_once(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.startswith("UPDATE product SET stock"):
-            decrements.append(statement)
-            if len(decrements) == 1:  # another staff member, on another connection
-                await_only(set_product(seeded_db, rice_id, price=31000))
+            tries.append(statement)
+            if len(tries) == 1:  # another staff member, on another connection
+                await_only(reprice())
 
     engine = seeded_db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", reprice_once)
     try:
-        placed = await place_order(seeded_db, order_request("k1", [(rice.id, 2)], zone.id), render)
+        placed = await place_order(seeded_db, request, render)
     finally:
         event.remove(engine, "before_cursor_execute", reprice_once)
 
-    assert len(decrements) == 2  # refused at the old price, taken at the new one
+    assert (spy.calls, len(tries)) == ((2, 0) if payment == "cod" else (0, 2))  # tried again
     assert isinstance(placed, OrderPlaced) and placed.subtotal == 2 * 31000
     [line] = await rows(seeded_db, OrderLine)
     assert line.unit_price == 31000
-    assert await stock_of(seeded_db, rice.id) == rice.stock - 2
+    assert await stock_of(seeded_db, rice_id) == rice.stock - 2
     assert await count(seeded_db, Order) == 1
-    assert await count(seeded_db, OutboundMessage) == 1
+    sent = [m.body for m in await rows(seeded_db, OutboundMessage) if m.kind == "order_placed"]
+    assert sent == [f"en {placed.code} total {placed.total}"]

@@ -25,6 +25,7 @@ from gateway.numbers import mask
 from gateway.settings import Settings, SettingsError
 from menus.text import texts
 from store import inbox, outbox
+from store.db import DRIVER_OUTAGES
 from store.models import (
     PROVIDER_ID_LIMIT,
     PROVIDER_ID_WIDTH,
@@ -222,7 +223,7 @@ def _is_outage(error: BaseException) -> bool:
     return isinstance(
         error,
         RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError
-        | ClusterDownError | TryAgainError | SlotNotCoveredError,
+        | ClusterDownError | TryAgainError | SlotNotCoveredError | DRIVER_OUTAGES,
     )  # fmt: skip
 
 
@@ -230,7 +231,7 @@ def _component(error: BaseException) -> str:
     """Which part failed, for the error counter."""
     if isinstance(error, RedisError):
         return "redis"
-    if isinstance(error, SQLAlchemyError | OSError):
+    if isinstance(error, SQLAlchemyError | OSError | DRIVER_OUTAGES):
         return "database"
     if isinstance(error, TimeoutError):
         return "deadline"

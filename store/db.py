@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import asyncpg
@@ -46,6 +46,15 @@ ASYNCPG_OPTIONS = frozenset(
         "database",
     }
 )
+# PostgreSQL out of reach on the driver's own pool (Database.rows, an order's one call), as
+# SQLAlchemy's OperationalError and InterfaceError say it on the ORM's: a connection lost, the
+# server shutting down or starting up.
+DRIVER_OUTAGES = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+T = TypeVar("T")
 POOL_SIZE = 10  # PostgreSQL connections per pool (SQLAlchemy's, and asyncpg's for the hot path)
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -81,6 +90,7 @@ class Database:
         self._reader: sqlite3.Connection | None = None
         self._compiled: dict[Any, tuple[str, list[str]]] = {}
         self._pool: asyncpg.Pool | None = None
+        self._writer: sqlite3.Connection | None = None
         self._pool_lock = asyncio.Lock()
 
     def session(self) -> AsyncSession:
@@ -143,6 +153,29 @@ class Database:
         async with self._write_lock, self.sessions() as session, session.begin():
             yield session
 
+    async def write_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """SQLite: ``work(connection)`` in one transaction (BEGIN IMMEDIATE, then COMMIT, or
+        ROLLBACK if it raises), on a plain writer connection of this process, in this
+        process's writer queue. ``work`` is synchronous: the transaction never waits on the
+        event loop, so the writer lock is held for the statements' own microseconds."""
+        assert self._write_lock is not None, "write_now is SQLite's"
+        async with self._write_lock:
+            if self._writer is None:
+                self._writer = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False
+                )
+                _sqlite_pragmas(self._writer, None)
+            writer = self._writer
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                done = work(writer)
+                writer.execute("COMMIT")
+            except BaseException:
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
+                raise
+            return done
+
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
@@ -158,6 +191,9 @@ class Database:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         await self.engine.dispose()
 
 

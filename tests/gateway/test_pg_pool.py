@@ -1,0 +1,70 @@
+"""The driver's own PostgreSQL pool (Database.rows, an order's one call) when the server
+drops its connections (a restart, an administrator): the next hops are served on fresh
+connections, and nothing is logged as a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from store.db import Database
+
+Make = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+async def dials(client: TestClient[Any, Any], first: int, count: int) -> list[str]:
+    """``count`` new subscribers dial at once (each dial reads a profile on the pool)."""
+
+    async def dial(n: int) -> str:
+        response = await client.post(
+            "/ussd/africastalking",
+            data={"sessionId": f"pg-{n}", "serviceCode": "*123#",
+                  "phoneNumber": f"+8501913{n:06d}", "text": ""},
+        )  # fmt: skip
+        assert response.status == 200
+        return await response.text()
+
+    return list(await asyncio.gather(*(dial(n) for n in range(first, first + count))))
+
+
+async def test_pg_pool_connections_dropped_by_the_server_are_replaced_unseen(
+    make_gateway: Make, seeded_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    if seeded_db.is_sqlite:
+        pytest.skip("PostgreSQL's connections, on asyncpg's pool")
+    client = await make_gateway()
+    assert all(s.startswith("CON ") for s in await dials(client, 0, 5))
+
+    # What a PostgreSQL restart or an administrator does to every session of the database.
+    admin = await asyncpg.connect(**_options(seeded_db))
+    try:
+        dropped = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert dropped >= 1
+
+    after = await dials(client, 100, 5)
+
+    # asyncpg hears the server close an idle connection and opens another on the next
+    # acquire: no subscriber pays for it. (One cut mid-query fails that hop politely:
+    # callbacks counts asyncpg's connection errors as the database being out of reach.)
+    assert all(s.startswith("CON ") for s in after), after
+    tracebacks = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert tracebacks == []
+
+
+def _options(db: Database) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    _, options = db.engine.dialect.create_connect_args(make_url(db.url))
+    options.pop("prepared_statement_cache_size", None)
+    return dict(options)

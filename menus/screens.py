@@ -8,6 +8,7 @@ typed by hand.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +35,11 @@ def _gsm_tables() -> dict[str, int]:
 
 
 _SEPTETS = _gsm_tables()
+# Most screens are all in the basic table (a septet each): one search in C says so, and the
+# character loop below runs only for a text that holds something else.
+_NOT_BASIC = re.compile(
+    "[^" + "".join(re.escape(char) for char, cost in _SEPTETS.items() if cost == 1) + "]"
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class Measure:
 
 def measure(text: str) -> Measure:
     """The encoding a network would pick for ``text`` and how many units it costs."""
+    if _NOT_BASIC.search(text) is None:
+        return Measure("gsm7", len(text))
     septets = 0
     get = _SEPTETS.get
     for char in text:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from menus.screens import Budget, fits, measure, paginate, sms_parts
 
@@ -27,6 +30,30 @@ def test_measure_counts_units_in_the_encoding_a_network_would_use(
 ) -> None:
     assert measure(text).encoding == encoding
     assert measure(text).units == units
+
+
+# Menu text, with the characters that decide: the extension table, Latin letters the default
+# alphabet has and lacks, Hangul, an emoji, control characters. (Not a bare ESC: the codec
+# passes it through as a byte, but it is the extension table's escape, never a character.)
+_SCREEN_TEXT = st.text(
+    st.one_of(
+        st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+        st.sampled_from("\n\r\x0c€ÇçÉéñÑßÆ¤§¿£¥`옥류😀’\x00"),
+    ),
+    max_size=200,
+)
+
+
+@given(_SCREEN_TEXT)
+def test_measure_agrees_with_the_gsm_codec(text: str) -> None:
+    # The codec is the oracle: a text it encodes is GSM-7 at one septet per byte (an
+    # extension character is the escape and itself); any other is UCS-2 in UTF-16 units.
+    try:
+        expected = ("gsm7", len(text.encode("gsm03.38")))
+    except UnicodeEncodeError:
+        expected = ("ucs2", len(text.encode("utf-16-le")) // 2)
+    got = measure(text)
+    assert (got.encoding, got.units) == expected
 
 
 def test_fits_at_the_boundary_of_each_encoding() -> None:

@@ -223,15 +223,15 @@ def _is_outage(error: BaseException) -> bool:
     return isinstance(
         error,
         RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError
-        | ClusterDownError | TryAgainError | SlotNotCoveredError | DRIVER_OUTAGES,
-    )  # fmt: skip
+        | ClusterDownError | TryAgainError | SlotNotCoveredError,
+    ) or isinstance(error, DRIVER_OUTAGES)  # fmt: skip
 
 
 def _component(error: BaseException) -> str:
     """Which part failed, for the error counter."""
     if isinstance(error, RedisError):
         return "redis"
-    if isinstance(error, SQLAlchemyError | OSError | DRIVER_OUTAGES):
+    if isinstance(error, SQLAlchemyError | OSError) or isinstance(error, DRIVER_OUTAGES):
         return "database"
     if isinstance(error, TimeoutError):
         return "deadline"

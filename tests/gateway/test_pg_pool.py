@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.callbacks import _component, _is_outage
 from store.db import Database
 
 Make = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -68,3 +69,19 @@ def _options(db: Database) -> dict[str, Any]:
     _, options = db.engine.dialect.create_connect_args(make_url(db.url))
     options.pop("prepared_statement_cache_size", None)
     return dict(options)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+    ],
+)
+def test_pg_pool_errors_of_a_lost_server_count_as_the_database_unavailable(
+    error: Exception,
+) -> None:
+    # A hop that fails so is told politely and logged as an outage line, not a traceback.
+    assert _is_outage(error) and _component(error) == "database"
+    assert not _is_outage(asyncpg.exceptions.UniqueViolationError("a query refused"))

@@ -425,6 +425,10 @@ async def _place_in_one_call(
     pool = await db.pool()
     rows = await pool.fetch(_SHELF_AND_FEE, req.zone_id, list(quantities))
     if not rows:
+        # A replay comes first, as in the function: the district may have closed since.
+        replayed = await _replay(db, req)
+        if replayed is not None:
+            return replayed
         raise StoreError(f"delivery zone {req.zone_id} is not available")
     fee: int = rows[0]["fee"]
     found = {row["id"]: row for row in rows if row["id"] is not None}

@@ -190,6 +190,27 @@ async def test_place_order_rejects_an_inactive_or_unknown_zone(seeded_db: Databa
     assert await stock_of(seeded_db, rice.id) == rice.stock
 
 
+async def test_place_order_replayed_after_its_zone_or_product_closed_answers_with_its_order(
+    seeded_db: Database,
+) -> None:
+    # A retried confirm whose order went through before the staff closed the district and
+    # withdrew the product: the same order, not an error.
+    rice = await product_by_sku(seeded_db, "FD-RICE5")
+    zone = await first_zone(seeded_db)
+    assert rice.id and zone.id
+    request = order_request("k1", [(rice.id, 1)], zone.id)
+    placed = await place_order(seeded_db, request, render)
+    async with seeded_db.write() as session:
+        await session.exec(
+            update(DeliveryZone).where(col(DeliveryZone.id) == zone.id).values(active=False)
+        )
+    await set_product(seeded_db, rice.id, active=False)
+
+    assert await place_order(seeded_db, request, render) == placed
+    assert await count(seeded_db, Order) == 1
+    assert await stock_of(seeded_db, rice.id) == rice.stock - 1
+
+
 @pytest.mark.parametrize("lines", [[], [(1, 0)], [(1, -2)]])
 async def test_place_order_rejects_empty_orders_and_bad_quantities(
     seeded_db: Database, lines: list[tuple[int, int]]

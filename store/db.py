@@ -116,7 +116,7 @@ class Database:
         sql, names = self._compiled.get(query) or self._compile(query)
         values = [params[n] for n in names]
         if not self.is_sqlite:
-            pool = self._pool or await self.pool()
+            pool = await self.pool()
             return [tuple(row) for row in await pool.fetch(sql, *values)]
         if self._reader is None:
             self._reader = sqlite3.connect(self._path, check_same_thread=False)
@@ -129,14 +129,20 @@ class Database:
         session (:meth:`rows`, an order's one call). Made on first use, from the engine's URL
         (so the same host, credentials and options)."""
         assert not self.is_sqlite, "a SQLite store has no asyncpg pool"
+        if self._pool is not None:
+            return self._pool
         async with self._pool_lock:
             if self._pool is None:
-                _, options = self.engine.dialect.create_connect_args(make_url(self.url))
-                options.pop("prepared_statement_cache_size", None)  # SQLAlchemy's, not asyncpg's
                 self._pool = await asyncpg.create_pool(
-                    min_size=1, max_size=POOL_SIZE, reset=_keep, **options
+                    min_size=1, max_size=POOL_SIZE, reset=_keep, **self.driver_options()
                 )
         return self._pool
+
+    def driver_options(self) -> dict[str, Any]:
+        """PostgreSQL: what ``asyncpg.connect`` takes for this store's URL."""
+        _, options = self.engine.dialect.create_connect_args(make_url(self.url))
+        options.pop("prepared_statement_cache_size", None)  # SQLAlchemy's, not asyncpg's
+        return dict(options)
 
     def _compile(self, query: Any) -> tuple[str, list[str]]:
         compiled = query.compile(dialect=self.engine.dialect)

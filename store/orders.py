@@ -295,7 +295,6 @@ async def _place_once(
         return placed
 
 
-# Six columns: sqlalchemy's select (sqlmodel's is typed up to four), run on the connection.
 async def _place_on_sqlite(
     db: Database,
     req: PlaceOrder,
@@ -474,6 +473,7 @@ async def _place_in_one_call(
     raise StoreError("could not draw an unused order code")
 
 
+# Six columns: sqlalchemy's select (sqlmodel's is typed up to four), run on the connection.
 _PRODUCTS = sa_select(
     col(Product.id),
     col(Product.name_en),

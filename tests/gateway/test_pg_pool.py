@@ -43,7 +43,7 @@ async def test_pg_pool_connections_dropped_by_the_server_are_replaced_unseen(
     assert all(s.startswith("CON ") for s in await dials(client, 0, 5))
 
     # What a PostgreSQL restart or an administrator does to every session of the database.
-    admin = await asyncpg.connect(**_options(seeded_db))
+    admin = await asyncpg.connect(**seeded_db.driver_options())
     try:
         dropped = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -61,14 +61,6 @@ async def test_pg_pool_connections_dropped_by_the_server_are_replaced_unseen(
     assert all(s.startswith("CON ") for s in after), after
     tracebacks = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert tracebacks == []
-
-
-def _options(db: Database) -> dict[str, Any]:
-    from sqlalchemy.engine import make_url
-
-    _, options = db.engine.dialect.create_connect_args(make_url(db.url))
-    options.pop("prepared_statement_cache_size", None)
-    return dict(options)
 
 
 @pytest.mark.parametrize(

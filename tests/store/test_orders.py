@@ -179,10 +179,7 @@ async def test_place_order_rejects_an_inactive_or_unknown_zone(seeded_db: Databa
     rice = await product_by_sku(seeded_db, "FD-RICE5")
     zone = await first_zone(seeded_db)
     assert rice.id and zone.id
-    async with seeded_db.write() as session:
-        await session.exec(
-            update(DeliveryZone).where(col(DeliveryZone.id) == zone.id).values(active=False)
-        )
+    await close_zone(seeded_db, zone.id)
 
     for zone_id in (zone.id, 99999):
         with pytest.raises(StoreError, match="zone"):
@@ -200,15 +197,20 @@ async def test_place_order_replayed_after_its_zone_or_product_closed_answers_wit
     assert rice.id and zone.id
     request = order_request("k1", [(rice.id, 1)], zone.id)
     placed = await place_order(seeded_db, request, render)
-    async with seeded_db.write() as session:
-        await session.exec(
-            update(DeliveryZone).where(col(DeliveryZone.id) == zone.id).values(active=False)
-        )
+    await close_zone(seeded_db, zone.id)
     await set_product(seeded_db, rice.id, active=False)
 
     assert await place_order(seeded_db, request, render) == placed
     assert await count(seeded_db, Order) == 1
     assert await stock_of(seeded_db, rice.id) == rice.stock - 1
+
+
+async def close_zone(db: Database, zone_id: int) -> None:
+    """Take a delivery district off the menu, as staff would."""
+    async with db.write() as session:
+        await session.exec(
+            update(DeliveryZone).where(col(DeliveryZone.id) == zone_id).values(active=False)
+        )
 
 
 @pytest.mark.parametrize("lines", [[], [(1, 0)], [(1, -2)]])

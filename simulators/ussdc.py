@@ -155,7 +155,7 @@ class UssdCentre(Smsc):
             if sequence != 1:
                 raise _Refused(410, "no such dialogue")
             system_id = self._bound_system_id()
-            dialogue = Dialogue(self._number(), digits, code, system_id)
+            dialogue = Dialogue(self._number(digits), digits, code, system_id)
             self.dialogues[session_id] = dialogue
         if sequence <= dialogue.forwarded:  # the network's retry, or a hop arriving late
             return await self._screen_of(dialogue, sequence)
@@ -250,9 +250,10 @@ class UssdCentre(Smsc):
                 return session.system_id
         raise _Refused(503, "no application is bound to the USSD centre")
 
-    def _number(self) -> int:
-        """A dialogue number no open dialogue holds."""
-        taken = {d.number for d in self.dialogues.values() if not d.closed}
+    def _number(self, msisdn: str) -> int:
+        """A dialogue number no open dialogue of ``msisdn`` holds (a number names a dialogue
+        together with the subscriber: its_session_info has 256 of them)."""
+        taken = {d.number for d in self.dialogues.values() if not d.closed and d.msisdn == msisdn}
         for _ in range(self._limit):
             self._numbers = (self._numbers + 1) % self._limit
             if self._numbers not in taken:
@@ -362,15 +363,20 @@ class UssdCentre(Smsc):
             if value is None or len(value) != 2:
                 return None, 0, "no its_session_info"
             number, unit = value[0], value[1] >> 1
-        for dialogue in self.dialogues.values():
-            if dialogue.number == number and dialogue.msisdn == mt.destination:
-                if dialogue.closed or dialogue.give_up:
-                    return dialogue, 0, f"the dialogue is over ({dialogue.closed or 'gave up'})"
-                hop = dialogue.forwarded
-                if unit is not None and unit != (2 * (hop - 1) + 1) & 0x7F:
-                    return dialogue, 0, f"dialogue unit {unit} answers no hop"
-                return dialogue, hop, ""
-        return None, 0, "no such dialogue"
+        # A number is free again once its dialogue is over (its_session_info has 256): the
+        # subscriber's open dialogue of that number, else the last one that is over.
+        named = [
+            d for d in self.dialogues.values() if d.number == number and d.msisdn == mt.destination
+        ]
+        dialogue = next((d for d in named if not d.closed), named[-1] if named else None)
+        if dialogue is None:
+            return None, 0, "no such dialogue"
+        if dialogue.closed or dialogue.give_up:
+            return dialogue, 0, f"the dialogue is over ({dialogue.closed or 'gave up'})"
+        hop = dialogue.forwarded
+        if unit is not None and unit != (2 * (hop - 1) + 1) & 0x7F:
+            return dialogue, 0, f"dialogue unit {unit} answers no hop"
+        return dialogue, hop, ""
 
     # --- HTTP for handsets --------------------------------------------------------------
 

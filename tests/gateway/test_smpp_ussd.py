@@ -133,6 +133,21 @@ async def test_smpp_ussd_centre_timeout_closes_the_session_and_a_redial_resumes(
     assert product.text != again.text
 
 
+async def test_smpp_ussd_dialogue_numbers_come_round_again_for_the_same_subscriber(
+    make_smpp_gateway: MakeRig,
+) -> None:
+    # its_session_info names a dialogue in one octet: the 257th dialogue of a subscriber who
+    # keeps dialling reuses the number of the first (over long since). Its screens go to it.
+    rig = await make_smpp_gateway("data_sm")
+    for n in range(257):
+        screen = await rig.centre.hop(f"s{n}", MSISDN, "*123#", "*123#", 1)
+        await rig.centre.time_out(f"s{n}")
+    first, last = rig.centre.dialogues["s0"], rig.centre.dialogues["s256"]
+    assert first.number == last.number  # the number came round
+    assert screen.text.startswith("Okryu Shop\n1. Shop"), screen.text
+    assert rig.centre.refused_screens == []
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_smpp_ussd_screen_after_the_centre_gave_up_is_refused_and_nothing_breaks(
     make_smpp_gateway: MakeRig, seeded_db: Database, profile: str

@@ -125,7 +125,7 @@ async def test_load_over_the_operator_s_smpp_bind_loses_no_order(
         config(rig.client, network=FLAKY, seed=5),
         url=rig.handset_url,
         dialect=SMPP,
-        duration=SECONDS,  # longer runs meet a screen sent after the centre ended (see notes)
+        duration=SECONDS,
     )
     report = await run_load(load)
     assert report.errors["http_5xx"] == 0, report.error_samples

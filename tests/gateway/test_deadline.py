@@ -39,11 +39,18 @@ async def slow_store(client: TestClient[Any, Any], test_db: Database) -> AsyncIt
         yield session
 
 
+async def shop_and_hurried(make_gateway: Make) -> tuple[TestClient[Any, Any], TestClient[Any, Any]]:
+    """Two processes of one gateway: the shop, with the default deadline, for walking to the
+    confirm and looking afterwards (a loaded machine can outlast a short deadline on any hop),
+    and a hurried one, with DEADLINE, that answers the confirm under test."""
+    return await make_gateway(), await make_gateway(hop_deadline=DEADLINE)
+
+
 async def test_deadline_slow_order_is_pending_then_placed_exactly_once(
     make_gateway: Make, seeded_db: Database
 ) -> None:
-    client = await make_gateway(hop_deadline=DEADLINE)
-    await walk(client, ORDER_PATH)
+    shop, client = await shop_and_hurried(make_gateway)
+    await walk(shop, ORDER_PATH)
     confirm = "*".join([*ORDER_PATH, "1"])
     async with slow_store(client, seeded_db):
         started = time.monotonic()
@@ -60,15 +67,15 @@ async def test_deadline_slow_order_is_pending_then_placed_exactly_once(
         assert len((await s.exec(select(Order))).all()) == 1
         sms = (await s.exec(select(OutboundMessage))).all()
     assert [m.kind for m in sms] == ["order_placed"]
-    _, home = await post(client, "", session="ATUid_2")
+    _, home = await post(shop, "", session="ATUid_2")
     assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)")  # the cart went with the order
 
 
 async def test_deadline_slow_order_that_fails_says_so_by_sms_and_keeps_the_cart(
     make_gateway: Make, seeded_db: Database
 ) -> None:
-    client = await make_gateway(hop_deadline=DEADLINE)
-    await walk(client, ORDER_PATH)
+    shop, client = await shop_and_hurried(make_gateway)
+    await walk(shop, ORDER_PATH)
     async with slow_store(client, seeded_db) as session:
         _, body = await post(client, "*".join([*ORDER_PATH, "1"]))
         assert body.startswith("END Your order is being placed.")
@@ -79,7 +86,7 @@ async def test_deadline_slow_order_that_fails_says_so_by_sms_and_keeps_the_cart(
         sms = (await s.exec(select(OutboundMessage).order_by(col(OutboundMessage.id)))).all()
     assert [m.kind for m in sms] == ["order_failed"]
     assert sms[0].body.startswith("Okryu: sorry, we could not place your order.")
-    _, home = await post(client, "", session="ATUid_2")
+    _, home = await post(shop, "", session="ATUid_2")
     assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (1)")
 
 
@@ -111,8 +118,8 @@ async def test_deadline_every_subscriber_told_pending_gets_an_sms(
 async def test_deadline_pending_promise_is_written_before_the_screen_says_it(
     make_gateway: Make, seeded_db: Database
 ) -> None:
-    client = await make_gateway(hop_deadline=DEADLINE)
-    await walk(client, ORDER_PATH)
+    shop, client = await shop_and_hurried(make_gateway)
+    await walk(shop, ORDER_PATH)
     async with slow_store(client, seeded_db):
         _, body = await post(client, "*".join([*ORDER_PATH, "1"]))
         assert body.startswith(f"END {PENDING}")

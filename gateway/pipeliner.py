@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
@@ -111,7 +112,9 @@ class Pipeliner:
         for attempt in range(RETRIES + 1):
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
-                await connection.send_packed_command(connection.pack_commands(commands))
+                # hiredis packs a command in C: redis-py's own packer, in Python, was 4% of
+                # a browsing hop's CPU.
+                await connection.send_packed_command(b"".join(map(pack_command, commands)))
                 replies: list[Any] = []
                 for _ in commands:
                     try:

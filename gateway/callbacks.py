@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import time
@@ -151,11 +150,12 @@ async def answer_hop(
         await record_end(app, hop)
         return None
     metrics = app[keys.METRICS]
+    gateway = app[keys.GATEWAY]
     started = time.perf_counter()
     metrics.inflight.inc()
     try:
-        async with asyncio.timeout(settings.hop_deadline):
-            reply = await app[keys.GATEWAY].handle(hop, settings.budget_for(slug))
+        with gateway.deadlines.watch():
+            reply = await gateway.handle(hop, settings.budget_for(slug))
     except Exception as error:
         # No 5xx reaches the aggregator (it would show the handset a network error).
         component = _component(error)
@@ -171,9 +171,7 @@ async def answer_hop(
         reply = Reply(texts(settings.default_language)("error.unavailable"), True, "error")
     finally:
         metrics.inflight.dec()
-    metrics.hops.labels(slug, reply.screen).inc()
-    metrics.hop_seconds.labels(slug).observe(time.perf_counter() - started)
-    metrics.hop_done()
+    metrics.hop_answered(slug, reply.screen, time.perf_counter() - started)
     return reply
 
 

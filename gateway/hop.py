@@ -22,6 +22,7 @@ from typing import Any, Literal
 import orjson
 
 from gateway.catalog import CatalogCache, CatalogVersions
+from gateway.deadlines import Deadlines
 from gateway.errors import GatewayError
 from gateway.funnel import FunnelCounter, reach
 from gateway.messages import Inbound, Reply
@@ -193,6 +194,7 @@ class Gateway:
         self.clock = clock
         self.resume_ttl = resume_ttl
         self.deadline = deadline
+        self.deadlines = Deadlines(deadline)  # the caller keeps each hop to it (answer_hop)
         self.dial = dial  # what the subscriber is told to dial to come back
         self.retry_window = retry_window
         self.metrics = metrics

@@ -68,12 +68,21 @@ class Metrics:
             registry=registry,
         )  # fmt: skip
         self._recent: deque[float] = deque(maxlen=100_000)  # hop end times, for the rate
+        # The labelled children a hop counts with, by (channel, screen): a bounded set.
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.inflight = Gauge(
             "okryu_hops_in_flight", "USSD hops being answered now", registry=registry,
             multiprocess_mode="livesum",
         )  # fmt: skip
 
-    def hop_done(self) -> None:
+    def hop_answered(self, channel: str, screen: str, seconds: float) -> None:
+        """Count a hop answered on ``channel`` with ``screen`` after ``seconds``."""
+        children = self._children.get((channel, screen))
+        if children is None:  # labels() takes a lock and builds a key: once per pair
+            children = (self.hops.labels(channel, screen), self.hop_seconds.labels(channel))
+            self._children[(channel, screen)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         self._recent.append(time.monotonic())
 
     def hop_rate(self, window: float = 10.0) -> float:

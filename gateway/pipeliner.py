@@ -11,6 +11,7 @@ Each hop still awaits only its own reply, and a reply that is an error fails onl
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from hiredis import pack_command
@@ -116,11 +117,17 @@ class Pipeliner:
                 # a browsing hop's CPU.
                 await connection.send_packed_command(b"".join(map(pack_command, commands)))
                 replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        replies.append(await connection.read_response())
-                    except ResponseError as error:
-                        replies.append(error)
+                try:
+                    # One timer for the batch's replies, on the connection's socket timeout:
+                    # redis-py arms one for every reply it reads (4 us each, 6% of a hop).
+                    async with asyncio.timeout(connection.socket_timeout):
+                        for _ in commands:
+                            try:
+                                replies.append(await connection.read_response(timeout=math.inf))
+                            except ResponseError as error:
+                                replies.append(error)
+                except TimeoutError:
+                    raise RedisTimeoutError("Timeout reading from Redis") from None
                 return replies
             except (RedisConnectionError, RedisTimeoutError):
                 await connection.disconnect()

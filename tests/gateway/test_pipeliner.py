@@ -1,0 +1,63 @@
+"""The hops' Redis commands of one loop turn go as one batch (gateway.pipeliner)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.pipeliner import Pipeliner
+from gateway.redis_clients import Client
+
+
+async def test_pipeliner_each_command_of_a_batch_gets_its_own_reply(
+    redis: Client, redis_prefix: str
+) -> None:
+    pipeliner = Pipeliner(redis)
+    key = f"{redis_prefix}p:{{a}}"
+    replies = await asyncio.gather(
+        pipeliner.execute("SET", key, "한글 1"),
+        pipeliner.execute("INCR", key),  # not a number: an error for this command only
+        pipeliner.execute("GET", key),
+        pipeliner.execute("EXISTS", key, f"{redis_prefix}p:{{a}}:none"),
+        return_exceptions=True,
+    )
+    assert replies[0] is True or replies[0] == b"OK"
+    assert isinstance(replies[1], ResponseError)
+    assert replies[2:] == ["한글 1".encode(), 1]
+
+
+@pytest.fixture
+async def silent_redis() -> AsyncIterator[int]:
+    """A port that accepts connections and reads commands but never answers: a hung Redis."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(4096):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_pipeliner_a_redis_that_never_answers_fails_the_batch_on_the_socket_timeout(
+    silent_redis: int,
+) -> None:
+    pool = BlockingConnectionPool(host="127.0.0.1", port=silent_redis, socket_timeout=0.1)
+    client = Redis(connection_pool=pool)
+    try:
+        pipeliner = Pipeliner(client)
+        batch = [pipeliner.execute("GET", "a"), pipeliner.execute("GET", "b")]
+        outcome = await asyncio.wait_for(asyncio.gather(*batch, return_exceptions=True), 10)
+    finally:
+        await client.aclose()
+        await pool.disconnect()
+    assert [type(error) for error in outcome] == [RedisTimeoutError, RedisTimeoutError]

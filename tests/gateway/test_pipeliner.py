@@ -61,3 +61,31 @@ async def test_pipeliner_a_redis_that_never_answers_fails_the_batch_on_the_socke
         await client.aclose()
         await pool.disconnect()
     assert [type(error) for error in outcome] == [RedisTimeoutError, RedisTimeoutError]
+
+
+async def test_pipeliner_a_script_redis_lost_is_sent_whole_and_answers(
+    redis: Client, redis_prefix: str
+) -> None:
+    pipeliner = Pipeliner(redis)
+    script = redis.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    key = f"{redis_prefix}p:{{s}}"
+    assert await pipeliner.run_script(script, [key], [2]) == 2  # loaded on the way
+    await redis.script_flush()  # as a restarted Redis, or a new master, would have it
+    assert await asyncio.gather(
+        pipeliner.run_script(script, [key], [3]), pipeliner.run_script(script, [key], [4])
+    ) == [5, 9]
+
+
+async def test_pipeliner_a_script_that_fails_fails_only_its_reply(
+    redis: Client, redis_prefix: str
+) -> None:
+    pipeliner = Pipeliner(redis)
+    broken = redis.register_script("return redis.call('NO_SUCH_COMMAND')")
+    fine = redis.register_script("return 7")
+    key = f"{redis_prefix}p:{{s}}"
+    outcome = await asyncio.gather(
+        pipeliner.run_script(broken, [key], []),
+        pipeliner.run_script(fine, [key], []),
+        return_exceptions=True,
+    )
+    assert isinstance(outcome[0], ResponseError) and outcome[1] == 7

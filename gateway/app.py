@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import codecs
 import gc
 import logging
 import os
@@ -12,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp import hdrs, web
+from aiohttp import web
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import text
 
@@ -28,6 +26,7 @@ from gateway.catalog import (
     empty_catalog,
 )
 from gateway.channels import load_channels
+from gateway.edge import edge
 from gateway.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from gateway.ends import SessionEnds
 from gateway.funnel import FunnelCounter
@@ -58,13 +57,12 @@ from store.seed import seed_if_empty
 log = logging.getLogger("okryu.app")
 FUNNEL_FLUSH_SECONDS = 10.0
 PROMISE_INTERVAL = 15.0  # seconds between looks at promises a dead process left
-BODY_SECONDS = 10.0  # the longest a request's body may take to arrive
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How the HTTP server runs the app (okryu serve's runner; tests pass them to theirs). Bodies
 # are not decompressed by the server: a body that says it is gzip and is not failed inside
 # the parser (a 500, a traceback logged even for a request refused unread); unread, a coded
-# body is refused with its reason by the _edge middleware instead.
+# body is refused with its reason by gateway.edge instead.
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "keepalive_timeout": 75.0}
 
 
@@ -77,7 +75,7 @@ def create_app(
     garbage collector's permanent generation. Full collections then walk only what hops
     allocate, instead of pausing every hop in flight for ~45 ms every few seconds.
     """
-    app = web.Application(middlewares=[_edge])
+    app = web.Application()  # no middleware: gateway.edge wraps each route instead
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(_redis_ctx(redis))
@@ -86,9 +84,9 @@ def create_app(
     app.cleanup_ctx.append(_sms_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
     app.cleanup_ctx.append(_smpp_ctx)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", edge(healthz))
+    app.router.add_get("/readyz", edge(readyz))
+    app.router.add_get("/metrics", edge(metrics))
     channels = load_channels(settings.channels_file)
     # The slugs settings name, now that the file is read; "smpp" is the USSD centre's bind.
     settings.check_channels([*channels, SMPP_CHANNEL])
@@ -103,7 +101,7 @@ def create_app(
     if freeze_gc:
         app.on_startup.append(_freeze_gc)
     if settings.demo:  # every number's SMS, unauthenticated: a development tool only
-        app.router.add_get("/dev/sms", dev_inbox)
+        app.router.add_get("/dev/sms", edge(dev_inbox))
     return app
 
 
@@ -330,49 +328,6 @@ async def _keep_promises(gateway: Gateway, background: Background) -> None:
 
 
 # --- handlers -------------------------------------------------------------------------------
-
-
-@web.middleware
-async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """What every request meets first: a body no handler could read is refused before any
-    reads it, and a ``BadRequest`` from a handler becomes its 4xx with the reason.
-
-    No aggregator, SMSC gateway or browser compresses what it posts here; a compressed body
-    that is not what it says failed deep inside the body reader (500, and a traceback logged
-    even for a request refused unread). An unknown charset failed the same way.
-    """
-    headers = request.headers
-    if hdrs.CONTENT_ENCODING in headers:
-        encoding = headers[hdrs.CONTENT_ENCODING].strip().lower()
-        if encoding not in ("", "identity"):
-            reason = f"Content-Encoding {encoding[:20]!r} is not accepted: send the body as it is"
-            return _refused(request, 415, reason)
-    charset = request.charset
-    if charset is not None:
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            return _refused(request, 400, f"unknown charset {charset[:40]!r}")
-    if request.body_exists and not request.content.is_eof():
-        # Read now, within a bound: a caller trickling a byte every few seconds would hold
-        # a handler (and a connection) for as long as it liked. Handlers read it from memory.
-        # (A body that came whole with its headers, as a USSD hop's does, needs no wait.)
-        try:
-            async with asyncio.timeout(BODY_SECONDS):
-                await request.read()
-        except TimeoutError:
-            return _refused(request, 408, f"the body did not arrive within {BODY_SECONDS:g} s")
-    try:
-        return await handler(request)
-    except BadRequest as error:
-        return web.Response(status=error.status, text=error.reason)
-
-
-def _refused(request: web.Request, status: int, reason: str) -> web.Response:
-    # The connection closes after the answer: the unread body is not drained to keep it.
-    response = web.Response(status=status, text=reason)
-    response.force_close()
-    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -44,6 +44,7 @@ from gateway import keys
 from gateway.auth import SECRET_HEADER
 from gateway.channels import Channel, load_channels
 from gateway.channels.atcompat import AtCompatible
+from gateway.edge import edge
 from gateway.errors import GatewayError
 from gateway.messages import MAX_USSD_STRING, BadRequest
 from gateway.numbers import normalise_msisdn
@@ -213,15 +214,15 @@ def add_simulator_routes(
 
     app.cleanup_ctx.append(simulator_ctx)
     api = "/simulator/api"
-    app.router.add_get(f"{api}/options", _json_errors(options))
-    app.router.add_post(f"{api}/sessions", _json_errors(create_session))
-    app.router.add_post(f"{api}/sessions/{{handle}}/dial", _json_errors(dial))
-    app.router.add_post(f"{api}/sessions/{{handle}}/send", _json_errors(send))
-    app.router.add_post(f"{api}/sessions/{{handle}}/cancel", _json_errors(cancel))
-    app.router.add_get(f"{api}/sessions/{{handle}}/transcript", _json_errors(transcript))
-    app.router.add_get(f"{api}/sessions/{{handle}}/scenario", _json_errors(scenario))
-    app.router.add_get("/simulator", _to_index)
-    app.router.add_get("/simulator/", index)
+    app.router.add_get(f"{api}/options", edge(_json_errors(options)))
+    app.router.add_post(f"{api}/sessions", edge(_json_errors(create_session)))
+    app.router.add_post(f"{api}/sessions/{{handle}}/dial", edge(_json_errors(dial)))
+    app.router.add_post(f"{api}/sessions/{{handle}}/send", edge(_json_errors(send)))
+    app.router.add_post(f"{api}/sessions/{{handle}}/cancel", edge(_json_errors(cancel)))
+    app.router.add_get(f"{api}/sessions/{{handle}}/transcript", edge(_json_errors(transcript)))
+    app.router.add_get(f"{api}/sessions/{{handle}}/scenario", edge(_json_errors(scenario)))
+    app.router.add_get("/simulator", edge(_to_index))
+    app.router.add_get("/simulator/", edge(index))
     app.router.add_static("/simulator/", STATIC, append_version=False)
 
 

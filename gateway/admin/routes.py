@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from gateway import keys
 from gateway.admin import cards, catalog, orders, outbox, reports
@@ -50,6 +49,7 @@ from gateway.admin.shapes import (
     StockMove,
     TopUp,
 )
+from gateway.edge import Handler, edge
 from gateway.messages import BadRequest
 from gateway.settings import SettingsError
 from store.cards import CardOut, Statement, TopUpOut
@@ -167,13 +167,19 @@ def add_admin_routes(app: web.Application) -> None:
             "OKRYU_ADMIN_TOKEN is not set: the admin API accepts the well-known demo token;"
             " set a secret token before exposing it"
         )
-    admin = web.Application(middlewares=[_guard(token)])
+    # Each route guarded and edged on its own (no middleware: see gateway.edge), and a last
+    # route for every other path, so that an unknown route or method answers JSON, after the
+    # token, as the API's own refusals do.
+    guard = _guard(token)
+    admin = web.Application()
     for route in ROUTES:
-        admin.router.add_route(route.method, route.path, _bind(route))
+        admin.router.add_route(route.method, route.path, edge(guard(_bind(route))))
+    rest = admin.router.add_resource("/{rest:.*}")
+    rest.add_route("*", edge(guard(_unrouted(admin, rest))))
     app.add_subapp(PREFIX, admin)
     # The dashboard page holds no data: everything it shows comes from the API, with the token.
-    app.router.add_get("/admin", _to_dashboard)
-    app.router.add_get("/admin/", _dashboard)
+    app.router.add_get("/admin", edge(_to_dashboard))
+    app.router.add_get("/admin/", edge(_dashboard))
     app.router.add_static("/admin/", DASHBOARD, append_version=False)
 
 
@@ -198,40 +204,61 @@ def _bind(route: Route[Any]) -> Callable[[web.Request], Awaitable[web.StreamResp
     return bound
 
 
-def _guard(token: str) -> Middleware:
+def _unrouted(admin: web.Application, rest: web.AbstractResource) -> Handler:
+    """No route of the API takes this request: 405 naming the methods its path takes, or
+    404 (raised, for the guard to answer as JSON)."""
+
+    async def unrouted(request: web.Request) -> web.StreamResponse:
+        allowed: set[str] = set()
+        for resource in admin.router.resources():
+            if resource is not rest:
+                allowed |= (await resource.resolve(request))[1]
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise web.HTTPNotFound()
+
+    return unrouted
+
+
+def _guard(token: str) -> Callable[[Handler], Handler]:
     expected = token.encode()
 
-    @web.middleware
-    async def guard(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # surrogatepass: whatever bytes a header held, comparing them must not raise.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8", "surrogatepass"), expected
-        ):
-            response = error(401, "missing or wrong bearer token")
-            response.headers.update(_CHALLENGE)
-            return response
-        try:
-            return await handler(request)
-        except BadRequest as refused:
-            return error(refused.status, refused.reason)
-        except ImportRejected as rejected:
-            problems = ImportProblems(error=str(rejected), errors=rejected.errors)
-            return error(422, str(rejected), problems)
-        except NotFound as missing:  # an unknown order too
-            return error(404, str(missing))
-        except Conflict as conflict:  # an illegal status change too
-            return error(409, str(conflict))
-        except StoreError as refused:  # InvalidField, and any other refusal the store explains
-            return error(400, str(refused))
-        except web.HTTPException as http:
-            if http.status < 400:
-                raise
-            response = error(http.status, http.reason)
-            if "Allow" in http.headers:
-                response.headers["Allow"] = http.headers["Allow"]
-            return response
+    def guarded(handler: Handler) -> Handler:
+        async def guard(request: web.Request) -> web.StreamResponse:
+            return await _checked(request, handler, expected)
 
-    return guard
+        return guard
+
+    return guarded
+
+
+async def _checked(request: web.Request, handler: Handler, expected: bytes) -> web.StreamResponse:
+    """The bearer token checked, then ``handler``'s answer, its refusals as JSON."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # surrogatepass: whatever bytes a header held, comparing them must not raise.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogatepass"), expected
+    ):
+        response = error(401, "missing or wrong bearer token")
+        response.headers.update(_CHALLENGE)
+        return response
+    try:
+        return await handler(request)
+    except BadRequest as refused:
+        return error(refused.status, refused.reason)
+    except ImportRejected as rejected:
+        problems = ImportProblems(error=str(rejected), errors=rejected.errors)
+        return error(422, str(rejected), problems)
+    except NotFound as missing:  # an unknown order too
+        return error(404, str(missing))
+    except Conflict as conflict:  # an illegal status change too
+        return error(409, str(conflict))
+    except StoreError as refused:  # InvalidField, and any other refusal the store explains
+        return error(400, str(refused))
+    except web.HTTPException as http:
+        if http.status < 400:
+            raise
+        response = error(http.status, http.reason)
+        if "Allow" in http.headers:
+            response.headers["Allow"] = http.headers["Allow"]
+        return response

@@ -47,9 +47,10 @@ class Pipeliner:
     ) -> asyncio.Future[Any]:
         """``script`` by its SHA with the others of this turn; sent whole if Redis lost it
         (a restarted server, a new node)."""
-        whole = ("EVAL", script.script, len(keys), *keys, *args)
-        reply = _Scripted(self, whole, loop=asyncio.get_running_loop())
-        self._enqueue(("EVALSHA", script.sha, len(keys), *keys, *args), reply)
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        reply = _Scripted(loop=asyncio.get_running_loop())
+        reply.resend = (self, script.script, command)
+        self._enqueue(command, reply)
         return reply
 
     def _enqueue(self, args: tuple[Any, ...], reply: asyncio.Future[Any]) -> None:
@@ -128,16 +129,13 @@ class _Scripted(asyncio.Future[Any]):
     waits for that reply instead. One future per hop, and no callback to run in between
     (chaining a second future was 3% of a browsing hop's CPU)."""
 
-    def __init__(
-        self, pipeliner: Pipeliner, whole: tuple[Any, ...], *, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        super().__init__(loop=loop)
-        self._pipeliner: Pipeliner | None = pipeliner
-        self._whole = whole
+    # (the pipeliner, the script's source, the EVALSHA command); None once sent whole
+    resend: tuple[Pipeliner, Any, tuple[Any, ...]] | None = None
 
     def set_exception(self, exception: type | BaseException) -> None:
-        pipeliner, self._pipeliner = self._pipeliner, None
-        if isinstance(exception, NoScriptError) and pipeliner is not None and not self.done():
-            pipeliner._enqueue(self._whole, self)  # once: a second NOSCRIPT is the answer
+        resend, self.resend = self.resend, None
+        if isinstance(exception, NoScriptError) and resend is not None and not self.done():
+            pipeliner, source, command = resend
+            pipeliner._enqueue(("EVAL", source, *command[2:]), self)  # a second NOSCRIPT stands
             return
         super().set_exception(exception)

@@ -141,9 +141,18 @@ def plan(
             return _Plan("late")
     elif inbound.new_session:
         return _Plan("replay")  # the session-opening request, sent again
-    elif record.depth and _again(inbound.inputs, record.last) and now - record.at < retry_window:
+    elif (
+        record.depth and _again(inbound.inputs, record.last) and _soon(now, record.at, retry_window)
+    ):
         return _Plan("replay")
     return _after(record, inbound.inputs, None, "continue")
+
+
+def _soon(now: float, at: float, retry_window: float) -> bool:
+    """Whether ``now`` falls within the retry window after ``at``. The record keeps ``at`` to
+    the millisecond (and another process's clock may lag): an answer that reads a time before
+    it is soon, but no window (0) takes nothing for a retry."""
+    return retry_window > 0 and now - at < retry_window
 
 
 def _again(inputs: tuple[str, ...], last: str) -> bool:

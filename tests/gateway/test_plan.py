@@ -53,6 +53,13 @@ def test_plan_latest_dialect_without_hop_numbers_uses_the_retry_window() -> None
     assert plan(latest("s2", new=True), STORED).kind == "replay"  # the opening request again
 
 
+def test_plan_no_retry_window_takes_no_answer_for_a_retry_however_soon() -> None:
+    # The record's time is kept to the millisecond: the next answer, within half of one,
+    # reads a time before it (or another process's clock does). No window means no retry.
+    assert plan(latest("s2", "1"), STORED, now=99.9996, retry_window=0.0).kind == "continue"
+    assert plan(latest("s2", "1"), STORED, now=100.0, retry_window=0.0).kind == "continue"
+
+
 def test_plan_record_of_the_first_release_reads_its_path() -> None:
     first_release = (
         b'1|{"ref":"s2","path":["1","1"],"hops":3,"reply":["x",false],"st":"home","c":{},"at":1.0}'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from gateway.edge import Handler
 from gateway.ends import SessionEnds
 from gateway.hop import Gateway
 from gateway.keywords import Commands
@@ -26,3 +27,5 @@ METRICS = web.AppKey("metrics", Metrics)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 REPLIES = web.AppKey("replies", ReplyGuard)
 OPEN_CALLBACKS = web.AppKey("open_callbacks", list[str])  # served without authentication
+# The USSD routes by (method, exact path), for requests that skip the router (gateway.lanes).
+FAST_LANE: web.AppKey[dict[tuple[str, str], Handler]] = web.AppKey("fast_lane")

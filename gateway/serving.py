@@ -11,6 +11,7 @@ from typing import Any
 import uvloop
 from aiohttp import web
 
+from gateway import lanes
 from gateway.app import SERVER_OPTIONS, create_app
 from gateway.callbacks import warn_open
 from gateway.logs import AccessLogger
@@ -58,6 +59,7 @@ async def _serve(
     runner = web.AppRunner(app, **logging_options, **SERVER_OPTIONS)
     try:
         await runner.setup()  # the app's cleanup contexts: Redis, then the store (StartupError)
+        lanes.install(runner, app)  # USSD hops past the router
         if stop.is_set():  # asked to stop while starting
             return
         # Workers share the port: each opens it, and the kernel spreads connections.

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 
+from gateway import lanes
 from gateway.app import SERVER_OPTIONS, create_app
 from gateway.redis_clients import Client, cluster_nodes, is_cluster
 from gateway.settings import HOP_DEADLINES, Settings
@@ -101,6 +102,8 @@ async def make_gateway(
         app: web.Application = create_app(settings, redis=redis)
         server = TestServer(app)
         await server.start_server(**SERVER_OPTIONS)  # served as okryu serve serves it
+        assert server.runner is not None
+        lanes.install(server.runner, app)  # the USSD routes' fast lane too
         return await aiohttp_client(server)
 
     return make

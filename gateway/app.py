@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -58,7 +58,6 @@ log = logging.getLogger("okryu.app")
 FUNNEL_FLUSH_SECONDS = 10.0
 PROMISE_INTERVAL = 15.0  # seconds between looks at promises a dead process left
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How the HTTP server runs the app (okryu serve's runner; tests pass them to theirs). Bodies
 # are not decompressed by the server: a body that says it is gzip and is not failed inside
 # the parser (a 500, a traceback logged even for a request refused unread); unread, a coded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from aiohttp import web
 from redis.exceptions import ClusterDownError, RedisError, SlotNotCoveredError, TryAgainError
@@ -18,7 +18,7 @@ from gateway.auth import is_proxied
 from gateway.channels import Channel
 from gateway.channels._wire import form_fields
 from gateway.channels.africastalking import AfricasTalking
-from gateway.edge import admit, edge, mark
+from gateway.edge import Handler, admit, edge, mark, refusal_of
 from gateway.logs import describe
 from gateway.messages import BadRequest, Inbound, Reply, SessionEnd
 from gateway.numbers import mask
@@ -36,7 +36,6 @@ from store.models import (
 
 log = logging.getLogger("okryu.callbacks")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SMS_CHANNEL = "africastalking"  # inbound SMS and delivery reports: authenticated as this one
 SMPP_CHANNEL = "smpp"  # USSD and SMS over the operator's SMPP bind (gateway/smpp/ussd.py)
 
@@ -57,9 +56,9 @@ def add_routes(app: web.Application, channels: dict[str, Channel]) -> None:
     outages = Outages()  # one per app: every channel's hops fail on the same Redis
     lane = app[keys.FAST_LANE] = {}
     for channel in served.values():
-        handler = ussd_handler(app, channel, outages)
-        app.router.add_route(channel.method, f"/ussd/{channel.slug}", handler)
-        lane[(channel.method, f"/ussd/{channel.slug}")] = handler
+        path, handler = f"/ussd/{channel.slug}", ussd_handler(app, channel, outages)
+        app.router.add_route(channel.method, path, handler)
+        lane[(channel.method, path)] = handler
     at = served.get(SMS_CHANNEL)
     if isinstance(at, AfricasTalking):
         app.router.add_post("/ussd/africastalking/events", edge(at_events_handler(at)))
@@ -114,10 +113,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def authorise(request: web.Request, slug: str, settings: Settings | None = None) -> None:
+def authorise(request: web.Request, settings: Settings, slug: str) -> None:
     """Refuse a callback that fails the channel's authentication: 403, logged without body."""
-    if settings is None:
-        settings = request.app[keys.SETTINGS]
     auth = settings.auth_for(slug)
     refusal = auth.refusal(request)
     if refusal is None and auth.is_open and not settings.may_run_open(slug) and is_proxied(request):
@@ -139,10 +136,10 @@ def ussd_handler(app: web.Application, channel: Channel, outages: Outages) -> Ha
         if refusal is not None:
             return refusal
         try:
-            authorise(request, channel.slug, settings)
+            authorise(request, settings, channel.slug)
             hop = await channel.parse(request, settings)
         except BadRequest as error:
-            return web.Response(status=error.status, text=error.reason)
+            return refusal_of(error)
         return channel.render(request, await answer_hop(app, channel.slug, hop, outages))
 
     return mark(ussd)
@@ -196,8 +193,8 @@ def _unknown(settings: Settings) -> Reply:
 
 def at_events_handler(channel: AfricasTalking) -> Handler:
     async def at_events(request: web.Request) -> web.StreamResponse:
-        authorise(request, channel.slug)
         settings = request.app[keys.SETTINGS]
+        authorise(request, settings, channel.slug)
         end = await channel.parse_end(request, settings)
         if end.service_code in settings.service_codes:
             await record_end(request.app, end)
@@ -264,8 +261,8 @@ async def record_end(app: web.Application, end: SessionEnd) -> None:
 
 async def sms_africastalking(request: web.Request) -> web.StreamResponse:
     """Africa's Talking incoming SMS (PROTOCOLS.md §3.2): keyword commands, answered by SMS."""
-    authorise(request, SMS_CHANNEL)
     settings = request.app[keys.SETTINGS]
+    authorise(request, settings, SMS_CHANNEL)
     data = await form_fields(request)
     await receive_sms(
         request.app,
@@ -322,7 +319,7 @@ async def dlr_africastalking(request: web.Request) -> web.StreamResponse:
     report a message before its answer to the send is recorded, and cannot be asked to
     report it again. An id longer than the column is matched by its stored form.
     """
-    authorise(request, SMS_CHANNEL)
+    authorise(request, request.app[keys.SETTINGS], SMS_CHANNEL)
     data = await form_fields(request)
     message_id = data.ident("id", PROVIDER_ID_LIMIT)
     status = data.ident("status")

@@ -24,8 +24,8 @@ class Deadlines:
     def __init__(self, seconds: float, tick: float = TICK) -> None:
         self.seconds = seconds
         self.tick = tick
-        self._due: dict[asyncio.Task[Any], float] = {}  # in the order they fall due
-        self._expired: set[asyncio.Task[Any]] = set()
+        # In the order they fall due; a hop the timer cancelled is no longer here.
+        self._due: dict[asyncio.Task[Any], float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def watch(self) -> _Watch:
@@ -43,7 +43,6 @@ class Deadlines:
             overdue.append(task)
         for task in overdue:
             del self._due[task]
-            self._expired.add(task)
             task.cancel()
         if self._due:
             self._timer = loop.call_later(self.tick, self._check)
@@ -73,9 +72,8 @@ class _Watch:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        deadlines, task = self._deadlines, self._task
-        if deadlines._due.pop(task, None) is not None:
-            return  # finished in time
-        deadlines._expired.discard(task)
+        task = self._task
+        if self._deadlines._due.pop(task, None) is not None:
+            return  # finished in time; else the timer cancelled it
         if task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc

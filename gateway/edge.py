@@ -37,7 +37,7 @@ def edge(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except BadRequest as error:
-            return web.Response(status=error.status, text=error.reason)
+            return refusal_of(error)
 
     return mark(at_the_edge)
 
@@ -78,6 +78,11 @@ async def admit(request: web.Request) -> web.Response | None:
         except TimeoutError:
             return refused(408, f"the body did not arrive within {BODY_SECONDS:g} s")
     return None
+
+
+def refusal_of(error: BadRequest) -> web.Response:
+    """A handler's ``BadRequest``, answered: its status, its reason."""
+    return web.Response(status=error.status, text=error.reason)
 
 
 def refused(status: int, reason: str) -> web.Response:

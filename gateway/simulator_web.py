@@ -44,7 +44,7 @@ from gateway import keys
 from gateway.auth import SECRET_HEADER
 from gateway.channels import Channel, load_channels
 from gateway.channels.atcompat import AtCompatible
-from gateway.edge import edge
+from gateway.edge import Handler, edge
 from gateway.errors import GatewayError
 from gateway.messages import MAX_USSD_STRING, BadRequest
 from gateway.numbers import normalise_msisdn
@@ -238,8 +238,6 @@ def speakers_of(channels: Mapping[str, Channel]) -> dict[str, Dialect]:
 
 
 # --- handlers -------------------------------------------------------------------------------
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json_errors(handler: Handler) -> Handler:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -197,7 +197,7 @@ async def _dashboard(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _bind(route: Route[Any]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _bind(route: Route[Any]) -> Handler:
     async def bound(request: web.Request) -> web.StreamResponse:
         return respond(route, await route.handler(request, await read(route, request)))
 
@@ -221,44 +221,40 @@ def _unrouted(admin: web.Application, rest: web.AbstractResource) -> Handler:
 
 
 def _guard(token: str) -> Callable[[Handler], Handler]:
+    """The bearer token checked before a handler, and its refusals answered as JSON."""
     expected = token.encode()
 
     def guarded(handler: Handler) -> Handler:
         async def guard(request: web.Request) -> web.StreamResponse:
-            return await _checked(request, handler, expected)
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            # surrogatepass: whatever bytes a header held, comparing them must not raise.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode("utf-8", "surrogatepass"), expected
+            ):
+                response = error(401, "missing or wrong bearer token")
+                response.headers.update(_CHALLENGE)
+                return response
+            try:
+                return await handler(request)
+            except BadRequest as refused:
+                return error(refused.status, refused.reason)
+            except ImportRejected as rejected:
+                problems = ImportProblems(error=str(rejected), errors=rejected.errors)
+                return error(422, str(rejected), problems)
+            except NotFound as missing:  # an unknown order too
+                return error(404, str(missing))
+            except Conflict as conflict:  # an illegal status change too
+                return error(409, str(conflict))
+            except StoreError as refused:  # InvalidField, and any other refusal the store explains
+                return error(400, str(refused))
+            except web.HTTPException as http:
+                if http.status < 400:
+                    raise
+                response = error(http.status, http.reason)
+                if "Allow" in http.headers:
+                    response.headers["Allow"] = http.headers["Allow"]
+                return response
 
         return guard
 
     return guarded
-
-
-async def _checked(request: web.Request, handler: Handler, expected: bytes) -> web.StreamResponse:
-    """The bearer token checked, then ``handler``'s answer, its refusals as JSON."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    # surrogatepass: whatever bytes a header held, comparing them must not raise.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogatepass"), expected
-    ):
-        response = error(401, "missing or wrong bearer token")
-        response.headers.update(_CHALLENGE)
-        return response
-    try:
-        return await handler(request)
-    except BadRequest as refused:
-        return error(refused.status, refused.reason)
-    except ImportRejected as rejected:
-        problems = ImportProblems(error=str(rejected), errors=rejected.errors)
-        return error(422, str(rejected), problems)
-    except NotFound as missing:  # an unknown order too
-        return error(404, str(missing))
-    except Conflict as conflict:  # an illegal status change too
-        return error(409, str(conflict))
-    except StoreError as refused:  # InvalidField, and any other refusal the store explains
-        return error(400, str(refused))
-    except web.HTTPException as http:
-        if http.status < 400:
-            raise
-        response = error(http.status, http.reason)
-        if "Allow" in http.headers:
-            response.headers["Allow"] = http.headers["Allow"]
-        return response

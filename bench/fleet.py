@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.local_cluster import LocalCluster, free_ports  # noqa: E402
+from gateway.local_cluster import start_on_free_ports  # noqa: E402
 
 OKRYU = [sys.executable, "-m", "gateway"]
 
@@ -95,8 +95,8 @@ def main() -> None:
     parser.add_argument("--mix", default="browse:100")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="okryu-fleet-") as work:
-        cluster = LocalCluster(free_ports(6), Path(work) / "cluster")
-        url = cluster.start()
+        cluster = start_on_free_ports(Path(work) / "cluster")
+        url = cluster.url
         try:
             env = {k: v for k, v in os.environ.items() if not k.startswith("OKRYU_")}
             env.update(

@@ -11,7 +11,7 @@ few seconds. Nothing is kept on disk between runs: every start makes a new clust
 
 The nodes run detached from the command that started them (``stop`` finds them by the pid
 files in their directory, ``var/redis-cluster`` by default). Tests start their own on free
-ports with ``LocalCluster(...).start()`` and can kill one node to watch a failover.
+ports with ``start_on_free_ports(directory)`` and can kill one node to watch a failover.
 """
 
 from __future__ import annotations
@@ -33,12 +33,17 @@ from redis.exceptions import RedisError
 
 from gateway.embedded_redis import EmbeddedRedisError, find_redis_server
 
-__all__ = ["LocalCluster", "free_ports", "parse_ports"]
+__all__ = ["LocalCluster", "NodeExited", "free_ports", "parse_ports", "start_on_free_ports"]
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000  # a master silent this long is failing: its replica is promoted
 READY_TIMEOUT = 30.0  # seconds for the nodes to answer and the cluster to agree it is up
 BUS_OFFSET = 10000  # Redis Cluster's bus listens on the data port + 10000
+FREE_PORT_ATTEMPTS = 3  # a port found free can be taken before the node binds it: pick again
+
+
+class NodeExited(EmbeddedRedisError):
+    """A node stopped while the cluster was starting (most often: its port was taken)."""
 
 
 def parse_ports(text: str) -> list[int]:
@@ -231,12 +236,29 @@ class LocalCluster:
                 raise EmbeddedRedisError(f"cannot run {executable}: {error}") from error
         self._started.append(process)
 
+    def _answers(self, port: int, process: subprocess.Popen[bytes], node: Redis) -> bool:
+        """Whether the node answers a PING; a node that has exited is named at once, with the
+        last line it logged, rather than waited for until the deadline."""
+        if process.poll() is not None:
+            raise NodeExited(f"node {port} exited: {self._last_words(port)}")
+        return _pings(node)
+
+    def _last_words(self, port: int) -> str:
+        for name in ("redis.log", "redis.out"):
+            with contextlib.suppress(OSError):
+                lines = (self._node_dir(port) / name).read_text(errors="replace").splitlines()
+                if lines:
+                    return lines[-1].strip()
+        return "it logged nothing"
+
     def _join(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         clients = {port: self.client(port) for port in self.ports}
         try:
-            for port, node in clients.items():
-                _until(deadline, partial(_pings, node), f"node {port} to answer")
+            for (port, node), process in zip(clients.items(), self._started, strict=True):
+                _until(
+                    deadline, partial(self._answers, port, process, node), f"node {port} to answer"
+                )
             ids = {
                 port: str(_command(node, "CLUSTER MYID"), "ascii") for port, node in clients.items()
             }
@@ -269,6 +291,24 @@ class LocalCluster:
         finally:
             for node in clients.values():
                 node.close()
+
+
+def start_on_free_ports(
+    directory: Path, count: int = 6, *, executable: str | None = None
+) -> LocalCluster:
+    """A started cluster of ``count`` nodes on ports free now. Between finding a port free and
+    redis-server binding it, another process (an outgoing connection's ephemeral port, say)
+    can take it: the node then exits, and the cluster starts again on other ports."""
+    for attempt in range(1, FREE_PORT_ATTEMPTS + 1):
+        cluster = LocalCluster(free_ports(count), directory, executable=executable)
+        try:
+            cluster.start()
+        except NodeExited:
+            if attempt == FREE_PORT_ATTEMPTS:
+                raise
+            continue
+        return cluster
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _until(deadline: float, check: Callable[[], bool], what: str) -> None:

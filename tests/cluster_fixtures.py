@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.local_cluster import LocalCluster, free_ports
+from gateway.local_cluster import LocalCluster, start_on_free_ports
 
 __all__ = ["cluster"]
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    nodes = LocalCluster(free_ports(6), tmp_path / "cluster")
-    nodes.start()
+    nodes = start_on_free_ports(tmp_path / "cluster")
     try:
         yield nodes
     finally:

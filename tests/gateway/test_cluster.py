@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,14 @@ from redis.crc import key_slot
 
 from gateway import keys
 from gateway.catalog import CatalogVersions
-from gateway.local_cluster import LocalCluster, free_ports, parse_ports
+from gateway.embedded_redis import find_redis_server
+from gateway.local_cluster import (
+    LocalCluster,
+    NodeExited,
+    free_ports,
+    parse_ports,
+    start_on_free_ports,
+)
 from gateway.pipeliner import Pipeliner
 from gateway.redis_clients import cluster_nodes, connect, is_cluster
 from gateway.replies import ReplyGuard
@@ -62,6 +70,40 @@ def test_cluster_ports_are_read_as_ranges_and_lists() -> None:
     assert parse_ports("7100-7102,7200") == [7100, 7101, 7102, 7200]
     with pytest.raises(Exception, match="not a port"):
         parse_ports("71OO")
+
+
+def _stand_in(path: Path, body: str) -> str:
+    """A redis-server stand-in: a shell script that logs and exits, or runs the real one."""
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_cluster_node_that_exits_on_start_is_named_with_its_last_words(tmp_path: Path) -> None:
+    # As when its port was taken between the free-port check and the bind: the start names
+    # the node and what it said at once, instead of waiting out the ready timeout.
+    gone = _stand_in(tmp_path / "gone", 'echo "Could not create server TCP listening socket"\n')
+    nodes = LocalCluster(free_ports(3), tmp_path / "cluster", masters=3, executable=gone)
+    with pytest.raises(NodeExited, match=r"exited: Could not create server TCP listening socket"):
+        nodes.start()
+    assert not (tmp_path / "cluster").exists()  # stopped and cleaned up
+
+
+def test_cluster_started_on_free_ports_picks_again_when_a_node_exits(tmp_path: Path) -> None:
+    # The first node ever launched finds its port taken; the second try runs real nodes.
+    marker = tmp_path / "tried"
+    flaky = _stand_in(
+        tmp_path / "flaky",
+        f'if [ ! -e "{marker}" ]; then touch "{marker}"; echo "Address already in use"; exit 1; fi\n'
+        f'exec "{find_redis_server()}" "$@"\n',
+    )
+    nodes = start_on_free_ports(tmp_path / "cluster", 3, executable=flaky)
+    try:
+        assert marker.exists()
+        with nodes.client(nodes.ports[0]) as node:
+            assert node.ping()
+    finally:
+        nodes.stop()
 
 
 def test_cluster_catalog_versions_share_a_slot() -> None:

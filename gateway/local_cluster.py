@@ -146,8 +146,15 @@ class LocalCluster:
             if pid is not None and _alive(pid):
                 self.kill(port, signal.SIGKILL)
         for process in self._started:  # started by this object: wait for them to be gone
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            # A node stopped just after it started may not have written its pid file yet:
+            # it is told by its process handle instead.
+            if process.poll() is None:
+                process.terminate()
+            try:
                 process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         self._started = []
         shutil.rmtree(self.directory, ignore_errors=True)
 

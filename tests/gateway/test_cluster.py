@@ -94,7 +94,7 @@ def test_cluster_started_on_free_ports_picks_again_when_a_node_exits(tmp_path: P
     marker = tmp_path / "tried"
     flaky = _stand_in(
         tmp_path / "flaky",
-        f'if [ ! -e "{marker}" ]; then touch "{marker}"; echo "Address already in use"; exit 1; fi\n'
+        f'if mkdir "{marker}" 2>/dev/null; then echo "Address already in use"; exit 1; fi\n'
         f'exec "{find_redis_server()}" "$@"\n',
     )
     nodes = start_on_free_ports(tmp_path / "cluster", 3, executable=flaky)

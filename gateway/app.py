@@ -278,6 +278,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         await background.stop()
         await funnel.close()
         await catalogs.close()
+        await sessions.close()
+        await versions.close()
 
 
 async def _smpp_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -65,6 +65,9 @@ class CatalogVersions:
         self._pipeliner = Pipeliner(redis)
         self._bump = redis.register_script(_BUMP)
 
+    async def close(self) -> None:
+        await self._pipeliner.close()
+
     @property
     def catalog_tag(self) -> bytes:
         """The catalog version, tied to the subscription it was heard on (after a Redis

@@ -332,12 +332,14 @@ async def tell_gateways(settings: Settings) -> str:
     if not settings.redis_url:
         return later  # an embedded Redis is private to its gateway
     client = connect(settings.redis_url, 1)  # a server's URL or a cluster's, as the gateway's
+    versions = CatalogVersions(client, settings.redis_prefix)
     try:
         async with asyncio.timeout(TELL_WITHIN):
-            await CatalogVersions(client, settings.redis_prefix).bump("catalog")
+            await versions.bump("catalog")
     except (RedisError, OSError):  # TimeoutError is an OSError
         return f"{later} (Redis did not answer)"
     finally:
+        await versions.close()
         await client.aclose()
     return "running gateways reload it now"
 

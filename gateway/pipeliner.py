@@ -1,5 +1,8 @@
 """The Redis commands concurrent hops send in one turn of the event loop go as one pipeline.
 
+On one Redis server (not TLS) the batches go on a lane of their own (gateway.redis_lane),
+written back to back on one socket; on a cluster, or over TLS, through redis-py's connections.
+
 Every hop sends two commands (load the session, save it). Sent one by one through redis-py,
 each takes a pooled connection, a retry wrapper, a write and a read: profiled, that was a
 third of a hop's CPU. Hops in flight together (50 subscribers at a time is the benchmark's
@@ -11,6 +14,7 @@ Each hop still awaits only its own reply, and a reply that is an error fails onl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -24,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.cluster_pipeline import by_node
 from gateway.redis_clients import Client
+from gateway.redis_lane import Lane, Pending, lane_options
 
 RETRIES = 1  # a batch whose connection dropped is sent once more on a fresh one
 
@@ -35,6 +40,11 @@ class Pipeliner:
         self._scheduled = False
         # On a Redis Cluster, each node's commands go as a pipeline of their own (issue 11).
         self._send_batch = by_node(redis) if isinstance(redis, RedisCluster) else self._send
+        self._options = None if isinstance(redis, RedisCluster) else lane_options(redis)
+        self._lane: Lane | None = None
+        self._opening: asyncio.Future[None] | None = None
+        self._parked: list[Pending] = []  # batches waiting for a lane to open
+        self._closed = False
 
     def execute(self, *args: Any) -> asyncio.Future[Any]:
         """Send ``args`` as a command with the others of this turn; its reply, when it comes."""
@@ -62,7 +72,65 @@ class Pipeliner:
     def _flush(self) -> None:
         queue, self._queue = self._queue, []
         self._scheduled = False
-        asyncio.ensure_future(self._send_batch(queue))
+        if self._options is None:
+            asyncio.ensure_future(self._send_batch(queue))
+            return
+        self._dispatch([(command, reply, False) for command, reply in queue])
+
+    def _dispatch(self, batch: list[Pending]) -> None:
+        if self._closed:  # the process is stopping: no new lane
+            _fail(batch, RedisConnectionError("the gateway is stopping"))
+            return
+        lane = self._lane
+        if lane is not None and lane.alive:
+            lane.send(batch)
+            return
+        self._parked.extend(batch)
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+
+    async def _open(self) -> None:
+        assert self._options is not None
+        try:
+            lane = await Lane.open(self._options, self._lost)
+        except Exception as error:
+            parked, self._parked = self._parked, []
+            _fail(parked, error)
+            return
+        finally:
+            self._opening = None
+        self._lane = lane
+        parked, self._parked = self._parked, []
+        live = [pending for pending in parked if not pending[1].done()]
+        if live:
+            lane.send(live)
+
+    def _lost(self, lane: Lane, pending: list[Pending]) -> None:
+        """A lane closed with replies owed: each command sent once goes again on a new lane
+        (a restarted Redis), one sent twice fails."""
+        if self._lane is lane:
+            self._lane = None
+        again: list[Pending] = []
+        for command, reply, sent_before in pending:
+            if reply.done():
+                continue
+            if sent_before:
+                reply.set_exception(RedisConnectionError("Connection closed by server."))
+            else:
+                again.append((command, reply, True))
+        if again:
+            self._dispatch(again)
+
+    async def close(self) -> None:
+        """Close the lane (the client's own connections are the client's to close)."""
+        self._closed = True
+        if self._opening is not None:
+            self._opening.cancel()
+            with contextlib.suppress(BaseException):
+                await self._opening
+        if self._lane is not None:
+            self._lane.close()
+            self._lane = None
 
     async def _send(self, queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
@@ -122,6 +190,12 @@ class Pipeliner:
             finally:
                 await pool.release(connection)
         raise AssertionError("unreachable")
+
+
+def _fail(batch: list[Pending], error: Exception) -> None:
+    for _, reply, _ in batch:
+        if not reply.done():
+            reply.set_exception(error)
 
 
 class _Scripted(asyncio.Future[Any]):

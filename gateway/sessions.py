@@ -129,6 +129,9 @@ class SessionStore:
         self._cas = redis.register_script(_CAS)
         self._pipeliner = Pipeliner(redis)
 
+    async def close(self) -> None:
+        await self._pipeliner.close()
+
     def key(self, service_code: str, msisdn: str) -> str:
         return f"{self.prefix}s:{{{service_code}:{msisdn}}}"
 

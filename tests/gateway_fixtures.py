@@ -16,6 +16,7 @@ from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocke
 from gateway import lanes
 from gateway.app import SERVER_OPTIONS, create_app
 from gateway.redis_clients import Client, cluster_nodes, is_cluster
+from gateway.redis_lane import Lane, Pending
 from gateway.settings import HOP_DEADLINES, Settings
 from simulators.ussdc import UssdCentre
 from store.db import Database
@@ -34,7 +35,7 @@ AT_PATH = "/ussd/africastalking"
 
 
 class RoundTrips:
-    """Counts what really goes over the wire: one per packed command sent."""
+    """Counts what really goes over the wire: one per packed command (or batch) sent."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -50,8 +51,18 @@ def _counting(base: type[Connection], trips: RoundTrips) -> type[Connection]:
 
 
 @pytest.fixture
-async def counting_redis(redis_url: str) -> AsyncIterator[tuple[Client, RoundTrips]]:
+async def counting_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Client, RoundTrips]]:
     trips = RoundTrips()
+    # The hops' batches go on a lane of their own (gateway.redis_lane): one write each.
+    send = Lane.send
+
+    def counted(lane: Lane, batch: list[Pending]) -> None:
+        trips.count += 1
+        send(lane, batch)
+
+    monkeypatch.setattr(Lane, "send", counted)
     if is_cluster(redis_url):  # the same count: each node's pipeline is one packed send
         nodes = [ClusterNode(host, port) for host, port in cluster_nodes(redis_url)]
         cluster = RedisCluster(startup_nodes=nodes)

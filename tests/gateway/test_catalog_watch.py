@@ -86,6 +86,7 @@ async def test_catalog_watch_bumps_for_a_change_made_in_sql(
     async with seeded_db.write() as session:
         await session.exec(update(Product).values(stock=3))  # type: ignore[call-overload]
     assert await watch.check() == ["stock"]  # stock alone: the cheaper reload
+    await versions.close()
 
 
 async def test_empty_catalog_is_a_warning_at_start_and_on_readyz(

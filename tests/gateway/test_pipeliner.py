@@ -14,12 +14,20 @@ from gateway.pipeliner import Pipeliner
 from gateway.redis_clients import Client
 
 
+@pytest.fixture
+async def pipeliner(redis: Client) -> AsyncIterator[Pipeliner]:
+    made = Pipeliner(redis)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
 async def test_pipeliner_each_command_of_a_batch_gets_its_own_reply(
-    redis: Client, redis_prefix: str
+    redis: Client, redis_prefix: str, pipeliner: Pipeliner
 ) -> None:
     # No command of a batch depends on another: on a cluster the batch goes node by node
     # (each hop's save follows its load's reply, never shares its batch).
-    pipeliner = Pipeliner(redis)
     text, fresh = f"{redis_prefix}p:{{a}}", f"{redis_prefix}p:{{b}}"
     await redis.set(text, "한글 1")
     replies = await asyncio.gather(
@@ -61,6 +69,7 @@ async def test_pipeliner_a_redis_that_never_answers_fails_the_batch_on_the_socke
         pipeliner = Pipeliner(client)
         batch = [pipeliner.execute("GET", "a"), pipeliner.execute("GET", "b")]
         outcome = await asyncio.wait_for(asyncio.gather(*batch, return_exceptions=True), 10)
+        await pipeliner.close()
     finally:
         await client.aclose()
         await pool.disconnect()
@@ -68,9 +77,8 @@ async def test_pipeliner_a_redis_that_never_answers_fails_the_batch_on_the_socke
 
 
 async def test_pipeliner_a_script_redis_lost_is_sent_whole_and_answers(
-    redis: Client, redis_prefix: str
+    redis: Client, redis_prefix: str, pipeliner: Pipeliner
 ) -> None:
-    pipeliner = Pipeliner(redis)
     script = redis.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
     key = f"{redis_prefix}p:{{s}}"
     assert await pipeliner.run_script(script, [key], [2]) == 2  # loaded on the way
@@ -81,9 +89,8 @@ async def test_pipeliner_a_script_redis_lost_is_sent_whole_and_answers(
 
 
 async def test_pipeliner_a_script_that_fails_fails_only_its_reply(
-    redis: Client, redis_prefix: str
+    redis: Client, redis_prefix: str, pipeliner: Pipeliner
 ) -> None:
-    pipeliner = Pipeliner(redis)
     broken = redis.register_script("return redis.call('NO_SUCH_COMMAND')")
     fine = redis.register_script("return 7")
     key = f"{redis_prefix}p:{{s}}"

@@ -292,6 +292,7 @@ async def test_session_store_compare_and_set_lets_one_writer_win(
     assert stored is not None and stored.version == 2
     assert stored.state in ("categories", "cart")
     assert not await store.save(key, Record(version=1, ref="a", state="help"))  # stale
+    await store.close()
 
 
 async def test_ussd_shortcut_dial_in_the_service_code_lands_in_one_hop(make_gateway: Make) -> None:
@@ -338,6 +339,7 @@ async def test_ussd_session_of_the_first_release_goes_on_after_the_deploy(
     stored = sessions.walk(["2"])
     record = Record(ref="ATUid_1", **stored, hops=2, state="basket", ctx=old, at=time.time())
     assert await store.save(store.key("*123#", MSISDN), record)
+    await store.close()
     _, body = await post(client, "2*1")
     assert body.startswith(
         "CON The menu has changed since your last step.\nOkryu Shop\n1. Shop\n2. Cart (1)"

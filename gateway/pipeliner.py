@@ -128,6 +128,8 @@ class Pipeliner:
             self._opening.cancel()
             with contextlib.suppress(BaseException):
                 await self._opening
+        parked, self._parked = self._parked, []
+        _fail(parked, RedisConnectionError("the gateway is stopping"))
         if self._lane is not None:
             self._lane.close()
             self._lane = None

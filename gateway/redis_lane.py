@@ -34,6 +34,7 @@ from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["Lane", "LaneOptions", "Pending", "lane_options"]
@@ -98,7 +99,7 @@ class Lane(asyncio.Protocol):
         self.alive = False
         self._reader = hiredis.Reader()
         self._waiting: deque[Pending] = deque()
-        self._answered = 0  # replies read so far: the watchdog's sign of life
+        self._heard = 0  # reads from the socket so far: the watchdog's sign of life
         self._watch: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -138,16 +139,33 @@ class Lane(asyncio.Protocol):
     # --- sending ---------------------------------------------------------------------------
 
     def send(self, batch: list[Pending]) -> None:
-        """Write ``batch`` in one go; each future settles with its command's reply."""
+        """Write ``batch`` in one go; each future settles with its command's reply. A command
+        hiredis cannot pack (an argument of no wire type: a caller's bug) fails alone."""
         assert self.transport is not None and self.alive
-        self.transport.write(b"".join([pack_command(command) for command, _, _ in batch]))
+        chunks: list[bytes] = []
+        sent: list[Pending] = []
+        for pending in batch:
+            try:
+                chunks.append(pack_command(pending[0]))
+            except (TypeError, ValueError) as error:
+                if not pending[1].done():
+                    pending[1].set_exception(DataError(f"cannot send that command: {error}"))
+                continue
+            sent.append(pending)
+        if not sent:
+            return
+        self.transport.write(b"".join(chunks))
         if self._watch is None and self.options.timeout:
-            self._arm(self._answered)  # one timer a lane, not one a batch
-        self._waiting.extend(batch)
+            self._arm(self._heard)  # one timer a lane, not one a batch
+        self._waiting.extend(sent)
 
     def close(self) -> None:
+        """Stop at once: nothing more is written, no reply more is read (a transport told to
+        close would first flush what it holds, and a late reply could then meet a command
+        written meanwhile). What is owed goes to ``on_lost`` when the socket is gone."""
+        self.alive = False
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -156,21 +174,27 @@ class Lane(asyncio.Protocol):
         self.alive = True
 
     def data_received(self, data: bytes) -> None:
+        if not self.alive:
+            return  # closed: whatever still arrives answers nothing owed now
+        self._heard += 1  # a long reply arriving slowly is alive, not stalled
         reader = self._reader
         waiting = self._waiting
         reader.feed(data)
-        while (reply := reader.gets()) is not False:
-            if not waiting:  # a reply nobody asked for: the lane is out of step
-                self.transport.close()  # type: ignore[union-attr]
-                return
-            _, future, _ = waiting.popleft()
-            self._answered += 1
-            if future.done():
-                continue  # its hop gave up (its deadline)
-            if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(_error(str(reply)))
-            else:
-                future.set_result(reply)
+        try:
+            while (reply := reader.gets()) is not False:
+                if not waiting:  # a reply nobody asked for: the lane is out of step
+                    self.close()
+                    return
+                _, future, _ = waiting.popleft()
+                if future.done():
+                    continue  # its hop gave up (its deadline)
+                if isinstance(reply, hiredis.ReplyError):
+                    future.set_exception(_error(str(reply)))
+                else:
+                    future.set_result(reply)
+        except hiredis.ProtocolError:
+            # Not Redis's protocol: what is owed may have run, so it fails rather than goes again.
+            self._fail_owed(RedisConnectionError("the Redis server's reply could not be read"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
@@ -182,21 +206,24 @@ class Lane(asyncio.Protocol):
 
     # --- the watchdog ----------------------------------------------------------------------
 
-    def _arm(self, answered: int) -> None:
+    def _arm(self, heard: int) -> None:
         assert self.options.timeout is not None
-        self._watch = self._loop.call_later(self.options.timeout, self._check, answered)
+        self._watch = self._loop.call_later(self.options.timeout, self._check, heard)
 
-    def _check(self, answered: int) -> None:
-        """Owed replies and none read for a whole timeout: fail them and drop the lane."""
+    def _check(self, heard: int) -> None:
+        """Owed replies and nothing heard for a whole timeout: fail them, drop the lane."""
         self._watch = None
         if not self._waiting or not self.alive:
             return
-        if self._answered != answered:
-            self._arm(self._answered)  # replies are coming: watch the next stretch
+        if self._heard != heard:
+            self._arm(self._heard)  # replies are coming: watch the next stretch
             return
+        self._fail_owed(RedisTimeoutError("Timeout reading from Redis"))
+
+    def _fail_owed(self, error: Exception) -> None:
+        """Fail every reply owed with ``error`` and drop the lane."""
         pending = list(self._waiting)
         self._waiting.clear()
-        error = RedisTimeoutError("Timeout reading from Redis")
         for _, future, _ in pending:
             if not future.done():
                 future.set_exception(error)

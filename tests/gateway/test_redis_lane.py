@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 
 from gateway.pipeliner import Pipeliner
 from gateway.redis_clients import Client, connect, is_cluster
@@ -212,3 +213,68 @@ def test_lane_is_not_used_over_tls_but_is_over_a_unix_socket() -> None:
     assert (tcp.host, tcp.port, tcp.username, tcp.password, tcp.db, tcp.timeout) == (
         "h", 7000, "u", "p", 1, 0.5,
     )  # fmt: skip
+
+
+async def test_lane_command_that_cannot_be_sent_fails_alone(
+    server_url: str, redis: Client, redis_prefix: str
+) -> None:
+    client = connect(server_url, 2)
+    pipeliner = Pipeliner(client)
+    key = f"{redis_prefix}lane:bad"
+    try:
+        for _ in range(2):  # while the lane opens, then on the open lane
+            batch = [
+                pipeliner.execute("INCR", key),
+                pipeliner.execute("SET", key, None),  # no wire type: a caller's bug
+                pipeliner.execute("GET", key),
+            ]
+            outcome = await asyncio.gather(*batch, return_exceptions=True)
+            assert isinstance(outcome[1], DataError)
+            assert outcome[2] == str(outcome[0]).encode()
+    finally:
+        await pipeliner.close()
+        await client.aclose()
+
+
+async def test_lane_closed_while_opening_settles_what_waited_for_it() -> None:
+    # A server that accepts and never finishes the hello: the lane is still opening.
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = connect(f"redis://:secret@127.0.0.1:{port}/0", 2)
+    pipeliner = Pipeliner(client)
+    waiting = pipeliner.execute("GET", "a")
+    await asyncio.sleep(0)  # the batch is flushed: a lane is being opened for it
+    await pipeliner.close()
+    outcome = await asyncio.wait_for(asyncio.gather(waiting, return_exceptions=True), 10)
+    await client.aclose()
+    server.close()
+    assert isinstance(outcome[0], RedisConnectionError)
+
+
+async def test_lane_reading_what_is_not_redis_fails_its_commands_once() -> None:
+    commands: list[bytes] = []
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        commands.append(await reader.read(65536))
+        writer.write(b"?this is not RESP\r\n")
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = connect(f"redis://127.0.0.1:{port}/0", 2)
+    pipeliner = Pipeliner(client)
+    try:
+        outcome = await asyncio.wait_for(
+            asyncio.gather(pipeliner.execute("INCR", "a"), return_exceptions=True), 10
+        )
+    finally:
+        await pipeliner.close()
+        await client.aclose()
+        server.close()
+    assert isinstance(outcome[0], RedisConnectionError) and len(commands) == 1  # not resent

@@ -97,7 +97,8 @@ class Lane(asyncio.Protocol):
         self.on_lost = on_lost  # told what was in flight when the lane died
         self.transport: asyncio.Transport | None = None
         self.alive = False
-        self._reader = hiredis.Reader()
+        # Error replies as redis-py's exceptions, nested ones in arrays too (as its parser).
+        self._reader = hiredis.Reader(replyError=_error)
         self._waiting: deque[Pending] = deque()
         self._heard = 0  # reads from the socket so far: the watchdog's sign of life
         self._watch: asyncio.TimerHandle | None = None
@@ -188,8 +189,8 @@ class Lane(asyncio.Protocol):
                 _, future, _ = waiting.popleft()
                 if future.done():
                     continue  # its hop gave up (its deadline)
-                if isinstance(reply, hiredis.ReplyError):
-                    future.set_exception(_error(str(reply)))
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
                 else:
                     future.set_result(reply)
         except hiredis.ProtocolError:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 
 from gateway.pipeliner import Pipeliner
 from gateway.redis_clients import Client, connect, is_cluster
@@ -278,3 +278,19 @@ async def test_lane_reading_what_is_not_redis_fails_its_commands_once() -> None:
         await client.aclose()
         server.close()
     assert isinstance(outcome[0], RedisConnectionError) and len(commands) == 1  # not resent
+
+
+async def test_lane_error_replies_are_redis_py_errors_nested_ones_too(server_url: str) -> None:
+    client = connect(server_url, 2)
+    pipeliner = Pipeliner(client)
+    try:
+        nested, missing = await asyncio.gather(
+            pipeliner.execute("EVAL", "return {1, redis.error_reply('boom')}", 0),
+            pipeliner.execute("EVALSHA", "0" * 40, 0),
+            return_exceptions=True,
+        )
+    finally:
+        await pipeliner.close()
+        await client.aclose()
+    assert nested[0] == 1 and isinstance(nested[1], ResponseError)
+    assert isinstance(missing, NoScriptError)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import hiredis
@@ -51,10 +51,10 @@ class LaneOptions:
     port: int
     path: str | None  # a unix socket instead of host and port
     username: str | None
-    password: str | None
-    db: int
-    connect_timeout: float | None
-    timeout: float | None  # seconds a server owing replies may stay silent
+    password: str | None = field(repr=False)  # never in a log line or a traceback's repr
+    db: int = 0
+    connect_timeout: float | None = None
+    timeout: float | None = None  # seconds a server owing replies may stay silent
 
 
 def lane_options(redis: Redis) -> LaneOptions | None:

@@ -208,11 +208,12 @@ def test_lane_is_not_used_over_tls_but_is_over_a_unix_socket() -> None:
     assert lane_options(Redis.from_url("rediss://127.0.0.1:6380/0")) is None
     unix = lane_options(Redis.from_url("unix:///run/redis.sock?db=2"))
     assert unix is not None and (unix.path, unix.db, unix.host) == ("/run/redis.sock", 2, None)
-    tcp = lane_options(Redis.from_url("redis://u:p@h:7000/1", socket_timeout=0.5))
+    tcp = lane_options(Redis.from_url("redis://u:s3cret@h:7000/1", socket_timeout=0.5))
     assert tcp is not None
     assert (tcp.host, tcp.port, tcp.username, tcp.password, tcp.db, tcp.timeout) == (
-        "h", 7000, "u", "p", 1, 0.5,
+        "h", 7000, "u", "s3cret", 1, 0.5,
     )  # fmt: skip
+    assert "s3cret" not in repr(tcp)  # the options never show the password
 
 
 async def test_lane_command_that_cannot_be_sent_fails_alone(

@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.cluster_pipeline import by_node
 from gateway.redis_clients import Client
-from gateway.redis_lane import Lane, Pending, lane_options
+from gateway.redis_lane import Lane, Pending, fail, lane_options
 
 RETRIES = 1  # a batch whose connection dropped is sent once more on a fresh one
 
@@ -79,7 +79,7 @@ class Pipeliner:
 
     def _dispatch(self, batch: list[Pending]) -> None:
         if self._closed:  # the process is stopping: no new lane
-            _fail(batch, RedisConnectionError("the gateway is stopping"))
+            fail(batch, RedisConnectionError("the gateway is stopping"))
             return
         lane = self._lane
         if lane is not None and lane.alive:
@@ -95,7 +95,7 @@ class Pipeliner:
             lane = await Lane.open(self._options, self._lost)
         except Exception as error:
             parked, self._parked = self._parked, []
-            _fail(parked, error)
+            fail(parked, error)
             return
         finally:
             self._opening = None
@@ -129,7 +129,7 @@ class Pipeliner:
             with contextlib.suppress(BaseException):
                 await self._opening
         parked, self._parked = self._parked, []
-        _fail(parked, RedisConnectionError("the gateway is stopping"))
+        fail(parked, RedisConnectionError("the gateway is stopping"))
         if self._lane is not None:
             self._lane.close()
             self._lane = None
@@ -192,12 +192,6 @@ class Pipeliner:
             finally:
                 await pool.release(connection)
         raise AssertionError("unreachable")
-
-
-def _fail(batch: list[Pending], error: Exception) -> None:
-    for _, reply, _ in batch:
-        if not reply.done():
-            reply.set_exception(error)
 
 
 class _Scripted(asyncio.Future[Any]):

@@ -37,7 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Lane", "LaneOptions", "Pending", "lane_options"]
+__all__ = ["Lane", "LaneOptions", "Pending", "fail", "lane_options"]
 
 # (the command, its reply, sent before: a command is sent at most twice)
 Pending = tuple[tuple[Any, ...], asyncio.Future[Any], bool]
@@ -83,6 +83,13 @@ def lane_options(redis: Redis) -> LaneOptions | None:
     )
 
 
+def fail(batch: list[Pending], error: Exception) -> None:
+    """Settle every command of ``batch`` still waiting with ``error``."""
+    for _, reply, _ in batch:
+        if not reply.done():
+            reply.set_exception(error)
+
+
 def _error(message: str) -> Exception:
     """redis-py's exception for an error reply (NOSCRIPT is a NoScriptError, and so on)."""
     error: Exception = BaseParser.parse_error(message)  # type: ignore[no-untyped-call]
@@ -125,9 +132,9 @@ class Lane(asyncio.Protocol):
                 if options.db:
                     hello.append(("SELECT", options.db))
                 if hello:
-                    replies = [loop.create_future() for _ in hello]
-                    lane.send(list(zip(hello, replies, [True] * len(hello), strict=True)))
-                    await asyncio.gather(*replies)
+                    greeting = [(command, loop.create_future(), True) for command in hello]
+                    lane.send(greeting)
+                    await asyncio.gather(*(reply for _, reply, _ in greeting))
         except (OSError, TimeoutError) as error:
             lane.close()
             where = options.path or f"{options.host}:{options.port}"
@@ -225,7 +232,5 @@ class Lane(asyncio.Protocol):
         """Fail every reply owed with ``error`` and drop the lane."""
         pending = list(self._waiting)
         self._waiting.clear()
-        for _, future, _ in pending:
-            if not future.done():
-                future.set_exception(error)
+        fail(pending, error)
         self.close()

@@ -4,6 +4,7 @@ failures through a TCP relay in front of it that drops connections on cue."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -88,9 +89,10 @@ async def relay(server_url: str) -> AsyncIterator[Relay]:
         await server.wait_closed()
 
 
-@pytest.fixture
-async def relayed(relay: Relay) -> AsyncIterator[Pipeliner]:
-    client = connect(f"redis://127.0.0.1:{relay.port}/0", 2)
+@contextlib.asynccontextmanager
+async def pipeliner_on(url: str) -> AsyncIterator[Pipeliner]:
+    """A pipeliner on its own client for ``url``, its lane and client closed after."""
+    client = connect(url, 2)
     pipeliner = Pipeliner(client)
     try:
         yield pipeliner
@@ -99,40 +101,36 @@ async def relayed(relay: Relay) -> AsyncIterator[Pipeliner]:
         await client.aclose()
 
 
+@pytest.fixture
+async def relayed(relay: Relay) -> AsyncIterator[Pipeliner]:
+    async with pipeliner_on(f"redis://127.0.0.1:{relay.port}/0") as pipeliner:
+        yield pipeliner
+
+
 async def test_lane_replies_to_batches_written_back_to_back_in_order(
     server_url: str, redis: Client, redis_prefix: str
 ) -> None:
-    client = connect(server_url, 2)
-    pipeliner = Pipeliner(client)
     key = f"{redis_prefix}lane:n"
-    try:
+    async with pipeliner_on(server_url) as pipeliner:
         turns = []
         for _ in range(20):  # twenty loop turns: twenty batches, none waiting for the last
             turns.append([pipeliner.execute("INCR", key) for _ in range(50)])
             await asyncio.sleep(0)
         replies = [reply for turn in turns for reply in await asyncio.gather(*turn)]
-    finally:
-        await pipeliner.close()
-        await client.aclose()
     assert replies == list(range(1, 1001))
 
 
 async def test_lane_reply_of_a_hop_that_gave_up_does_not_shift_the_others(
     server_url: str, redis: Client, redis_prefix: str
 ) -> None:
-    client = connect(server_url, 2)
-    pipeliner = Pipeliner(client)
     key = f"{redis_prefix}lane:g"
-    try:
+    async with pipeliner_on(server_url) as pipeliner:
         assert await pipeliner.execute("GET", key) is None  # the lane is open
         batch = [pipeliner.execute("INCR", key) for _ in range(5)]
         await asyncio.sleep(0)  # one loop turn: the batch is written
         batch[2].cancel()  # its hop outlasted its deadline, its reply still to come
         replies = await asyncio.gather(*batch, return_exceptions=True)
         after = await pipeliner.execute("INCR", key)
-    finally:
-        await pipeliner.close()
-        await client.aclose()
     assert replies[:2] + replies[3:] == [1, 2, 4, 5] and after == 6
 
 
@@ -144,19 +142,16 @@ async def test_lane_selects_the_database_and_authenticates_as_the_url_says(
     user, password = f"okryu-lane-{secrets.token_hex(4)}", secrets.token_hex(8)
     await redis.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all")
     host_port = server_url.removeprefix("redis://").split("/")[0]
-    client = connect(f"redis://{user}:{password}@{host_port}/5", 2)
-    pipeliner = Pipeliner(client)
     key = f"{redis_prefix}lane:db"
     try:
-        assert await pipeliner.execute("SET", key, "five") == b"OK"
-        assert await pipeliner.execute("ACL", "WHOAMI") == user.encode()
-        other = Redis.from_url(f"redis://{host_port}/5")
-        assert await other.get(key) == b"five" and await redis.get(key) is None
-        await other.delete(key)
-        await other.aclose()
+        async with pipeliner_on(f"redis://{user}:{password}@{host_port}/5") as pipeliner:
+            assert await pipeliner.execute("SET", key, "five") == b"OK"
+            assert await pipeliner.execute("ACL", "WHOAMI") == user.encode()
+            other = Redis.from_url(f"redis://{host_port}/5")
+            assert await other.get(key) == b"five" and await redis.get(key) is None
+            await other.delete(key)
+            await other.aclose()
     finally:
-        await pipeliner.close()
-        await client.aclose()
         await redis.execute_command("ACL", "DELUSER", user)
 
 
@@ -192,15 +187,10 @@ async def test_lane_of_a_closed_pipeliner_sends_nothing_more(
 
 
 async def test_lane_to_nowhere_fails_its_commands_with_a_connection_error() -> None:
-    client = connect("redis://127.0.0.1:1/0", 2)  # nothing listens on port 1
-    pipeliner = Pipeliner(client)
-    try:
+    async with pipeliner_on("redis://127.0.0.1:1/0") as pipeliner:  # nothing listens there
         outcome = await asyncio.gather(
             pipeliner.execute("GET", "a"), pipeliner.execute("GET", "b"), return_exceptions=True
         )
-    finally:
-        await pipeliner.close()
-        await client.aclose()
     assert [type(error) for error in outcome] == [RedisConnectionError] * 2
 
 
@@ -219,10 +209,8 @@ def test_lane_is_not_used_over_tls_but_is_over_a_unix_socket() -> None:
 async def test_lane_command_that_cannot_be_sent_fails_alone(
     server_url: str, redis: Client, redis_prefix: str
 ) -> None:
-    client = connect(server_url, 2)
-    pipeliner = Pipeliner(client)
     key = f"{redis_prefix}lane:bad"
-    try:
+    async with pipeliner_on(server_url) as pipeliner:
         for _ in range(2):  # while the lane opens, then on the open lane
             batch = [
                 pipeliner.execute("INCR", key),
@@ -232,9 +220,6 @@ async def test_lane_command_that_cannot_be_sent_fails_alone(
             outcome = await asyncio.gather(*batch, return_exceptions=True)
             assert isinstance(outcome[1], DataError)
             assert outcome[2] == str(outcome[0]).encode()
-    finally:
-        await pipeliner.close()
-        await client.aclose()
 
 
 async def test_lane_closed_while_opening_settles_what_waited_for_it() -> None:
@@ -268,30 +253,22 @@ async def test_lane_reading_what_is_not_redis_fails_its_commands_once() -> None:
 
     server = await asyncio.start_server(garbage, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    client = connect(f"redis://127.0.0.1:{port}/0", 2)
-    pipeliner = Pipeliner(client)
     try:
-        outcome = await asyncio.wait_for(
-            asyncio.gather(pipeliner.execute("INCR", "a"), return_exceptions=True), 10
-        )
+        async with pipeliner_on(f"redis://127.0.0.1:{port}/0") as pipeliner:
+            outcome = await asyncio.wait_for(
+                asyncio.gather(pipeliner.execute("INCR", "a"), return_exceptions=True), 10
+            )
     finally:
-        await pipeliner.close()
-        await client.aclose()
         server.close()
     assert isinstance(outcome[0], RedisConnectionError) and len(commands) == 1  # not resent
 
 
 async def test_lane_error_replies_are_redis_py_errors_nested_ones_too(server_url: str) -> None:
-    client = connect(server_url, 2)
-    pipeliner = Pipeliner(client)
-    try:
+    async with pipeliner_on(server_url) as pipeliner:
         nested, missing = await asyncio.gather(
             pipeliner.execute("EVAL", "return {1, redis.error_reply('boom')}", 0),
             pipeliner.execute("EVALSHA", "0" * 40, 0),
             return_exceptions=True,
         )
-    finally:
-        await pipeliner.close()
-        await client.aclose()
     assert nested[0] == 1 and isinstance(nested[1], ResponseError)
     assert isinstance(missing, NoScriptError)

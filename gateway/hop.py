@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import greenlet
 import orjson
 
 from gateway.catalog import CatalogCache, CatalogVersions
@@ -211,6 +212,9 @@ class Gateway:
         self.promises = promises
         self.pin_lock = pin_lock  # seconds a card is locked after three wrong PINs
         self._placing: dict[str, _Placement] = {}
+        # The (hop kind, state) pairs whose steps have asked the store for something: their
+        # steps run in a greenlet from the start (see _resolve); the others run plainly.
+        self._asking: set[tuple[str, str]] = set()
 
     async def handle(self, inbound: Inbound, budget: Budget) -> Reply:
         """The answer to one hop, within the deadline (the caller enforces it)."""
@@ -228,10 +232,15 @@ class Gateway:
             versions = self.versions
             catalog = await self.catalogs.get(versions.catalog_tag, versions.stock_tag)
             step = functools.partial(self._step, engine, inbound, record, hop, catalog)
-            try:
-                turn = step(data)  # a browsing hop needs nothing of the store
-            except NeedData:
+            asks = (hop.kind, record.state if record is not None else "")
+            if asks in self._asking:
                 turn = await self._resolve(step, data, give_up_at)
+            else:
+                try:
+                    turn = step(data)  # a browsing hop needs nothing of the store
+                except NeedData:
+                    self._asking.add(asks)  # from now on, run where it can wait
+                    turn = await self._resolve(step, data, give_up_at)
             if hop.kind == "late":
                 return Reply(turn.text, turn.end, turn.state)  # shown, not saved: no change
             seen = record.seen if record is not None and hop.kind == "continue" else 0
@@ -299,12 +308,29 @@ class Gateway:
         data: dict[tuple[int, Request], Any],
         give_up_at: float,
     ) -> Turn:
-        """Run the step, fulfilling what it asks of the store, until it completes."""
-        for _ in range(MAX_REQUESTS_PER_HOP):
+        """Run the step once, fulfilling what it asks of the store on the way.
+
+        The step runs in a greenlet of its own: where it asks for an answer it does not have
+        (``View.fetch``), it hands the request back here and waits; the loop serves other hops
+        while the store answers, and the step goes on from where it asked. Run the way
+        ``menus`` documents (raise ``NeedData``, run again from the start with the answer), a
+        hop that placed an order built its Confirm screen twice. A greenlet costs about as
+        much as a tenth of a screen, so ``handle`` runs a step in one only from where steps
+        have asked before (and a step that asks unforeseen is run again, in one).
+        """
+        step = _Step(run)
+        asked = step.switch(_Answers(data))
+        for _ in range(MAX_REQUESTS_PER_HOP + 1):
+            if step.dead:
+                turn: Turn = asked
+                return turn
             try:
-                return run(data)
-            except NeedData as need:
-                data[need.key] = await self.fulfil(need.request, give_up_at)
+                answer = await self.fulfil(asked, give_up_at)
+            except BaseException:
+                step.throw(greenlet.GreenletExit)  # the step ends where it waits
+                raise
+            asked = step.switch(answer)
+        step.throw(greenlet.GreenletExit)
         raise HopFailed("the step kept asking for data")
 
     async def fulfil(self, request: Request, give_up_at: float | None = None) -> Any:
@@ -467,6 +493,28 @@ class Gateway:
         pending = [p.task for p in self._placing.values()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _Step(greenlet.greenlet):  # type: ignore[misc]
+    """The greenlet a step runs in (see ``Gateway._resolve``)."""
+
+
+class _Answers(dict[tuple[int, Request], Any]):
+    """The store's answers for one hop, as a step reads them. An answer not yet had is asked
+    of the hop (from the step's greenlet) and kept: a save retried after a lost race runs the
+    step again with the answers it already has."""
+
+    def __init__(self, kept: dict[tuple[int, Request], Any]) -> None:
+        super().__init__(kept)
+        self.kept = kept
+
+    def __missing__(self, key: tuple[int, Request]) -> Any:
+        here = greenlet.getcurrent()
+        if not isinstance(here, _Step):
+            raise KeyError(key)  # not run by the gateway: View.fetch raises NeedData
+        answer = here.parent.switch(key[1])
+        self[key] = self.kept[key] = answer
+        return answer
 
 
 def _recent(record: Record | None, ref: str) -> list[str]:

@@ -169,7 +169,9 @@ class View(Generic[C]):
         """The store's answer to ``request``, or :class:`NeedData` if not yet asked.
 
         A step runs again from its start after every answer, so it asks the same things in
-        the same order; answers are filed by how many changes came before them.
+        the same order; answers are filed by how many changes came before them. (The gateway
+        may instead have the step wait here for the answer, in a greenlet: ``data`` then
+        fetches what it lacks. Either way a step must ask the same things in the same order.)
         """
         key = (self._changes, request)
         try:

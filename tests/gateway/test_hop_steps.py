@@ -1,0 +1,114 @@
+"""A step that needs the store runs once: it waits where it asks (gateway.hop._resolve)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway import keys
+from gateway.errors import GatewayError
+from menus.engine import Engine, Turn
+from menus.journey import View
+from menus.ports import LoadCustomer, Request
+from store import orders
+from tests.gateway.test_ussd import ORDER_PATH, post, walk
+
+Make = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def _view(answers: Any) -> View[Any]:
+    """A view with nothing but the hop's answers: enough to ask the store."""
+    nothing: Any = None
+    return View(
+        msisdn="", session_ref="", ctx=nothing, catalog=nothing, data=answers, settings=None
+    )
+
+
+@pytest.fixture
+def step_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The state each run of a step started from, in order."""
+    runs: list[str] = []
+    step = Engine.step
+
+    def counted(engine: Engine, state: str, *args: Any, **kwargs: Any) -> Turn:
+        runs.append(state)
+        return step(engine, state, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "step", counted)
+    return runs
+
+
+async def test_hops_that_ask_the_store_run_their_step_once(
+    make_gateway: Make, step_runs: list[str]
+) -> None:
+    client = await make_gateway()
+    confirm = "*".join([*ORDER_PATH, "1"])
+    for n, (session, phone) in enumerate([("A1", "+8501912345601"), ("A2", "+8501912345602")]):
+        await walk(client, ORDER_PATH[:-1], session=session, phone=phone)
+        step_runs.clear()
+        # The address: the payment screen reads the subscriber's cards (ListCards).
+        await post(client, "*".join(ORDER_PATH), session=session, phone=phone)
+        asked_cards = list(step_runs)
+        step_runs.clear()
+        status, body = await post(client, confirm, session=session, phone=phone)  # PlaceOrder
+        assert status == 200 and body.startswith("END Order "), body
+        if n == 0:  # the first time from each screen: run plainly, asked, run again
+            assert (asked_cards, step_runs) == (["address"] * 2, ["confirm"] * 2)
+        else:  # from then on: once, waiting where it asks
+            assert (asked_cards, step_runs) == (["address"], ["confirm"])
+
+
+async def test_a_step_gets_its_answers_in_the_order_it_asks(make_gateway: Make) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    numbers = [f"+85019123450{i}" for i in range(10, 13)]
+    await orders.save_language(client.app[keys.DATABASE], numbers[1], "ko")  # a customer now
+    data: dict[tuple[int, Request], Any] = {}
+
+    def run(answers: Any) -> Any:
+        view = _view(answers)
+        return [view.fetch(LoadCustomer(number)) for number in numbers]
+
+    found = await gateway._resolve(run, data, give_up_at=float("inf"))
+    assert [profile and profile.lang for profile in found] == [None, "ko", None]
+    assert len(data) == 3  # kept for a save retried after a lost race: not asked again
+
+
+async def test_a_step_that_keeps_asking_fails_and_its_greenlet_ends(make_gateway: Make) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    ended: list[bool] = []
+
+    def run(answers: Any) -> Any:
+        view = _view(answers)
+        try:
+            return [view.fetch(LoadCustomer(f"+85019123460{i:02d}")) for i in range(50)]
+        finally:
+            ended.append(True)
+
+    with pytest.raises(GatewayError, match="kept asking"):
+        await gateway._resolve(run, {}, give_up_at=float("inf"))
+    assert ended == [True]
+
+
+async def test_a_failed_answer_fails_the_hop_and_ends_the_step(make_gateway: Make) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    ended: list[bool] = []
+
+    class Unknown:  # a request nobody fulfils
+        pass
+
+    def run(answers: Any) -> Any:
+        view = _view(answers)
+        try:
+            return view.fetch(Unknown())  # type: ignore[arg-type]
+        finally:
+            ended.append(True)
+
+    with pytest.raises(GatewayError, match="no one fulfils Unknown"):
+        await gateway._resolve(run, {}, give_up_at=float("inf"))
+    assert ended == [True]

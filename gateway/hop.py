@@ -455,7 +455,11 @@ class Gateway:
     async def _place_and_follow_up(self, request: PlaceOrder) -> Any:
         placement_result: Any = None
         try:
-            placement_result = await orders.place_order(self.db, request, sms.order_placed)
+            # Written as the shopper was shown it (this process's catalog): the order's
+            # transaction checks every price and the fee, and reads them should one move.
+            placement_result = await orders.place_order(
+                self.db, request, sms.order_placed, self.catalogs.snapshot
+            )
         except Exception:
             log.exception("placing an order failed")
             await self._tell_order_failed(request)

@@ -1,4 +1,4 @@
-"""SQL functions the store installs in PostgreSQL (by ``create_all`` and by migration 0006).
+"""SQL functions the store installs in PostgreSQL (``create_all``; migrations 0006, 0007).
 
 ``okryu_place_order`` is a cash-on-delivery order's whole transaction in one statement: one
 round trip from the gateway instead of about a dozen through the ORM (each an event-loop turn
@@ -24,6 +24,7 @@ DECLARE
     v_customer integer;
     v_order integer;
     v_subtotal integer;
+    v_fee integer;
     v_short integer[] := '{{}}';
     v_line record;
 BEGIN
@@ -31,9 +32,16 @@ BEGIN
     RETURN QUERY SELECT 'replay', o.code::text, o.msisdn::text, o.subtotal, o.fee, o.total,
         NULL::integer[] FROM orders AS o WHERE o.idempotency_key = p_key;
     IF FOUND THEN RETURN; END IF;
-    IF NOT EXISTS (SELECT 1 FROM deliveryzone AS z WHERE z.id = p_zone AND z.active) THEN
+    SELECT z.fee INTO v_fee FROM deliveryzone AS z WHERE z.id = p_zone AND z.active;
+    IF NOT FOUND THEN
         RETURN QUERY SELECT 'no_zone', NULL::text, NULL::text, NULL::integer, NULL::integer,
             NULL::integer, NULL::integer[];
+        RETURN;
+    END IF;
+    IF v_fee <> p_fee THEN
+        -- The fee moved since the caller read it (or showed it): as a repricing, nothing lacks.
+        RETURN QUERY SELECT 'short', NULL::text, NULL::text, NULL::integer, NULL::integer,
+            NULL::integer, '{{}}'::integer[];
         RETURN;
     END IF;
     IF EXISTS (SELECT 1 FROM orders AS o WHERE o.code = p_code) THEN

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from menus.ports import (
     LANGS,
     CardDeclined,
+    Catalog,
     CustomerProfile,
     Lang,
     OrderDetail,
@@ -112,7 +113,10 @@ PAYMENTS = ("cod", "card")
 
 
 async def place_order(
-    db: Database, req: PlaceOrder, render_confirmation: RenderConfirmation
+    db: Database,
+    req: PlaceOrder,
+    render_confirmation: RenderConfirmation,
+    shown: Catalog | None = None,
 ) -> OrderPlaced | OutOfStock | CardDeclined:
     """Place the order and queue its confirmation SMS in one transaction; idempotent on the key.
 
@@ -121,6 +125,11 @@ async def place_order(
     order paid by card takes the total from the card in that same transaction: no order
     without its payment, no payment without its order (:class:`CardDeclined` when the card
     holds less).
+
+    ``shown``, the catalog the shopper was shown, saves a cash-on-delivery order on
+    PostgreSQL its read of the products and the district: the order is written with their
+    names, prices and fee as shown, which its transaction checks under its locks (a price or
+    fee moved since: read afresh and tried again, as a repricing always was).
     """
     quantities = _quantities(req)
     if len(req.address) > ADDRESS_WIDTH:
@@ -135,10 +144,13 @@ async def place_order(
         place = _place_on_sqlite if db.is_sqlite else _place_in_one_call
     for attempt in range(_ATTEMPTS):
         try:
+            if place is _place_in_one_call:
+                return await _place_in_one_call(db, req, quantities, render_confirmation, shown)
             return await place(db, req, quantities, render_confirmation)
         except _PriceMoved:
             if attempt == _ATTEMPTS - 1:
                 raise
+            shown = None  # what was shown has moved: read the shelf
             continue
         except _Unavailable as unavailable:
             # On PostgreSQL a concurrent call with the same key may have taken the last units
@@ -418,25 +430,21 @@ async def _place_in_one_call(
     req: PlaceOrder,
     quantities: dict[int, int],
     render_confirmation: RenderConfirmation,
+    shown: Catalog | None = None,
 ) -> OrderPlaced:
-    """``_place_once`` for a cash-on-delivery order on PostgreSQL: two round trips on the
-    driver (a read, then ``okryu_place_order``), no ORM, no transaction held open here."""
+    """``_place_once`` for a cash-on-delivery order on PostgreSQL: one call of
+    ``okryu_place_order`` on the driver, after a read of the shelf unless ``shown`` has every
+    line and the district. No ORM, no transaction held open here."""
     pool = await db.pool()
-    rows = await pool.fetch(_SHELF_AND_FEE, req.zone_id, list(quantities))
-    if not rows:
-        # A replay comes first, as in the function: the district may have closed since.
-        replayed = await _replay(db, req)
-        if replayed is not None:
-            return replayed
-        raise StoreError(f"delivery zone {req.zone_id} is not available")
-    fee: int = rows[0]["fee"]
-    found = {row["id"]: row for row in rows if row["id"] is not None}
-    shelf = {pid: (row["stock"], row["active"]) for pid, row in found.items()}
-    missing = _lacking(shelf, quantities, quantities)
-    if missing:
-        raise _Unavailable(OutOfStock(product_ids=missing))
+    found = _as_shown(shown, req.zone_id, quantities)
+    if found is None:
+        read = await _read_shelf(db, pool, req, quantities)
+        if isinstance(read, OrderPlaced):
+            return read  # a replay
+        found = read
+    fee = found.fee
     ids = list(quantities)
-    prices = [found[pid]["price"] for pid in ids]
+    prices = [found.products[pid].price for pid in ids]
     subtotal = sum(price * quantities[pid] for pid, price in zip(ids, prices, strict=True))
     key = stored_key(req.idempotency_key)
     for _ in range(_CODE_DRAWS):
@@ -445,7 +453,8 @@ async def _place_in_one_call(
             row = await pool.fetchrow(
                 _PLACE, key, req.msisdn, req.lang, req.zone_id, req.address, placed.code,
                 ids, [quantities[pid] for pid in ids], prices,
-                [found[pid]["name_en"] for pid in ids], [found[pid]["name_ko"] for pid in ids],
+                [found.products[pid].name_en for pid in ids],
+                [found.products[pid].name_ko for pid in ids],
                 fee, render_confirmation(placed, req.lang), utcnow(),
             )  # fmt: skip
         except asyncpg.UniqueViolationError as error:
@@ -471,6 +480,51 @@ async def _place_in_one_call(
             raise _PriceMoved("a product was repriced while the order was placed")
         assert outcome == "code_taken", outcome
     raise StoreError("could not draw an unused order code")
+
+
+class _Shelf(NamedTuple):
+    """What an order is written with: each line's product as named and priced, the fee."""
+
+    products: dict[int, _Snapshot]
+    fee: int
+
+
+def _as_shown(shown: Catalog | None, zone_id: int, quantities: dict[int, int]) -> _Shelf | None:
+    """The shelf as the shopper was shown it, if ``shown`` has the district and every line."""
+    if shown is None or any(pid not in shown.products for pid in quantities):
+        return None
+    fee = next((zone.fee for zone in shown.zones if zone.id == zone_id), None)
+    if fee is None:
+        return None
+    products = {
+        pid: _Snapshot(shown.products[pid].name_en, shown.products[pid].name_ko,
+                       shown.products[pid].price)
+        for pid in quantities
+    }  # fmt: skip
+    return _Shelf(products, fee)
+
+
+async def _read_shelf(
+    db: Database, pool: asyncpg.Pool, req: PlaceOrder, quantities: dict[int, int]
+) -> _Shelf | OrderPlaced:
+    """The shelf as it is now (or the order a replayed key placed, if the district has
+    closed since); raises :class:`_Unavailable` for lines that cannot be had."""
+    rows = await pool.fetch(_SHELF_AND_FEE, req.zone_id, list(quantities))
+    if not rows:
+        # A replay comes first, as in the function: the district may have closed since.
+        replayed = await _replay(db, req)
+        if replayed is not None:
+            return replayed
+        raise StoreError(f"delivery zone {req.zone_id} is not available")
+    found = {row["id"]: row for row in rows if row["id"] is not None}
+    shelf = {pid: (row["stock"], row["active"]) for pid, row in found.items()}
+    missing = _lacking(shelf, quantities, quantities)
+    if missing:
+        raise _Unavailable(OutOfStock(product_ids=missing))
+    products = {
+        pid: _Snapshot(row["name_en"], row["name_ko"], row["price"]) for pid, row in found.items()
+    }
+    return _Shelf(products, rows[0]["fee"])
 
 
 # Six columns: sqlalchemy's select (sqlmodel's is typed up to four), run on the connection.

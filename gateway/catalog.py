@@ -57,10 +57,11 @@ class CatalogVersions:
         self.keys = {
             "catalog": f"{prefix}{{catalog}}:version",
             "stock": f"{prefix}{{catalog}}:stock",
+            "cards": f"{prefix}{{catalog}}:cards",  # bumped when a shop card is issued
         }
         self.channel = f"{prefix}catalog"
         self.poll = poll
-        self.tags: dict[str, bytes | None] = {"catalog": None, "stock": None}
+        self.tags: dict[str, bytes | None] = {kind: None for kind in self.keys}
         self.epoch = 0  # bumped when every cached catalog must be read again (a Redis restart)
         self._pipeliner = Pipeliner(redis)
         self._bump = redis.register_script(_BUMP)
@@ -78,8 +79,13 @@ class CatalogVersions:
     def stock_tag(self) -> bytes | None:
         return self.tags["stock"]
 
+    @property
+    def cards_tag(self) -> bytes:
+        """The cards version, tied to its subscription as ``catalog_tag`` is."""
+        return b"%d.%s" % (self.epoch, self.tags["cards"] or b"0")
+
     async def bump(self, kind: str) -> None:
-        """A ``kind`` ("catalog" or "stock") change: every process hears of it."""
+        """A ``kind`` ("catalog", "stock" or "cards") change: every process hears of it."""
         # One command, sent with the hops' commands of the same loop turn: every order bumps
         # the stock, and an INCR then a PUBLISH through redis-py cost the confirming hop
         # as much CPU as the order's own SQL.
@@ -87,6 +93,14 @@ class CatalogVersions:
             self._bump, [self.keys[kind]], [self.channel, kind]
         )
         self.tags[kind] = str(value).encode()  # this process's next hop needs no message
+
+    async def cards_issued(self) -> None:
+        """A shop card was issued: every process forgets who it knew to hold none (or, with
+        Redis out of reach, learns it within ``gateway.cardless.TTL``)."""
+        try:
+            await self.bump("cards")
+        except (RedisError, OSError) as error:
+            log.warning("could not announce a new card (%s)", describe(error))
 
     async def stock_changed(self) -> None:
         """Stock changed (an order, a cancellation): bump it, or, if Redis cannot be reached
@@ -100,8 +114,8 @@ class CatalogVersions:
             log.warning("could not announce a stock change (%s)", describe(error))
 
     async def refresh(self) -> None:
-        found: list[bytes | None] = await self.redis.mget(self.keys["catalog"], self.keys["stock"])  # type: ignore[assignment]
-        self.tags = dict(zip(("catalog", "stock"), found, strict=True))  # bytes: not decoded
+        found: list[bytes | None] = await self.redis.mget(*self.keys.values())  # type: ignore[assignment]
+        self.tags = dict(zip(self.keys, found, strict=True))  # bytes: not decoded
 
     def hear(self, data: bytes) -> None:
         kind, _, value = data.partition(b":")

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import greenlet
 import orjson
 
+from gateway.cardless import Cardless
 from gateway.catalog import CatalogCache, CatalogVersions
 from gateway.deadlines import Deadlines
 from gateway.errors import GatewayError
@@ -35,6 +36,7 @@ from menus.engine import RESUME, Engine, NeedData, Turn
 from menus.ports import (
     CancelOrder,
     CardDeclined,
+    CardView,
     Catalog,
     ChangePin,
     CheckPin,
@@ -211,6 +213,7 @@ class Gateway:
         self.funnel = funnel
         self.promises = promises
         self.pin_lock = pin_lock  # seconds a card is locked after three wrong PINs
+        self.cardless = Cardless(lambda: versions.cards_tag, clock=lambda: self.clock())
         self._placing: dict[str, _Placement] = {}
         # The (hop kind, state) pairs whose steps have asked the store for something: their
         # steps run in a greenlet from the start (see _resolve); the others run plainly.
@@ -350,7 +353,7 @@ class Gateway:
         if isinstance(request, CancelOrder):
             return await self._cancel(request)
         if isinstance(request, ListCards):
-            return await cards.list_cards(db, request.msisdn, self._now())
+            return await self._cards(request.msisdn)
         if isinstance(request, CheckPin):
             return await cards.check_pin(
                 db, request.msisdn, request.card, request.pin, now=self._now(),
@@ -360,6 +363,15 @@ class Gateway:
         if isinstance(request, ChangePin):
             return await cards.change_pin(db, request.msisdn, request.card, request.pin)
         raise HopFailed(f"no one fulfils {type(request).__name__}")
+
+    async def _cards(self, msisdn: str) -> tuple[CardView, ...]:
+        """The subscriber's cards; none without a read for those found with none lately."""
+        if self.cardless.holds_none(msisdn):
+            return ()
+        version = self.versions.cards_tag
+        found = await cards.list_cards(self.db, msisdn, self._now())
+        self.cardless.found(msisdn, version, len(found))
+        return found
 
     def _now(self) -> datetime:
         """Now, by the gateway's clock (tests move it), as the store keeps times."""

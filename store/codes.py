@@ -11,8 +11,18 @@ CODE_LENGTH = 6
 
 
 def new_code(length: int = CODE_LENGTH) -> str:
-    """A fresh random order code, from a cryptographic source so codes cannot be guessed."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+    """A fresh random order code, from a cryptographic source so codes cannot be guessed.
+
+    One draw below ``len(ALPHABET) ** length``, written in that base: as uniform as a
+    ``secrets.choice`` per character, with one read of the system's source instead of six
+    (a system call each, on every order's confirming hop)."""
+    base = len(ALPHABET)
+    drawn = secrets.randbelow(base**length)
+    digits = []
+    for _ in range(length):
+        drawn, digit = divmod(drawn, base)
+        digits.append(ALPHABET[digit])
+    return "".join(digits)
 
 
 def normalise_code(text: str) -> str:

@@ -36,6 +36,7 @@ from gateway.logs import describe
 from gateway.messages import BadRequest
 from gateway.metrics import Metrics
 from gateway.numbers import normalise_msisdn
+from gateway.pipeliner import Pipeliner
 from gateway.promises import Promises
 from gateway.replies import ReplyGuard
 from gateway.sessions import SessionStore
@@ -218,9 +219,13 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher.notify()
 
     catalogs = CatalogCache(db)
-    versions = CatalogVersions(app[keys.REDIS], settings.redis_prefix, poll=settings.catalog_poll)
+    # One pipeliner (one lane) for the hops' sessions and the stock bumps of their orders.
+    pipeliner = Pipeliner(app[keys.REDIS])
+    versions = CatalogVersions(
+        app[keys.REDIS], settings.redis_prefix, poll=settings.catalog_poll, pipeliner=pipeliner
+    )
     funnel = FunnelCounter(db)
-    sessions = SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl)
+    sessions = SessionStore(app[keys.REDIS], settings.redis_prefix, settings.cart_ttl, pipeliner)
     app[keys.REPLIES] = ReplyGuard(
         app[keys.REDIS],
         settings.redis_prefix,

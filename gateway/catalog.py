@@ -51,7 +51,9 @@ return value
 class CatalogVersions:
     """The catalog and stock versions as this process last heard them."""
 
-    def __init__(self, redis: Client, prefix: str, *, poll: float = POLL) -> None:
+    def __init__(
+        self, redis: Client, prefix: str, *, poll: float = POLL, pipeliner: Pipeliner | None = None
+    ) -> None:
         self.redis = redis
         # One hash tag: both keys share a slot, so one MGET reads them on a cluster too.
         self.keys = {
@@ -63,7 +65,9 @@ class CatalogVersions:
         self.poll = poll
         self.tags: dict[str, bytes | None] = {kind: None for kind in self.keys}
         self.epoch = 0  # bumped when every cached catalog must be read again (a Redis restart)
-        self._pipeliner = Pipeliner(redis)
+        # The hops' pipeliner when given (gateway.app): an order's stock bump then goes in the
+        # same batch as the other hops' commands of its loop turn, not in a write of its own.
+        self._pipeliner = pipeliner or Pipeliner(redis)
         self._bump = redis.register_script(_BUMP)
 
     async def close(self) -> None:

@@ -122,12 +122,14 @@ def walk(path: Sequence[str]) -> dict[str, Any]:
 
 
 class SessionStore:
-    def __init__(self, redis: Client, prefix: str, ttl: int) -> None:
+    def __init__(
+        self, redis: Client, prefix: str, ttl: int, pipeliner: Pipeliner | None = None
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl
         self._cas = redis.register_script(_CAS)
-        self._pipeliner = Pipeliner(redis)
+        self._pipeliner = pipeliner or Pipeliner(redis)
 
     async def close(self) -> None:
         await self._pipeliner.close()

@@ -8,11 +8,14 @@ bumps the stock version, and the snapshot is refreshed in the background.
 How the versions travel (DESIGN §2 read them in the hop's MGET, which a Redis Cluster refuses:
 the session key and the version keys live in different hash slots): a bump increments the
 version key and PUBLISHes it; every process holds the versions in memory, updated by the
-message, and re-reads both keys every ``POLL`` seconds in case a message was lost (a dropped
+message, and re-reads the keys every ``POLL`` seconds in case a message was lost (a dropped
 subscription, a Redis restart, after which it also reloads the catalog). A process is stale by
 the message's flight (well under a millisecond on one network) and at most ``POLL`` seconds
-when a message is lost. That is safe: a stale catalog only decides what a screen shows; an
-order's transaction takes the real stock and the current price under its row lock.
+when a message is lost. Stock is not announced (one bump per order would wake every process
+of a fleet per order): other processes read it at their next poll, well within the interval
+at which a snapshot is refreshed for stock anyway. That is safe: a stale catalog only decides
+what a screen shows; an order's transaction takes the real stock and the current price under
+its row lock.
 """
 
 from __future__ import annotations
@@ -43,9 +46,13 @@ RECONNECT = 1.0  # seconds before subscribing again after the subscription faile
 # reaches every node's subscribers.
 _BUMP = """
 local value = redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. value)
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. value) end
 return value
 """
+# Stock moves with every order, and a snapshot is refreshed for it at most every few seconds
+# (CatalogCache.stock_refresh): announcing each bump woke every process of a fleet for every
+# order. A stock bump is only counted; the others read it at their next poll.
+_ANNOUNCED = ("catalog", "cards")
 
 
 class CatalogVersions:
@@ -65,6 +72,7 @@ class CatalogVersions:
         self.poll = poll
         self.tags: dict[str, bytes | None] = {kind: None for kind in self.keys}
         self.epoch = 0  # bumped when every cached catalog must be read again (a Redis restart)
+        self._read_at = -float("inf")  # when the keys were last read (loop time)
         # The hops' pipeliner when given (gateway.app): an order's stock bump then goes in the
         # same batch as the other hops' commands of its loop turn, not in a write of its own.
         self._pipeliner = pipeliner or Pipeliner(redis)
@@ -93,9 +101,8 @@ class CatalogVersions:
         # One command, sent with the hops' commands of the same loop turn: every order bumps
         # the stock, and an INCR then a PUBLISH through redis-py cost the confirming hop
         # as much CPU as the order's own SQL.
-        value = await self._pipeliner.run_script(
-            self._bump, [self.keys[kind]], [self.channel, kind]
-        )
+        channel = self.channel if kind in _ANNOUNCED else ""
+        value = await self._pipeliner.run_script(self._bump, [self.keys[kind]], [channel, kind])
         self.tags[kind] = str(value).encode()  # this process's next hop needs no message
 
     async def cards_issued(self) -> None:
@@ -118,6 +125,7 @@ class CatalogVersions:
             log.warning("could not announce a stock change (%s)", describe(error))
 
     async def refresh(self) -> None:
+        self._read_at = asyncio.get_running_loop().time()
         found: list[bytes | None] = await self.redis.mget(*self.keys.values())  # type: ignore[assignment]
         self.tags = dict(zip(self.keys, found, strict=True))  # bytes: not decoded
 
@@ -136,17 +144,19 @@ class CatalogVersions:
                 await self.refresh()
                 self.epoch += 1  # whatever was missed while not listening: read afresh
                 stop = asyncio.ensure_future(stopping.wait())
+                loop = asyncio.get_running_loop()
                 while not stopping.is_set():
-                    heard = asyncio.ensure_future(pubsub.get_message(timeout=self.poll))
+                    due = max(0.0, self._read_at + self.poll - loop.time())
+                    heard = asyncio.ensure_future(pubsub.get_message(timeout=due))
                     await asyncio.wait([heard, stop], return_when=asyncio.FIRST_COMPLETED)
                     if not heard.done():
                         heard.cancel()
                         break
                     message = heard.result()
-                    if message is None:
-                        await self.refresh()
-                    elif isinstance(message.get("data"), bytes):
+                    if message is not None and isinstance(message.get("data"), bytes):
                         self.hear(message["data"])
+                    if loop.time() - self._read_at >= self.poll:
+                        await self.refresh()  # every poll, messages or not (stock has none)
             except (RedisError, OSError) as error:
                 if stopping.is_set():
                     return

@@ -118,3 +118,28 @@ async def test_readyz_counts_a_filled_catalog_without_warnings(
         200,
         {"status": "ok", "catalog": {"categories": 6, "products": 48, "zones": 9}},
     )
+
+
+async def test_stock_bumps_are_counted_not_announced_and_read_at_the_next_poll(
+    redis: Any, redis_prefix: str
+) -> None:
+    # One bump per order: announced, it would wake every process of a fleet for every order.
+    ours, theirs = CatalogVersions(redis, redis_prefix), CatalogVersions(redis, redis_prefix)
+    await theirs.refresh()  # before any bump (and, on a cluster, the client learns its slots)
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(ours.channel)
+    try:
+        await ours.stock_changed()
+        await ours.bump("catalog")
+        message = None
+        while message is None:  # the subscription's own confirmation is skipped
+            message = await pubsub.get_message(timeout=5.0)
+        assert message["data"] == b"catalog:1"  # the first message: the stock went unsaid
+    finally:
+        await pubsub.aclose()
+    assert ours.stock_tag == b"1"  # the process that bumped knows at once
+    assert theirs.stock_tag is None  # not told
+    await theirs.refresh()  # its poll
+    assert (theirs.stock_tag, theirs.catalog_tag) == (b"1", ours.catalog_tag)
+    await ours.close()
+    await theirs.close()

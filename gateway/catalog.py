@@ -137,12 +137,15 @@ class CatalogVersions:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Listen for bumps and re-read now and then, until ``stopping`` is set."""
+        listened = False
         while not stopping.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 await self.refresh()
-                self.epoch += 1  # whatever was missed while not listening: read afresh
+                if listened:  # not the first time: Redis may have restarted meanwhile
+                    self.epoch += 1  # whatever was missed while not listening: read afresh
+                listened = True
                 stop = asyncio.ensure_future(stopping.wait())
                 loop = asyncio.get_running_loop()
                 while not stopping.is_set():
@@ -160,6 +163,7 @@ class CatalogVersions:
             except (RedisError, OSError) as error:
                 if stopping.is_set():
                     return
+                listened = True  # a reconnection: the counters may have started again
                 log.warning("catalog versions: %s; listening again shortly", describe(error))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), RECONNECT)

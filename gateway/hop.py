@@ -215,7 +215,7 @@ class Gateway:
         self.pin_lock = pin_lock  # seconds a card is locked after three wrong PINs
         self.cardless = Cardless(lambda: versions.cards_tag, clock=lambda: self.clock())
         self._placing: dict[str, _Placement] = {}
-        # The (hop kind, state) pairs whose steps have asked the store for something: their
+        # The (hop kind, state) pairs whose last step asked the store for something: their
         # steps run in a greenlet from the start (see _resolve); the others run plainly.
         self._asking: set[tuple[str, str]] = set()
 
@@ -237,13 +237,13 @@ class Gateway:
             step = functools.partial(self._step, engine, inbound, record, hop, catalog)
             asks = (hop.kind, record.state if record is not None else "")
             if asks in self._asking:
-                turn = await self._resolve(step, data, give_up_at)
+                turn = await self._resolve(step, data, give_up_at, asks)
             else:
                 try:
-                    turn = step(data)  # a browsing hop needs nothing of the store
+                    turn = step(_Answers(data, self._known))  # browsing: nothing of the store
                 except NeedData:
                     self._asking.add(asks)  # from now on, run where it can wait
-                    turn = await self._resolve(step, data, give_up_at)
+                    turn = await self._resolve(step, data, give_up_at, asks)
             if hop.kind == "late":
                 return Reply(turn.text, turn.end, turn.state)  # shown, not saved: no change
             seen = record.seen if record is not None and hop.kind == "continue" else 0
@@ -310,6 +310,7 @@ class Gateway:
         run: Callable[[dict[tuple[int, Request], Any]], Turn],
         data: dict[tuple[int, Request], Any],
         give_up_at: float,
+        asks: tuple[str, str] = ("", ""),
     ) -> Turn:
         """Run the step once, fulfilling what it asks of the store on the way.
 
@@ -318,14 +319,17 @@ class Gateway:
         while the store answers, and the step goes on from where it asked. Run the way
         ``menus`` documents (raise ``NeedData``, run again from the start with the answer), a
         hop that placed an order built its Confirm screen twice. A greenlet costs about as
-        much as a tenth of a screen, so ``handle`` runs a step in one only from where steps
-        have asked before (and a step that asks unforeseen is run again, in one).
+        much as a tenth of a screen, so ``handle`` runs a step in one only from where the last
+        step asked (``asks``, a hop kind and state); one that asks unforeseen is run again in
+        one, and a state whose step asked nothing this time is run plainly next time.
         """
         step = _Step(run)
-        asked = step.switch(_Answers(data))
-        for _ in range(MAX_REQUESTS_PER_HOP + 1):
+        asked = step.switch(_Answers(data, self._known))
+        for n in range(MAX_REQUESTS_PER_HOP + 1):
             if step.dead:
                 turn: Turn = asked
+                if n == 0:
+                    self._asking.discard(asks)  # asked nothing this time: run plainly again
                 return turn
             try:
                 answer = await self.fulfil(asked, give_up_at)
@@ -364,10 +368,14 @@ class Gateway:
             return await cards.change_pin(db, request.msisdn, request.card, request.pin)
         raise HopFailed(f"no one fulfils {type(request).__name__}")
 
+    def _known(self, request: Request) -> Any:
+        """The answer to ``request`` if this process knows it without I/O, else _NOT_KNOWN."""
+        if isinstance(request, ListCards) and self.cardless.holds_none(request.msisdn):
+            return ()  # found with no card lately: no read, and no greenlet to wait in
+        return _NOT_KNOWN
+
     async def _cards(self, msisdn: str) -> tuple[CardView, ...]:
-        """The subscriber's cards; none without a read for those found with none lately."""
-        if self.cardless.holds_none(msisdn):
-            return ()
+        """The subscriber's cards, read; remembered when there are none."""
         version = self.versions.cards_tag
         found = await cards.list_cards(self.db, msisdn, self._now())
         self.cardless.found(msisdn, version, len(found))
@@ -515,20 +523,29 @@ class _Step(greenlet.greenlet):  # type: ignore[misc]
     """The greenlet a step runs in (see ``Gateway._resolve``)."""
 
 
-class _Answers(dict[tuple[int, Request], Any]):
-    """The store's answers for one hop, as a step reads them. An answer not yet had is asked
-    of the hop (from the step's greenlet) and kept: a save retried after a lost race runs the
-    step again with the answers it already has."""
+_NOT_KNOWN = object()
 
-    def __init__(self, kept: dict[tuple[int, Request], Any]) -> None:
+
+class _Answers(dict[tuple[int, Request], Any]):
+    """The store's answers for one hop, as a step reads them. An answer not yet had is taken
+    from what the process knows (``known``, no I/O: a subscriber known to hold no card), or
+    asked of the hop (from the step's greenlet), and kept: a save retried after a lost race
+    runs the step again with the answers it already has."""
+
+    def __init__(
+        self, kept: dict[tuple[int, Request], Any], known: Callable[[Request], Any]
+    ) -> None:
         super().__init__(kept)
         self.kept = kept
+        self.known = known
 
     def __missing__(self, key: tuple[int, Request]) -> Any:
-        here = greenlet.getcurrent()
-        if not isinstance(here, _Step):
-            raise KeyError(key)  # not run by the gateway: View.fetch raises NeedData
-        answer = here.parent.switch(key[1])
+        answer = self.known(key[1])
+        if answer is _NOT_KNOWN:
+            here = greenlet.getcurrent()
+            if not isinstance(here, _Step):
+                raise KeyError(key)  # a plain run: View.fetch raises NeedData
+            answer = here.parent.switch(key[1])
         self[key] = self.kept[key] = answer
         return answer
 

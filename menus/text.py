@@ -10,6 +10,7 @@ from typing import Any
 from menus.ports import Lang
 
 _DIR = Path(__file__).with_name("text")
+MONEY_KEPT = 4096  # formatted amounts a catalog keeps (then forgets them all and starts again)
 
 
 class Texts:
@@ -18,6 +19,7 @@ class Texts:
     def __init__(self, lang: Lang, entries: dict[str, str]) -> None:
         self.lang = lang
         self._entries = entries
+        self._money: dict[int, str] = {}  # prices and totals recur: each formatted once
 
     def __call__(self, key: str, **values: Any) -> str:
         template = self._entries[key]
@@ -31,7 +33,12 @@ class Texts:
         return self._entries[key]
 
     def money(self, amount: int) -> str:
-        return self("fmt.price", amount=f"{amount:,}")
+        shown = self._money.get(amount)
+        if shown is None:
+            if len(self._money) >= MONEY_KEPT:
+                self._money.clear()
+            shown = self._money[amount] = self("fmt.price", amount=f"{amount:,}")
+        return shown
 
     def option(self, n: int, label: str) -> str:
         return self("fmt.option", n=n, label=label)

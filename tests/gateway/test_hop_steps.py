@@ -112,3 +112,18 @@ async def test_a_failed_answer_fails_the_hop_and_ends_the_step(make_gateway: Mak
     with pytest.raises(GatewayError, match="no one fulfils Unknown"):
         await gateway._resolve(run, {}, give_up_at=float("inf"))
     assert ended == [True]
+
+
+async def test_a_state_whose_step_stopped_asking_runs_plainly_again(
+    make_gateway: Make, step_runs: list[str]
+) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    address = ("continue", "address")
+    for session in ("B1", "B2"):  # the first checkout reads the cards: none
+        await walk(client, ORDER_PATH[:-1], session=session)
+        step_runs.clear()
+        await post(client, "*".join(ORDER_PATH), session=session)
+        assert step_runs == (["address"] * 2 if session == "B1" else ["address"])
+        assert (address in gateway._asking) == (session == "B1")  # B2 knew: asked nothing
+        await post(client, "*".join([*ORDER_PATH, "00"]), session=session)  # home: no resume

@@ -226,6 +226,9 @@ class Engine:
         ctx = view.ctx
         if state == RESUME:
             return self._answer_resume(view, raw)
+        screen = self.flow.screens[state]
+        if screen.prompt is not None:
+            return self._feed_text(state, screen, view, raw)
         content = self._content(state, view)
         ctx.note = ""
         if content.end:
@@ -245,6 +248,24 @@ class Engine:
                 return state, None
             return state, view.t("error.no_more")
         outcome = self._interpret(state, content, pages[page], view, raw)
+        if isinstance(outcome, Invalid):
+            return state, view.t(outcome.key, **outcome.args)
+        return self._go(state, view, outcome), None
+
+    def _feed_text(
+        self, state: str, screen: Screen[Any], view: View[Any], raw: str
+    ) -> tuple[str, str | None]:
+        """``_feed`` for a screen that takes text: its flags say all there is to know (no
+        rows to page, no choice to number), so nothing of it is built."""
+        view.ctx.note = ""
+        if screen.end:
+            return state, None
+        if raw == HOME and state != self.flow.home:
+            return self._go(state, view, Go(HOME_EVENT)), None
+        if raw == BACK and screen.nav:
+            return self._go(state, view, Go(BACK_EVENT)), None
+        assert screen.prompt is not None
+        outcome = _checked(screen.parse(view, raw), screen.prompt.events)
         if isinstance(outcome, Invalid):
             return state, view.t(outcome.key, **outcome.args)
         return self._go(state, view, outcome), None

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from menus.engine import Engine
 from menus.ports import (
     CancelOrder,
     CustomerProfile,
@@ -559,3 +564,25 @@ def test_engine_a_choice_of_one_is_made_without_a_screen_going_and_coming_back()
     phone.send("1")
     placed = [r for r in phone.store.asked if isinstance(r, PlaceOrder)]
     assert [r.payment for r in placed] == ["cod"]
+
+
+def test_engine_answering_a_text_screen_does_not_build_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A typed answer needs only the screen's flags (no rows to page, no choice to number):
+    # the address screen is built again only to show it once more, with a reason.
+    phone = Driver()
+    _to_quantity(phone)
+    phone.send("2", "1", "1")
+    built: list[str] = []
+    build = Engine._build
+
+    def counted(engine: Engine, screen: Any, *args: Any) -> Any:
+        built.append(screen.state)
+        return build(engine, screen, *args)
+
+    monkeypatch.setattr(Engine, "_build", counted)
+    phone.send("Changjon street 5")
+    assert phone.state == "confirm" and "address" not in built
+    phone.send("0")  # back to the address
+    built.clear()
+    phone.send("ab")  # too short: the same screen, with the reason
+    assert built == ["address"]

@@ -1,6 +1,6 @@
 """The USSD hop under load: the real gateway against a bare aiohttp + Redis baseline.
 
-    .venv/bin/python bench/hop.py [--subscribers 50] [--seconds 5] [--workers 2]
+    .venv/bin/python bench/hop.py [--subscribers 50] [--seconds 5] [--rounds 3] [--workers 2]
                                   [--postgres URL] [--sessions 100000] [--json]   # or: make bench
 
 Each server runs in its own process tree, so the load generator (this process, a lean
@@ -20,6 +20,11 @@ Scenarios, each with N concurrent subscribers (each its own phone number and ses
   PostgreSQL, one worker.
 * ``--sessions N``: after its runs, N more sessions on the one-worker gateway, each a new
   subscriber's dial; then the resident memory of its process.
+
+Runs that a target compares are taken in turns (``--rounds`` windows of ``--seconds`` each,
+every server up at once): baseline, one worker, N workers; PostgreSQL browse, PostgreSQL
+order. One long run after another measured how the shared host's speed drifted as much as
+the servers (the same code measured 0.53x, 0.72x and 1.22x on successive runs here).
 
 The targets it checks (issue 10): browse at least 0.5x the baseline's hops/s and p99 within
 3x; on SQLite, 50 subscribers ordering with every hop's p99 under 500 ms and no confirm past
@@ -53,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlencode
@@ -141,6 +146,8 @@ TARGET_WORKERS = 1.4  # N workers' browse hops/s at least this multiple of one w
 TARGET_WORKER_EFFICIENCY = 0.9  # and their hops per CPU-second at least this fraction
 TARGET_RSS_MB = 150.0  # resident memory per worker after --sessions sessions
 BUSY_CORE = 0.9  # a process above this share of a core may be what limits a run
+ROUNDS = 3  # windows of each scenario, taken in turn with those it is compared to
+ROUND_NUMBERS = 100_000  # each round's subscribers: this much further on in the numbering
 
 # The baseline's stand-ins for the gateway's screen and session record (similar sizes).
 BASELINE_SCREEN = (
@@ -371,7 +378,7 @@ class Run:
 
 def phone_number(scenario: Scenario, index: int) -> str:
     """A distinct E.164 number per subscriber and scenario (``sessions``: ``index`` counts
-    sessions, each a new subscriber)."""
+    sessions, each a new subscriber; a round's subscribers are ``ROUND_NUMBERS`` further on)."""
     base = {"browse": 10_000_000, "order": 20_000_000, "sessions": 30_000_000}[scenario]
     return f"+85019{base + index:08d}"
 
@@ -411,15 +418,17 @@ async def subscriber(
     tally: Tally,
     *,
     sessions_left: list[int] | None = None,
+    round_: int = 0,
 ) -> None:
     """One handset: journey after journey, each in a fresh session, until the window closes
-    (``sessions``: until ``sessions_left`` runs out)."""
+    (``sessions``: until ``sessions_left`` runs out). Each round has subscribers of its own:
+    a journey cut by the last window's end would offer the next round's first dial a resume."""
     journey = {"browse": BROWSE_LOOP, "order": ORDER_JOURNEY, "sessions": SESSION_DIAL}[scenario]
     client = Client(target.port)
     sessions = 0
     try:
         while time.perf_counter() < window.end:
-            number = phone_number(scenario, index)
+            number = phone_number(scenario, index + round_ * ROUND_NUMBERS)
             if sessions_left is not None:
                 if sessions_left[0] <= 0:
                     return
@@ -427,7 +436,7 @@ async def subscriber(
                 number = phone_number(scenario, sessions_left[0])
             sessions += 1
             form = {
-                "sessionId": f"bench-{scenario}-{index}-{sessions}",
+                "sessionId": f"bench-{scenario}-{round_}-{index}-{sessions}",
                 "serviceCode": SERVICE_CODE,
                 "phoneNumber": number,
                 "networkCode": NETWORK_CODE,
@@ -517,37 +526,66 @@ def rss_mb(pids: Sequence[int]) -> float | None:
     return largest
 
 
-async def drive(
-    target: Target,
-    scenario: Scenario,
+@dataclass
+class _Measured:
+    """One (server, scenario) pair's windows so far."""
+
+    target: Target
+    scenario: Scenario
+    tally: Tally = field(default_factory=Tally)
+    seconds: float = 0.0
+    server_cpu: float | None = 0.0  # CPU seconds over the windows (None: not known)
+    redis_cpu: float | None = 0.0
+    loadgen_cpu: float = 0.0
+
+
+def _add(total: float | None, before: float | None, after: float | None) -> float | None:
+    if total is None or before is None or after is None:
+        return None
+    return total + after - before
+
+
+async def _window(
+    measured: _Measured, subscribers: int, warmup: float, seconds: float, redis: Redis, round_: int
+) -> None:
+    """One window of ``measured``'s scenario against its server, added to what it has."""
+    window = Window.after(warmup, seconds)
+    loops = [
+        subscriber(measured.target, measured.scenario, i, window, measured.tally, round_=round_)
+        for i in range(subscribers)
+    ]
+    before, after = await run_window(loops, window, lambda: Usage.take(measured.target, redis))
+    measured.seconds += seconds
+    measured.server_cpu = _add(measured.server_cpu, before.server, after.server)
+    measured.redis_cpu = _add(measured.redis_cpu, before.redis, after.redis)
+    measured.loadgen_cpu += after.loadgen - before.loadgen
+
+
+async def interleave(
+    pairs: Sequence[tuple[Target, Scenario]],
+    rounds: int,
     subscribers: int,
     warmup: float,
     seconds: float,
     redis: Redis,
-    *,
-    sessions: int | None = None,
-) -> Run:
-    """Run one scenario against one server and summarise it."""
-    tally = Tally()
-    sessions_left = None if sessions is None else [sessions]
-    if sessions is not None:
-        warmup, seconds = 0.0, 3600.0  # until the sessions are done
-    window = Window.after(warmup, seconds)
-    loops = [
-        subscriber(target, scenario, i, window, tally, sessions_left=sessions_left)
-        for i in range(subscribers)
-    ]
-    if sessions is None:
-        before, after = await run_window(loops, window, lambda: Usage.take(target, redis))
-    else:  # no window to wait out: measured from first dial to last answer
-        began = time.perf_counter()
-        before = await Usage.take(target, redis)
-        await asyncio.gather(*loops)
-        after = await Usage.take(target, redis)
-        seconds = time.perf_counter() - began
+) -> list[Run]:
+    """Each (server, scenario) pair ``rounds`` times, in turn: a window of each, then again.
+
+    The ratios the targets check compare runs of one bench; on a machine whose speed drifts
+    (a shared host), one long run after another measured the drift as much as the servers.
+    In turns, every pair sees the same drift; its windows are summed into one run."""
+    measured = [_Measured(target, scenario) for target, scenario in pairs]
+    for round_ in range(rounds):
+        for each in measured:
+            await _window(each, subscribers, warmup, seconds, redis, round_)
+    return [_summary(each) for each in measured]
+
+
+def _summary(measured: _Measured) -> Run:
+    tally, seconds, target = measured.tally, measured.seconds, measured.target
     latencies = sorted(tally.latencies)
     return Run(
-        scenario=scenario,
+        scenario=measured.scenario,
         server=target.label,
         database=target.database,
         seconds=seconds,
@@ -556,13 +594,35 @@ async def drive(
         p50_ms=percentile(latencies, 50) * 1000,
         p99_ms=percentile(latencies, 99) * 1000,
         errors=tally.error_count,
-        journeys_per_s=tally.journeys[scenario] / seconds if scenario == "order" else None,
-        server_cpu=share(before.server, after.server, seconds),
-        redis_cpu=share(before.redis, after.redis, seconds),
-        loadgen_cpu=(after.loadgen - before.loadgen) / seconds,
+        journeys_per_s=(
+            tally.journeys[measured.scenario] / seconds if measured.scenario == "order" else None
+        ),
+        server_cpu=share(0.0, measured.server_cpu, seconds),
+        redis_cpu=share(0.0, measured.redis_cpu, seconds),
+        loadgen_cpu=measured.loadgen_cpu / seconds,
         rss_mb=rss_mb(target.pids()),
         error_samples=tally.error_samples,
     )
+
+
+async def drive_sessions(target: Target, subscribers: int, sessions: int, redis: Redis) -> Run:
+    """``sessions`` dials, each a new subscriber's, from first dial to last answer."""
+    tally = Tally()
+    sessions_left = [sessions]
+    window = Window.after(0.0, 3600.0)
+    loops = [
+        subscriber(target, "sessions", i, window, tally, sessions_left=sessions_left)
+        for i in range(subscribers)
+    ]
+    began = time.perf_counter()
+    before = await Usage.take(target, redis)
+    await asyncio.gather(*loops)
+    after = await Usage.take(target, redis)
+    measured = _Measured(target, "sessions", tally, time.perf_counter() - began)
+    measured.server_cpu = _add(0.0, before.server, after.server)
+    measured.redis_cpu = _add(0.0, before.redis, after.redis)
+    measured.loadgen_cpu = after.loadgen - before.loadgen
+    return _summary(measured)
 
 
 # --- orchestration ----------------------------------------------------------------------------
@@ -721,6 +781,7 @@ class Plan:
     workers: int
     postgres: str | None
     sessions: int
+    rounds: int = ROUNDS
 
 
 async def bench(plan: Plan) -> dict[str, Any]:
@@ -737,40 +798,41 @@ async def bench(plan: Plan) -> dict[str, Any]:
     runs: list[Run] = []
     started: list[Target] = []
 
-    async def run(target: Target, scenario: Scenario, **options: Any) -> None:
+    async def each_in_turn(*pairs: tuple[Target, Scenario]) -> None:
         assert redis is not None
-        runs.append(
-            await drive(
-                target, scenario, plan.subscribers, plan.warmup, plan.seconds, redis, **options
-            )
+        runs.extend(
+            await interleave(pairs, plan.rounds, plan.subscribers, plan.warmup, plan.seconds, redis)
         )
 
     try:
         redis_url, embedded = await pick_redis()
         redis = Redis.from_url(redis_url)
         await prepare_database(database_url)
+        # Every server of a comparison is up at once (an idle one costs nothing) and each
+        # is driven in turn: the baseline, one worker, N workers browsing.
         baseline = await start_baseline(redis_url, f"{prefix}baseline:")
         started.append(baseline)
-        await run(baseline, "browse")
-        await stop(baseline)
         one = await start_gateway(1, redis_url, f"{prefix}one:", database_url, tmp)
         started.append(one)
-        await run(one, "browse")
+        browsing: list[tuple[Target, Scenario]] = [(baseline, "browse"), (one, "browse")]
         if plan.workers > 1:
             many = await start_gateway(plan.workers, redis_url, f"{prefix}many:", database_url, tmp)
             started.append(many)
-            await run(many, "browse")
+            browsing.append((many, "browse"))
+        await each_in_turn(*browsing)
+        await stop(baseline)
+        if plan.workers > 1:
             await stop(many)
-        await run(one, "order")
+        await each_in_turn((one, "order"))
         if plan.sessions:
-            await run(one, "sessions", sessions=plan.sessions)
+            assert redis is not None
+            runs.append(await drive_sessions(one, plan.subscribers, plan.sessions, redis))
         await stop(one)
         if plan.postgres:
             await prepare_database(plan.postgres)
             pg = await start_gateway(1, redis_url, f"{prefix}pg:", plan.postgres, tmp)
             started.append(pg)
-            await run(pg, "browse")
-            await run(pg, "order")
+            await each_in_turn((pg, "browse"), (pg, "order"))
             await stop(pg)
     finally:
         for target in started:
@@ -789,6 +851,7 @@ async def bench(plan: Plan) -> dict[str, Any]:
         runs,
         subscribers=plan.subscribers,
         seconds=plan.seconds,
+        rounds=plan.rounds,
         warmup=plan.warmup,
         workers=plan.workers,
         sessions=plan.sessions,
@@ -921,8 +984,9 @@ def render(result: dict[str, Any]) -> str:
         return "-" if value is None else format(value, spec)
 
     lines = [
-        f"{config['subscribers']} subscribers, {config['seconds']:g} s per run after "
-        f"{config['warmup']:g} s warm-up; redis {config['redis']}; database {config['database']}"
+        f"{config['subscribers']} subscribers, {config['rounds']} rounds of {config['seconds']:g} s"
+        f" per run after {config['warmup']:g} s warm-up each, the runs compared taken in turn; "
+        f"redis {config['redis']}; database {config['database']}"
         + (f"; postgresql {config['postgres']}" if config["postgres"] else ""),
         "",
         f"{'scenario':<8} {'server':<11} {'db':<10} {'hops/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
@@ -959,8 +1023,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line; bench, or serve the baseline when called by the bench."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=50, help="concurrent subscribers")
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per run")
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="measured seconds per window (see --rounds)"
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per window")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help="windows of each scenario, taken in turn with those it is compared to",
+    )
     parser.add_argument(
         "--workers", type=int, default=2, help="gateway workers to compare with one (1: skip)"
     )
@@ -983,10 +1055,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.subscribers < 1 or args.seconds <= 0 or args.warmup < 0 or args.workers < 1:
         parser.error("--subscribers and --workers must be >= 1, --seconds > 0, --warmup >= 0")
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     if args.sessions < 0:
         parser.error("--sessions must be >= 0")
     plan = Plan(
-        args.subscribers, args.seconds, args.warmup, args.workers, args.postgres, args.sessions
+        args.subscribers,
+        args.seconds,
+        args.warmup,
+        args.workers,
+        args.postgres,
+        args.sessions,
+        args.rounds,
     )
     result = uvloop.run(bench(plan))
     print(json.dumps(result, indent=2) if args.json else render(result))

@@ -38,8 +38,12 @@ endif
 phone: $(STAMP)
 	$(BIN)/okryu phone
 
+# The suite runs on every core, up to four processes (pytest-xdist; each its own PostgreSQL
+# database). One process: make test WORKERS=0
+WORKERS ?= auto
+XDIST    = -n $(WORKERS) $(if $(filter auto,$(WORKERS)),--maxprocesses=4)
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The whole suite against a 3-master, 3-replica Redis Cluster this starts on loopback (and
 # stops, however the run ends). Another set of ports: make test-cluster CLUSTER_PORTS=7200-7205
@@ -49,7 +53,7 @@ test-cluster: $(STAMP)
 	@url=$$($(BIN)/okryu redis-cluster start --ports $(CLUSTER_PORTS) --dir $(CLUSTER_DIR)) && \
 	trap '$(BIN)/okryu redis-cluster stop --ports $(CLUSTER_PORTS) --dir $(CLUSTER_DIR)' EXIT && \
 	echo "test-cluster: OKRYU_TEST_REDIS_URL=$$url" && \
-	OKRYU_TEST_REDIS_URL=$$url $(BIN)/python -m pytest $(PYTEST_ARGS)
+	OKRYU_TEST_REDIS_URL=$$url $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -127,3 +128,30 @@ async def test_a_state_whose_step_stopped_asking_runs_plainly_again(
         assert step_runs == (["address"] * 2 if session == "B1" else ["address"])
         assert (address in gateway._asking) == (session == "B1")  # B2 knew: asked nothing
         await post(client, "*".join([*ORDER_PATH, "00"]), session=session)  # home: no resume
+
+
+async def test_a_hop_cancelled_while_its_step_waits_ends_the_step(
+    make_gateway: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    waiting, ended = asyncio.Event(), []
+
+    async def never(request: Request, give_up_at: float | None = None) -> Any:
+        waiting.set()
+        await asyncio.Event().wait()  # a store that never answers
+
+    monkeypatch.setattr(gateway, "fulfil", never)
+
+    def run(answers: Any) -> Any:
+        try:
+            return _view(answers).fetch(LoadCustomer("+8501912346001"))
+        finally:
+            ended.append(True)
+
+    hop = asyncio.create_task(gateway._resolve(run, {}, give_up_at=float("inf")))
+    await waiting.wait()
+    hop.cancel()  # the hop's deadline, say
+    with pytest.raises(asyncio.CancelledError):
+        await hop
+    assert ended == [True]

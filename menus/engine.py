@@ -227,45 +227,33 @@ class Engine:
         if state == RESUME:
             return self._answer_resume(view, raw)
         screen = self.flow.screens[state]
-        if screen.prompt is not None:
-            return self._feed_text(state, screen, view, raw)
-        content = self._content(state, view)
+        # A screen that takes text has no rows to page and no choice to number: its flags say
+        # all there is to know, so nothing of it is built to read the answer.
+        content = None if screen.prompt is not None else self._content(state, view)
         ctx.note = ""
-        if content.end:
-            return state, None
-        if raw == HOME and state != self.flow.home:
-            return self._go(state, view, Go(HOME_EVENT)), None
-        pages, _ = self._pages_for(content, view)
-        page = min(ctx.page, len(pages) - 1)
-        if raw == BACK and content.nav:
-            if page > 0 and not content.text_input:
-                ctx.page = page - 1  # paging goes both ways: 0 steps back a page first
-                return state, None
-            return self._go(state, view, Go(BACK_EVENT)), None
-        if raw == MORE and not content.text_input:
-            if page + 1 < len(pages):
-                ctx.page = page + 1
-                return state, None
-            return state, view.t("error.no_more")
-        outcome = self._interpret(state, content, pages[page], view, raw)
-        if isinstance(outcome, Invalid):
-            return state, view.t(outcome.key, **outcome.args)
-        return self._go(state, view, outcome), None
-
-    def _feed_text(
-        self, state: str, screen: Screen[Any], view: View[Any], raw: str
-    ) -> tuple[str, str | None]:
-        """``_feed`` for a screen that takes text: its flags say all there is to know (no
-        rows to page, no choice to number), so nothing of it is built."""
-        view.ctx.note = ""
         if screen.end:
             return state, None
         if raw == HOME and state != self.flow.home:
             return self._go(state, view, Go(HOME_EVENT)), None
-        if raw == BACK and screen.nav:
-            return self._go(state, view, Go(BACK_EVENT)), None
-        assert screen.prompt is not None
-        outcome = _checked(screen.parse(view, raw), screen.prompt.events)
+        if content is None:
+            assert screen.prompt is not None
+            if raw == BACK and screen.nav:
+                return self._go(state, view, Go(BACK_EVENT)), None
+            outcome = _checked(screen.parse(view, raw), screen.prompt.events)
+        else:
+            pages, _ = self._pages_for(content, view)
+            page = min(ctx.page, len(pages) - 1)
+            if raw == BACK and screen.nav:
+                if page > 0:
+                    ctx.page = page - 1  # paging goes both ways: 0 steps back a page first
+                    return state, None
+                return self._go(state, view, Go(BACK_EVENT)), None
+            if raw == MORE:
+                if page + 1 < len(pages):
+                    ctx.page = page + 1
+                    return state, None
+                return state, view.t("error.no_more")
+            outcome = self._interpret(state, content, pages[page], view, raw)
         if isinstance(outcome, Invalid):
             return state, view.t(outcome.key, **outcome.args)
         return self._go(state, view, outcome), None
@@ -284,8 +272,6 @@ class Engine:
         self, state: str, content: Content, page: tuple[int, int], view: View[Any], raw: str
     ) -> Outcome:
         screen = self.flow.screens[state]
-        if content.text_input:
-            return _checked(screen.parse(view, raw), screen.prompt.events if screen.prompt else ())
         if not is_digits(raw):
             return Invalid()
         n = int(raw)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel import col
 
-from menus.ports import OrderPlaced, OutOfStock
+from menus.ports import Catalog, OrderPlaced, OutOfStock
 from store.catalog import load_catalog
 from store.db import Database
-from store.models import DeliveryZone, Order, OrderLine
+from store.models import DeliveryZone, Order, OrderLine, Product
 from store.orders import place_order
 from tests.store.factories import (
     count,
@@ -27,13 +27,19 @@ from tests.store.factories import (
 )
 
 
+async def _rice_zone_shown(db: Database) -> tuple[Product, DeliveryZone, Catalog]:
+    """The product ordered, the district, and the catalog as the shopper was shown them."""
+    rice = await product_by_sku(db, "FD-RICE5")
+    zone = await first_zone(db)
+    assert rice.id and zone.id
+    return rice, zone, await load_catalog(db, "1")
+
+
 async def test_an_order_as_shown_is_written_at_the_prices_and_fee_shown(
     seeded_db: Database,
 ) -> None:
-    rice = await product_by_sku(seeded_db, "FD-RICE5")
-    zone = await first_zone(seeded_db)
+    rice, zone, shown = await _rice_zone_shown(seeded_db)
     assert rice.id and zone.id
-    shown = await load_catalog(seeded_db, "1")
 
     placed = await place_order(
         seeded_db, order_request("s1", [(rice.id, 2)], zone.id), render, shown
@@ -54,10 +60,8 @@ async def test_an_order_as_shown_is_written_at_the_prices_and_fee_shown(
 async def test_a_price_moved_since_it_was_shown_is_charged_as_it_is_now(
     seeded_db: Database,
 ) -> None:
-    rice = await product_by_sku(seeded_db, "FD-RICE5")
-    zone = await first_zone(seeded_db)
+    rice, zone, shown = await _rice_zone_shown(seeded_db)
     assert rice.id and zone.id
-    shown = await load_catalog(seeded_db, "1")
     await set_product(seeded_db, rice.id, price=rice.price + 500)
 
     placed = await place_order(
@@ -74,10 +78,8 @@ async def test_a_price_moved_since_it_was_shown_is_charged_as_it_is_now(
 async def test_a_fee_moved_since_it_was_shown_is_charged_as_it_is_now(
     seeded_db: Database,
 ) -> None:
-    rice = await product_by_sku(seeded_db, "FD-RICE5")
-    zone = await first_zone(seeded_db)
+    rice, zone, shown = await _rice_zone_shown(seeded_db)
     assert rice.id and zone.id
-    shown = await load_catalog(seeded_db, "1")
     async with seeded_db.engine.begin() as conn:
         await conn.execute(
             update(DeliveryZone).where(col(DeliveryZone.id) == zone.id).values(fee=zone.fee + 700)
@@ -96,11 +98,9 @@ async def test_a_fee_moved_since_it_was_shown_is_charged_as_it_is_now(
 async def test_a_product_sold_out_since_it_was_shown_is_out_of_stock_and_nothing_moves(
     seeded_db: Database,
 ) -> None:
-    rice = await product_by_sku(seeded_db, "FD-RICE5")
+    rice, zone, shown = await _rice_zone_shown(seeded_db)
     soap = await product_by_sku(seeded_db, "CS-FACESOAP")
-    zone = await first_zone(seeded_db)
     assert rice.id and soap.id and zone.id
-    shown = await load_catalog(seeded_db, "1")
     await set_product(seeded_db, soap.id, stock=0)
 
     result = await place_order(

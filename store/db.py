@@ -22,6 +22,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store.handout import Connections
 
 DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")  # the async drivers the store installs
 # What asyncpg takes from a URL's query: SQLAlchemy hands every key to asyncpg.connect() as a
@@ -46,7 +47,7 @@ ASYNCPG_OPTIONS = frozenset(
         "database",
     }
 )
-# PostgreSQL out of reach on the driver's own pool (Database.rows, an order's one call), as
+# PostgreSQL out of reach on the driver's own connections (Database.rows, an order's one call), as
 # SQLAlchemy's OperationalError and InterfaceError say it on the ORM's: a connection lost, the
 # server shutting down or starting up.
 DRIVER_OUTAGES = (
@@ -55,7 +56,7 @@ DRIVER_OUTAGES = (
     asyncpg.exceptions.OperatorInterventionError,
 )
 T = TypeVar("T")
-POOL_SIZE = 10  # PostgreSQL connections per pool (SQLAlchemy's, and asyncpg's for the hot path)
+POOL_SIZE = 10  # PostgreSQL connections per pool (SQLAlchemy's, and the hot path's hand-out)
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -89,9 +90,8 @@ class Database:
         self._path = url.split(":///", 1)[-1] if self.is_sqlite else ""
         self._reader: sqlite3.Connection | None = None
         self._compiled: dict[Any, tuple[str, list[str]]] = {}
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Connections | None = None
         self._writer: sqlite3.Connection | None = None
-        self._pool_lock = asyncio.Lock()
 
     def session(self) -> AsyncSession:
         """A session for reads (and writes that need no serialising)."""
@@ -124,18 +124,15 @@ class Database:
         found: list[tuple[Any, ...]] = self._reader.execute(sql, values).fetchall()
         return found
 
-    async def pool(self) -> asyncpg.Pool:
-        """PostgreSQL: asyncpg's own pool, for the statements on a hop's path that need no
-        session (:meth:`rows`, an order's one call). Made on first use, from the engine's URL
-        (so the same host, credentials and options)."""
-        assert not self.is_sqlite, "a SQLite store has no asyncpg pool"
-        if self._pool is not None:
-            return self._pool
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    min_size=1, max_size=POOL_SIZE, reset=_keep, **self.driver_options()
-                )
+    async def pool(self) -> Connections:
+        """PostgreSQL: the connections lent to the statements on a hop's path that need no
+        session (:meth:`rows`, an order's one call), one statement at a time
+        (:mod:`store.handout`). Made on first use, from the engine's URL (so the same host,
+        credentials and options)."""
+        assert not self.is_sqlite, "a SQLite store has no connection hand-out"
+        if self._pool is None:
+            options = self.driver_options()
+            self._pool = Connections(lambda: asyncpg.connect(**options), POOL_SIZE)
         return self._pool
 
     def driver_options(self) -> dict[str, Any]:
@@ -228,11 +225,6 @@ class _InlineConnection(aiosqlite.Connection):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-
-async def _keep(connection: asyncpg.Connection) -> None:
-    """Release without asyncpg's reset (a round trip): what runs on the pool changes no
-    session state (no SET, LISTEN, advisory lock or open transaction)."""
 
 
 def _inline_connection(database: str, **kwargs: Any) -> _InlineConnection:

@@ -35,6 +35,7 @@ from store import cards
 from store.codes import new_code, normalise_code
 from store.db import Database
 from store.errors import StoreError
+from store.handout import Connections
 from store.models import (
     ADDRESS_WIDTH,
     ORDER_KEY_WIDTH,
@@ -505,7 +506,7 @@ def _as_shown(shown: Catalog | None, zone_id: int, quantities: dict[int, int]) -
 
 
 async def _read_shelf(
-    db: Database, pool: asyncpg.Pool, req: PlaceOrder, quantities: dict[int, int]
+    db: Database, pool: Connections, req: PlaceOrder, quantities: dict[int, int]
 ) -> _Shelf | OrderPlaced:
     """The shelf as it is now (or the order a replayed key placed, if the district has
     closed since); raises :class:`_Unavailable` for lines that cannot be had."""

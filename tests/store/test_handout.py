@@ -1,0 +1,194 @@
+"""The hot path's PostgreSQL connections (store.handout), on a real server: each lent to one
+statement, at most ``size`` open, none lent again in a state not worth reading."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from store.db import DRIVER_OUTAGES, Database
+from store.handout import Connections, HandoutClosed
+
+pytestmark = pytest.mark.postgres
+
+_URL = os.environ.get("OKRYU_TEST_DATABASE_URL", "")
+if not _URL.startswith("postgresql"):
+    pytest.skip("needs OKRYU_TEST_DATABASE_URL on PostgreSQL", allow_module_level=True)
+
+LOCK = 770_001  # an advisory lock no other test takes
+WAIT = f"SELECT pg_advisory_xact_lock_shared({LOCK}), pg_backend_pid()"  # held for the call only
+PID = "SELECT pg_backend_pid()"
+
+
+@pytest.fixture
+async def options() -> AsyncIterator[dict[str, object]]:
+    database = Database(_URL)
+    try:
+        yield database.driver_options()
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def outside(options: dict[str, object]) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own: holds the lock the lent ones wait on, looks at them."""
+    connection = await asyncpg.connect(**options)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def handout(options: dict[str, object], size: int) -> Connections:
+    return Connections(lambda: asyncpg.connect(**options), size)
+
+
+async def waiting_on_the_lock(outside: asyncpg.Connection, count: int) -> None:
+    """Until ``count`` backends wait on LOCK (each look is a round trip, not a sleep)."""
+    for _ in range(10_000):
+        seen = await outside.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1"
+            " AND NOT granted",
+            LOCK,
+        )
+        if seen == count:
+            return
+    raise AssertionError(f"never saw {count} calls waiting on the lock")
+
+
+async def test_calls_beyond_the_size_wait_for_a_connection_given_back(
+    options: dict[str, object], outside: asyncpg.Connection
+) -> None:
+    lent = handout(options, 2)
+    try:
+        await outside.execute(f"SELECT pg_advisory_lock({LOCK})")
+        calls = [asyncio.create_task(lent.fetchrow(WAIT)) for _ in range(3)]
+        await waiting_on_the_lock(outside, 2)
+        assert lent.open == 2  # the third waits for one of them, opening none
+        await outside.execute(f"SELECT pg_advisory_unlock({LOCK})")
+        rows = await asyncio.gather(*calls)
+        assert len({row[1] for row in rows if row is not None}) == 2
+        assert (lent.open, lent.idle) == (2, 2)
+    finally:
+        await lent.close()
+
+
+async def test_a_statement_the_server_refused_gives_its_connection_back(
+    options: dict[str, object],
+) -> None:
+    lent = handout(options, 1)
+    try:
+        pid = await lent.fetchrow(PID)
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await lent.fetch("SELECT 1 / 0")
+        assert await lent.fetchrow(PID) == pid  # the same connection, as ready as before
+        assert lent.open == 1
+    finally:
+        await lent.close()
+
+
+async def test_a_call_cancelled_mid_statement_never_lends_its_connection_again(
+    options: dict[str, object], outside: asyncpg.Connection
+) -> None:
+    lent = handout(options, 1)
+    try:
+        first = await lent.fetchrow(PID)
+        await outside.execute(f"SELECT pg_advisory_lock({LOCK})")
+        call = asyncio.create_task(lent.fetchrow(WAIT))
+        await waiting_on_the_lock(outside, 1)
+        call.cancel()  # as a hop's deadline does
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert lent.open == 0
+        await outside.execute(f"SELECT pg_advisory_unlock({LOCK})")
+        again = await lent.fetchrow(PID)
+        assert again is not None and first is not None and again[0] != first[0]
+        assert lent.open == 1
+    finally:
+        await lent.close()
+
+
+async def test_a_caller_cancelled_while_waiting_loses_no_connection(
+    options: dict[str, object], outside: asyncpg.Connection
+) -> None:
+    lent = handout(options, 1)
+    try:
+        await outside.execute(f"SELECT pg_advisory_lock({LOCK})")
+        holder = asyncio.create_task(lent.fetchrow(WAIT))
+        await waiting_on_the_lock(outside, 1)
+        waiter = asyncio.create_task(lent.fetchrow(PID))
+        await asyncio.sleep(0)  # one loop turn: its first step queues it (no time passes)
+        assert lent.waiting == 1
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await outside.execute(f"SELECT pg_advisory_unlock({LOCK})")
+        held = await holder
+        assert held is not None
+        assert (lent.open, lent.idle) == (1, 1)
+        assert await lent.fetchrow(PID) == (held[1],)  # the same connection, lent again
+    finally:
+        await lent.close()
+
+
+async def test_a_connection_the_server_ended_is_replaced(
+    options: dict[str, object], outside: asyncpg.Connection
+) -> None:
+    lent = handout(options, 1)
+    try:
+        first = await lent.fetchrow(PID)
+        assert first is not None
+        assert await outside.fetchval("SELECT pg_terminate_backend($1)", first[0])
+        # The end may or may not have reached the client by the next call. Read and closed:
+        # the call runs on a new connection. Read, not yet closed: asyncpg refuses the
+        # statement unsent, and it runs on a new connection. Still on the wire: that call
+        # fails as an outage (the edge answers it so), and the next runs on a new connection.
+        try:
+            again = await lent.fetchrow(PID)
+        except DRIVER_OUTAGES:
+            again = await lent.fetchrow(PID)
+        assert again is not None and again[0] != first[0]
+        assert lent.open == 1
+    finally:
+        await lent.close()
+
+
+async def test_a_failed_connect_leaves_room_for_the_next(options: dict[str, object]) -> None:
+    refused = dict(options, port=1)  # nothing listens there
+    attempts = 0
+
+    async def connect() -> asyncpg.Connection:
+        nonlocal attempts
+        attempts += 1
+        return await asyncpg.connect(**(refused if attempts == 1 else options))
+
+    lent = Connections(connect, 1)
+    try:
+        with pytest.raises(OSError):
+            await lent.fetchrow(PID)
+        assert lent.open == 0
+        assert await lent.fetchrow("SELECT 1") == (1,)
+    finally:
+        await lent.close()
+
+
+async def test_closing_ends_idle_and_lent_connections_and_refuses_later_calls(
+    options: dict[str, object], outside: asyncpg.Connection
+) -> None:
+    lent = handout(options, 2)
+    await lent.fetchrow(PID)  # one idle
+    await outside.execute(f"SELECT pg_advisory_lock({LOCK})")
+    busy = asyncio.create_task(lent.fetchrow(WAIT))
+    await waiting_on_the_lock(outside, 1)
+    await lent.close()
+    assert lent.open == 1  # the lent one, still at work
+    with pytest.raises(HandoutClosed):
+        await lent.fetchrow(PID)
+    assert issubclass(HandoutClosed, DRIVER_OUTAGES)  # the edge answers it as an outage
+    await outside.execute(f"SELECT pg_advisory_unlock({LOCK})")
+    assert await busy is not None  # its statement finishes...
+    assert lent.open == 0  # ...and its connection closes as it comes back

@@ -227,20 +227,22 @@ class Engine:
         if state == RESUME:
             return self._answer_resume(view, raw)
         screen = self.flow.screens[state]
-        # A screen that takes text has no rows to page and no choice to number: its flags say
-        # all there is to know, so nothing of it is built to read the answer.
-        content = None if screen.prompt is not None else self._content(state, view)
         ctx.note = ""
         if screen.end:
             return state, None
         if raw == HOME and state != self.flow.home:
             return self._go(state, view, Go(HOME_EVENT)), None
-        if content is None:
-            assert screen.prompt is not None
+        if screen.prompt is not None:
+            # A screen that takes text has no rows to page and no choice to number: its flags
+            # say all there is to know, so nothing of it is built to read the answer.
             if raw == BACK and screen.nav:
                 return self._go(state, view, Go(BACK_EVENT)), None
             outcome = _checked(screen.parse(view, raw), screen.prompt.events)
-        else:
+        elif raw == BACK and screen.nav and not ctx.page:
+            return self._go(state, view, Go(BACK_EVENT)), None  # no page to step back first
+        elif raw in (BACK, MORE) or (screen.rows is not None and screen.rows.event):
+            # Paging, or a numbered list: which page the rows are on, so the screen is built.
+            content = self._content(state, view)
             pages, _ = self._pages_for(content, view)
             page = min(ctx.page, len(pages) - 1)
             if raw == BACK and screen.nav:
@@ -253,7 +255,12 @@ class Engine:
                     ctx.page = page + 1
                     return state, None
                 return state, view.t("error.no_more")
-            outcome = self._interpret(state, content, pages[page], view, raw)
+            start, stop = pages[page]
+            outcome = self._interpret(screen, view, raw, content.items[start:stop], content.options)
+        else:
+            # Only the choices are numbered, the same on every page (rows, if any, are read,
+            # not chosen): they are all there is to read the answer by, and cost no screen.
+            outcome = self._interpret(screen, view, raw, (), _options(screen, view))
         if isinstance(outcome, Invalid):
             return state, view.t(outcome.key, **outcome.args)
         return self._go(state, view, outcome), None
@@ -269,23 +276,27 @@ class Engine:
         return RESUME, view.t("error.choice")
 
     def _interpret(
-        self, state: str, content: Content, page: tuple[int, int], view: View[Any], raw: str
+        self,
+        screen: Screen[Any],
+        view: View[Any],
+        raw: str,
+        rows: Sequence[Row],
+        options: Sequence[Option],
     ) -> Outcome:
-        screen = self.flow.screens[state]
+        """What answering ``raw`` chooses: one of the numbered ``rows`` shown (this page's),
+        then one of the ``options`` numbered after them."""
         if not is_digits(raw):
             return Invalid()
         n = int(raw)
-        start, stop = page
-        row_count = stop - start if content.numbered else 0
-        if 1 <= n <= row_count:
-            rows = screen.rows
-            assert rows is not None
-            args = content.items[start + n - 1].args
-            if rows.do:
-                return _checked(getattr(screen, rows.do)(view, **args), rows.events)
-            return Go(rows.event, args)
-        if row_count < n <= row_count + len(content.options):
-            option = content.options[n - row_count - 1]
+        if 1 <= n <= len(rows):
+            declared = screen.rows
+            assert declared is not None
+            args = rows[n - 1].args
+            if declared.do:
+                return _checked(getattr(screen, declared.do)(view, **args), declared.events)
+            return Go(declared.event, args)
+        if len(rows) < n <= len(rows) + len(options):
+            option = options[n - len(rows) - 1]
             if option.do:
                 return _checked(getattr(screen, option.do)(view), option.events)
             return Go(option.event, option.args)
@@ -316,24 +327,13 @@ class Engine:
         screen = self.flow.screens.get(state)
         if screen is None or not screen.skip_one or screen.prompt is not None or screen.end:
             return None
-        content = self._content(state, view)
-        rows = len(content.items) if content.numbered else 0
-        if rows + len(content.options) != 1:
+        declared = screen.rows
+        numbered = declared is not None and bool(declared.event)
+        items = screen.items(view) if numbered else ()  # counted, not built into a screen
+        options = _options(screen, view)
+        if len(items) + len(options) != 1:
             return None
-        if rows:
-            declared = screen.rows
-            assert declared is not None
-            args = content.items[0].args
-            if declared.do:
-                outcome = _checked(getattr(screen, declared.do)(view, **args), declared.events)
-            else:
-                outcome = Go(declared.event, args)
-        else:
-            option = content.options[0]
-            if option.do:
-                outcome = _checked(getattr(screen, option.do)(view), option.events)
-            else:
-                outcome = Go(option.event, option.args)
+        outcome = self._interpret(screen, view, "1", items, options)  # the one there is
         return outcome if isinstance(outcome, Go) else None  # refused: show the screen
 
     # --- what a screen shows ------------------------------------------------------------
@@ -367,7 +367,7 @@ class Engine:
         elastic = tuple(str(values.get(name, "")) for name in names if name)
         for i, name in enumerate(n for n in names if n):
             values[name] = MARK % i
-        options = [o for o in screen.options if not o.when or getattr(screen, o.when)(view)]
+        options = _options(screen, view)
         rows = screen.rows
         items = screen.items(view) if rows is not None else ()
         footer = screen.footer
@@ -584,6 +584,11 @@ def _fill(title: str, values: Sequence[str]) -> str:
     for i, value in enumerate(values):
         title = title.replace(MARK % i, value)
     return title
+
+
+def _options(screen: Screen[Any], view: View[Any]) -> list[Option]:
+    """The screen's choices that apply now (its ``when`` conditions)."""
+    return [o for o in screen.options if not o.when or getattr(screen, o.when)(view)]
 
 
 def _checked(outcome: Outcome, events: Sequence[str]) -> Outcome:

@@ -1,4 +1,5 @@
-"""The driver's own PostgreSQL pool (Database.rows, an order's one call) when the server
+"""The hot path's own PostgreSQL connections (Database.rows, an order's one call; lent by
+store.handout) when the server
 drops its connections (a restart, an administrator): the next hops are served on fresh
 connections, and nothing is logged as a failure."""
 
@@ -38,7 +39,7 @@ async def test_pg_pool_connections_dropped_by_the_server_are_replaced_unseen(
     make_gateway: Make, seeded_db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     if seeded_db.is_sqlite:
-        pytest.skip("PostgreSQL's connections, on asyncpg's pool")
+        pytest.skip("PostgreSQL's connections, lent by store.handout")
     client = await make_gateway()
     assert all(s.startswith("CON ") for s in await dials(client, 0, 5))
 
@@ -55,8 +56,8 @@ async def test_pg_pool_connections_dropped_by_the_server_are_replaced_unseen(
 
     after = await dials(client, 100, 5)
 
-    # asyncpg hears the server close an idle connection and opens another on the next
-    # acquire: no subscriber pays for it. (One cut mid-query fails that hop politely:
+    # The hand-out lets go of an idle connection the server closed and opens another for the
+    # next statement: no subscriber pays for it. (One cut mid-query fails that hop politely:
     # callbacks counts asyncpg's connection errors as the database being out of reach.)
     assert all(s.startswith("CON ") for s in after), after
     tracebacks = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -586,3 +586,49 @@ def test_engine_answering_a_text_screen_does_not_build_it(monkeypatch: pytest.Mo
     built.clear()
     phone.send("ab")  # too short: the same screen, with the reason
     assert built == ["address"]
+
+
+def test_engine_a_choice_is_read_without_building_the_screen_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where only the choices are numbered (Home, a product, the cart, Confirm), they are all
+    # there is to read a number by: the screen answered is not built again. Nor is a choice
+    # of one (the way to pay), which is counted. Paging still builds what it pages.
+    built: list[str] = []
+    build = Engine._build
+
+    def counted(engine: Engine, screen: Any, *args: Any) -> Any:
+        built.append(screen.state)
+        return build(engine, screen, *args)
+
+    monkeypatch.setattr(Engine, "_build", counted)
+    phone = Driver()
+    phone.dial()
+    for answer, shown in (("1", "categories"), ("1", "products"), ("1", "product")):
+        built.clear()
+        phone.send(answer)
+        assert phone.state == shown and built == [shown]
+    built.clear()
+    phone.send("1")  # Add to cart, on the product page
+    assert (phone.state, built) == ("quantity", ["quantity"])
+    phone.send("2", "1", "1")
+    built.clear()
+    phone.send("Changjon street 5")
+    assert (phone.state, built) == ("confirm", ["confirm"])  # no payment screen built
+    built.clear()
+    assert phone.send("1").startswith("Order ")
+    assert (phone.state, built) == ("placed", ["placed"])
+
+    long = "Apt 12-345, Ryomyong Street, Central District, Pyongyang 99"
+    phone = Driver()
+    phone.dial()
+    phone.send("1", "1", "1", "1", "2", "1", "1")
+    first = phone.send(long)
+    second = phone.send("98")
+    assert second != first and phone.state == "confirm"
+    built.clear()
+    assert phone.send("0") == first  # back a page, not back to the address
+    assert set(built) == {"confirm"} and phone.state == "confirm"  # paging builds it
+    built.clear()
+    assert phone.send("0").startswith("Delivery address?")  # on the first page: back a screen
+    assert "confirm" not in built

@@ -1,7 +1,6 @@
 """The hot path's own PostgreSQL connections (Database.rows, an order's one call; lent by
-store.handout) when the server
-drops its connections (a restart, an administrator): the next hops are served on fresh
-connections, and nothing is logged as a failure."""
+store.handout) when the server drops its connections (a restart, an administrator): the next
+hops are served on fresh connections, and nothing is logged as a failure."""
 
 from __future__ import annotations
 

@@ -703,12 +703,13 @@ class ConfirmPage(ShopScreen):
     )
     reasons = ("error.choice", "error.empty_cart")
 
-    def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
+    def items(self, view: View[ShopContext]) -> Sequence[Row]:
+        # The sums are read as lines (the title and the choices take no values).
         t = view.t
         zone = _zone(view)
         fee = zone.fee if zone else 0
         subtotal = _subtotal(view)
-        return {
+        values = {
             "subtotal": t.money(subtotal),
             "fee": t.money(fee),
             "total": t.money(subtotal + fee),
@@ -716,10 +717,6 @@ class ConfirmPage(ShopScreen):
             "address": view.ctx.address,
             "payment": t(f"payment.{view.ctx.payment}"),
         }
-
-    def items(self, view: View[ShopContext]) -> Sequence[Row]:
-        values = self.values(view)
-        t = view.t
         lines = t("confirm.body", **values).split("\n")
         where = t("confirm.where", zone=values["zone"], address=values["address"])
         return [Row({"text": line}) for line in [*lines, *_wrap(where)]]

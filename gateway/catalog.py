@@ -25,6 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -113,16 +114,32 @@ class CatalogVersions:
         except (RedisError, OSError) as error:
             log.warning("could not announce a new card (%s)", describe(error))
 
-    async def stock_changed(self) -> None:
+    def stock_changed(self) -> asyncio.Future[None]:
         """Stock changed (an order, a cancellation): bump it, or, if Redis cannot be reached
         (its master is failing over), say so in the log and go on. The change is in the
         database already; a menu shows the old stock until the next bump, and an order takes
         the real stock under its row lock either way, so the hop that changed it need not
-        fail."""
-        try:
-            await self.bump("stock")
-        except (RedisError, OSError) as error:
-            log.warning("could not announce a stock change (%s)", describe(error))
+        fail.
+
+        The bump goes with the hops' commands of this loop turn. What is returned is done
+        once the bump is (it never fails): a cancellation waits for it; an order's hop does
+        not, for nothing it shows depends on it (its own session's save follows the bump on
+        the same connection), and waiting cost every order a turn of its own."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        reply = self._pipeliner.run_script(self._bump, [self.keys["stock"]], ["", "stock"])
+
+        def heard(reply: asyncio.Future[Any]) -> None:
+            if not reply.cancelled():
+                error = reply.exception()
+                if error is None:
+                    self.tags["stock"] = str(reply.result()).encode()
+                else:
+                    log.warning("could not announce a stock change (%s)", describe(error))
+            if not done.done():
+                done.set_result(None)
+
+        reply.add_done_callback(heard)
+        return done
 
     async def refresh(self) -> None:
         self._read_at = asyncio.get_running_loop().time()

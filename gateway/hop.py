@@ -485,7 +485,7 @@ class Gateway:
             await self._tell_order_failed(request)
             raise
         if isinstance(placement_result, OrderPlaced):
-            await self.versions.stock_changed()
+            self.versions.stock_changed()  # sent with this turn's commands, not waited for
             if self.on_sms_queued is not None:
                 await self.on_sms_queued()
         elif isinstance(placement_result, OutOfStock | CardDeclined) and self._promised(request):

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 from sqlalchemy import update
+from sqlmodel import select
 
 from gateway import keys
 from gateway.app import create_app
@@ -22,7 +23,8 @@ from gateway.cli import main
 from gateway.settings import Settings
 from simulators.phone import Phone
 from store.db import Database
-from store.models import Product
+from store.models import Order, Product
+from tests.gateway.test_ussd import ORDER_PATH, walk
 
 Client = TestClient[Any, Any]
 
@@ -143,3 +145,22 @@ async def test_stock_bumps_are_counted_not_announced_and_read_at_the_next_poll(
     assert (theirs.stock_tag, theirs.catalog_tag) == (b"1", ours.catalog_tag)
     await ours.close()
     await theirs.close()
+
+
+async def test_an_order_is_placed_and_told_when_its_stock_bump_fails(
+    make_gateway: Callable[..., Awaitable[Client]],
+    seeded_db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The hop does not wait for its order's stock bump (it goes with the turn's commands); a
+    # bump Redis refuses is a warning, never the order's failure or a traceback.
+    client = await make_gateway()
+    versions = client.app[keys.GATEWAY].versions
+    await versions.redis.set(versions.keys["stock"], "not a number")  # INCR refuses it
+    assert (await walk(client, [*ORDER_PATH, "1"])).startswith("END Order ")
+    async with seeded_db.session() as session:
+        assert len((await session.exec(select(Order))).all()) == 1
+    assert await versions.stock_changed() is None  # done, never failed
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("could not announce a stock change" in m for m in warned) == 2
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

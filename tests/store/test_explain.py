@@ -125,3 +125,32 @@ async def test_explain_hot_queries_on_a_million_orders_use_indexes(seeded_db: Da
         if any(f"Seq Scan on {table}" in plan for table in BIG)
     }
     assert scans == {}, "\n\n".join(f"{name}:\n{plan}" for name, plan in scans.items())
+
+
+async def test_explain_an_orders_reminder_cancel_reads_the_subscribers_queued_alone(
+    seeded_db: Database,
+) -> None:
+    # Every order cancels its subscriber's queued cart reminder. With the outbox backed up (an
+    # SMSC down a while: 50,000 queued), the statement must not read every queued message.
+    db = seeded_db
+    if db.is_sqlite:
+        pytest.skip("EXPLAIN on PostgreSQL only: set OKRYU_TEST_DATABASE_URL")
+    backlog = """INSERT INTO outboundmessage (\"to\", body, kind, idempotency_key, status,
+            attempts, next_attempt_at, created_at)
+        SELECT '+85019' || lpad((g % 1000)::text, 8, '0'), 'Order placed',
+               CASE WHEN g % 50 = 0 THEN 'cart_reminder' ELSE 'order_placed' END,
+               'sms-' || g, 'queued', 0, TIMESTAMP '2030-06-01', TIMESTAMP '2030-06-01'
+        FROM generate_series(1, 50000) AS g"""
+    async with db.engine.begin() as connection:
+        await connection.execute(text(backlog))
+    autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with autocommit.connect() as connection:
+        await connection.execute(text("VACUUM ANALYZE outboundmessage"))
+    cancel = (  # as okryu_place_order and cancel_queued say it
+        "EXPLAIN UPDATE outboundmessage SET status = 'cancelled'"
+        " WHERE \"to\" = $1 AND kind = 'cart_reminder' AND status = 'queued'"
+    )
+    pool = await db.pool()
+    plan = "\n".join(row[0] for row in await pool.fetch(cancel, "+8501900000050"))
+    assert "ix_outboundmessage_queued_to" in plan, plan
+    assert "ix_outboundmessage_status" not in plan and "Seq Scan" not in plan, plan

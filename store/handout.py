@@ -33,8 +33,10 @@ _CONNECTION_GONE = (
 )
 
 
-class HandoutClosed(asyncpg.InterfaceError):  # type: ignore[misc]
-    """A call after :meth:`Connections.close` (as asyncpg's pool says it, an interface error)."""
+def _closed() -> asyncpg.InterfaceError:
+    """What a call after :meth:`Connections.close` raises: as asyncpg's pool says it, an
+    interface error (the edge answers it as the database out of reach)."""
+    return asyncpg.InterfaceError("the connection hand-out is closed")
 
 
 class Connections:
@@ -98,14 +100,14 @@ class Connections:
 
     async def close(self) -> None:
         """Close the idle connections now; those lent close as they come back. Later calls
-        raise :class:`HandoutClosed`, and so do the callers still waiting."""
+        raise asyncpg's ``InterfaceError``, and so do the callers still waiting."""
         self._closed = True
         idle, self._idle = self._idle, []
         self._open -= len(idle)
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(HandoutClosed("the connection hand-out is closed"))
+                waiter.set_exception(_closed())
         for connection in idle:
             try:
                 await connection.close(timeout=5)
@@ -129,7 +131,7 @@ class Connections:
         given back (or room, when one is closed)."""
         while True:
             if self._closed:
-                raise HandoutClosed("the connection hand-out is closed")
+                raise _closed()
             idle = self._idle_one()
             if idle is not None:
                 return idle

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, delete, func, literal_column, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -137,7 +137,9 @@ async def cancel_queued(session: AsyncSession, *, to: str, kind: str) -> None:
         .where(
             col(OutboundMessage.to) == to,
             col(OutboundMessage.kind) == kind,
-            col(OutboundMessage.status) == "queued",
+            # Written out, not a parameter: the partial index on the queued (migration 0008)
+            # serves only a statement that says 'queued' itself, generic plan or not.
+            col(OutboundMessage.status) == literal_column("'queued'"),
         )
         .values(status="cancelled")
     )

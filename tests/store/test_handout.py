@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from store import handout as handout_module
 from store.db import DRIVER_OUTAGES, Database
 from store.handout import Connections
 
@@ -91,7 +92,7 @@ async def test_a_statement_the_server_refused_gives_its_connection_back(
         await lent.close()
 
 
-async def test_a_call_cancelled_mid_statement_never_lends_its_connection_again(
+async def test_a_call_cancelled_mid_statement_is_cancelled_on_the_server_too(
     options: dict[str, object], outside: asyncpg.Connection
 ) -> None:
     lent = handout(options, 1)
@@ -103,11 +104,32 @@ async def test_a_call_cancelled_mid_statement_never_lends_its_connection_again(
         call.cancel()  # as a hop's deadline does
         with pytest.raises(asyncio.CancelledError):
             await call
-        assert lent.open == 0
+        # The lock is still held: only the server's cancelling the statement stops its wait
+        # (a connection merely closed would leave the backend waiting, its slot taken).
+        await waiting_on_the_lock(outside, 0)
+        await lent.settled()
+        assert (lent.open, lent.idle) == (1, 1)
+        assert await lent.fetchrow(PID) == first  # settled, and lent again
         await outside.execute(f"SELECT pg_advisory_unlock({LOCK})")
+    finally:
+        await lent.close()
+
+
+async def test_a_connection_idle_too_long_is_closed_and_another_opened(
+    options: dict[str, object], outside: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lent = handout(options, 1)
+    try:
+        first = await lent.fetchrow(PID)
+        assert first is not None
+        monkeypatch.setattr(handout_module, "IDLE_LIFETIME", -1.0)  # every idle one too long
         again = await lent.fetchrow(PID)
-        assert again is not None and first is not None and again[0] != first[0]
-        assert lent.open == 1
+        assert again is not None and again[0] != first[0]
+        await lent.settled()  # the old one's goodbye
+        gone = await outside.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first[0]
+        )
+        assert gone == 0 and lent.open == 1
     finally:
         await lent.close()
 
@@ -135,23 +157,25 @@ async def test_a_caller_cancelled_while_waiting_loses_no_connection(
         await lent.close()
 
 
-async def test_a_connection_the_server_ended_is_replaced(
+async def test_connections_the_server_ended_while_idle_are_replaced_unseen(
     options: dict[str, object], outside: asyncpg.Connection
 ) -> None:
-    lent = handout(options, 1)
+    lent = handout(options, 2)
     try:
-        first = await lent.fetchrow(PID)
-        assert first is not None
-        assert await outside.fetchval("SELECT pg_terminate_backend($1)", first[0])
-        # The end may or may not have reached the client by the next call. Read and closed:
-        # the call runs on a new connection. Read, not yet closed: asyncpg refuses the
-        # statement unsent, and it runs on a new connection. Still on the wire: that call
-        # fails as an outage (the edge answers it so), and the next runs on a new connection.
-        try:
-            again = await lent.fetchrow(PID)
-        except DRIVER_OUTAGES:
-            again = await lent.fetchrow(PID)
-        assert again is not None and again[0] != first[0]
+        await outside.execute(f"SELECT pg_advisory_lock({LOCK})")
+        held = [asyncio.create_task(lent.fetchrow(WAIT)) for _ in range(2)]
+        await waiting_on_the_lock(outside, 2)
+        await outside.execute(f"SELECT pg_advisory_unlock({LOCK})")
+        pids = {row[1] for row in await asyncio.gather(*held) if row is not None}
+        assert len(pids) == 2 and lent.idle == 2
+        ended = await outside.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM unnest($1::int[]) AS pid", list(pids)
+        )
+        assert ended == 2  # a restart, or an administrator: every idle connection at once
+        # Whether or not each end has reached the client by the next call (read and closed,
+        # read and not yet closed, or still on the wire), that call runs on a new connection.
+        again = await lent.fetchrow(PID)
+        assert again is not None and again[0] not in pids
         assert lent.open == 1
     finally:
         await lent.close()

@@ -123,8 +123,9 @@ class CatalogVersions:
 
         The bump goes with the hops' commands of this loop turn. What is returned is done
         once the bump is (it never fails): a cancellation waits for it; an order's hop does
-        not, for nothing it shows depends on it (its own session's save follows the bump on
-        the same connection), and waiting cost every order a turn of its own."""
+        not, for nothing it shows depends on it, and waiting cost every order a turn of its
+        own. (On one Redis the hop's session save follows the bump on the same connection;
+        on a cluster or over TLS they may go separately, which nothing relies on.)"""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         reply = self._pipeliner.run_script(self._bump, [self.keys["stock"]], ["", "stock"])
 

@@ -124,8 +124,15 @@ def _defaults(cls: type[Context]) -> tuple[tuple[str, Any], ...]:
     return found
 
 
+_NAMES: dict[type[Context], frozenset[str]] = {}
+
+
 def _names(cls: type[Context]) -> frozenset[str]:
-    return frozenset(name for name, _ in _defaults(cls))
+    """The context's field names, gathered once per class (every hop loads a context)."""
+    found = _NAMES.get(cls)
+    if found is None:
+        found = _NAMES[cls] = frozenset(name for name, _ in _defaults(cls))
+    return found
 
 
 C = TypeVar("C", bound=Context)

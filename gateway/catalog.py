@@ -99,12 +99,23 @@ class CatalogVersions:
 
     async def bump(self, kind: str) -> None:
         """A ``kind`` ("catalog", "stock" or "cards") change: every process hears of it."""
+        await self._bumping(kind)
+
+    def _bumping(self, kind: str) -> asyncio.Future[Any]:
+        """The bump of ``kind``, sent; its reply, when it comes (this process's tag is set
+        by then: its next hop needs no message)."""
         # One command, sent with the hops' commands of the same loop turn: every order bumps
         # the stock, and an INCR then a PUBLISH through redis-py cost the confirming hop
         # as much CPU as the order's own SQL.
         channel = self.channel if kind in _ANNOUNCED else ""
-        value = await self._pipeliner.run_script(self._bump, [self.keys[kind]], [channel, kind])
-        self.tags[kind] = str(value).encode()  # this process's next hop needs no message
+        reply = self._pipeliner.run_script(self._bump, [self.keys[kind]], [channel, kind])
+
+        def heard(reply: asyncio.Future[Any]) -> None:
+            if not reply.cancelled() and reply.exception() is None:
+                self.tags[kind] = str(reply.result()).encode()
+
+        reply.add_done_callback(heard)
+        return reply
 
     async def cards_issued(self) -> None:
         """A shop card was issued: every process forgets who it knew to hold none (or, with
@@ -127,15 +138,12 @@ class CatalogVersions:
         own. (On one Redis the hop's session save follows the bump on the same connection;
         on a cluster or over TLS they may go separately, which nothing relies on.)"""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        reply = self._pipeliner.run_script(self._bump, [self.keys["stock"]], ["", "stock"])
+        reply = self._bumping("stock")
 
         def heard(reply: asyncio.Future[Any]) -> None:
-            if not reply.cancelled():
-                error = reply.exception()
-                if error is None:
-                    self.tags["stock"] = str(reply.result()).encode()
-                else:
-                    log.warning("could not announce a stock change (%s)", describe(error))
+            error = None if reply.cancelled() else reply.exception()
+            if error is not None:
+                log.warning("could not announce a stock change (%s)", describe(error))
             if not done.done():
                 done.set_result(None)
 

@@ -240,7 +240,7 @@ class Engine:
             outcome = _checked(screen.parse(view, raw), screen.prompt.events)
         elif raw == BACK and screen.nav and not ctx.page:
             return self._go(state, view, Go(BACK_EVENT)), None  # no page to step back first
-        elif raw in (BACK, MORE) or (screen.rows is not None and screen.rows.event):
+        elif raw in (BACK, MORE) or _numbered(screen):
             # Paging, or a numbered list: which page the rows are on, so the screen is built.
             content = self._content(state, view)
             pages, _ = self._pages_for(content, view)
@@ -327,9 +327,7 @@ class Engine:
         screen = self.flow.screens.get(state)
         if screen is None or not screen.skip_one or screen.prompt is not None or screen.end:
             return None
-        declared = screen.rows
-        numbered = declared is not None and bool(declared.event)
-        items = screen.items(view) if numbered else ()  # counted, not built into a screen
+        items = screen.items(view) if _numbered(screen) else ()  # counted, not built
         options = _options(screen, view)
         if len(items) + len(options) != 1:
             return None
@@ -377,7 +375,7 @@ class Engine:
             title=t(screen.title_key(view), **values),
             rows=[t(rows.line, **item.values) for item in items] if rows is not None else [],
             items=items,
-            numbered=rows is not None and bool(rows.event),
+            numbered=_numbered(screen),
             options=options,
             actions=[t(option.label, **values) for option in options],
             footer=t(footer, **values) if footer else "",
@@ -584,6 +582,11 @@ def _fill(title: str, values: Sequence[str]) -> str:
     for i, value in enumerate(values):
         title = title.replace(MARK % i, value)
     return title
+
+
+def _numbered(screen: Screen[Any]) -> bool:
+    """Whether the screen's rows are choices (numbered before its options) or only read."""
+    return screen.rows is not None and bool(screen.rows.event)
 
 
 def _options(screen: Screen[Any], view: View[Any]) -> list[Option]:

@@ -566,20 +566,27 @@ def test_engine_a_choice_of_one_is_made_without_a_screen_going_and_coming_back()
     assert [r.payment for r in placed] == ["cod"]
 
 
-def test_engine_answering_a_text_screen_does_not_build_it(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The states whose screens the engine builds from now on, in order."""
+    states: list[str] = []
+    build = Engine._build
+
+    def counted(engine: Engine, screen: Any, *args: Any) -> Any:
+        states.append(screen.state)
+        return build(engine, screen, *args)
+
+    monkeypatch.setattr(Engine, "_build", counted)
+    return states
+
+
+def test_engine_answering_a_text_screen_does_not_build_it(built: list[str]) -> None:
     # A typed answer needs only the screen's flags (no rows to page, no choice to number):
     # the address screen is built again only to show it once more, with a reason.
     phone = Driver()
     _to_quantity(phone)
     phone.send("2", "1", "1")
-    built: list[str] = []
-    build = Engine._build
-
-    def counted(engine: Engine, screen: Any, *args: Any) -> Any:
-        built.append(screen.state)
-        return build(engine, screen, *args)
-
-    monkeypatch.setattr(Engine, "_build", counted)
+    built.clear()
     phone.send("Changjon street 5")
     assert phone.state == "confirm" and "address" not in built
     phone.send("0")  # back to the address
@@ -589,19 +596,11 @@ def test_engine_answering_a_text_screen_does_not_build_it(monkeypatch: pytest.Mo
 
 
 def test_engine_a_choice_is_read_without_building_the_screen_it_answers(
-    monkeypatch: pytest.MonkeyPatch,
+    built: list[str],
 ) -> None:
     # Where only the choices are numbered (Home, a product, the cart, Confirm), they are all
     # there is to read a number by: the screen answered is not built again. Nor is a choice
     # of one (the way to pay), which is counted. Paging still builds what it pages.
-    built: list[str] = []
-    build = Engine._build
-
-    def counted(engine: Engine, screen: Any, *args: Any) -> Any:
-        built.append(screen.state)
-        return build(engine, screen, *args)
-
-    monkeypatch.setattr(Engine, "_build", counted)
     phone = Driver()
     phone.dial()
     for answer, shown in (("1", "categories"), ("1", "products"), ("1", "product")):

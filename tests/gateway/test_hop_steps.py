@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import greenlet
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -155,3 +156,67 @@ async def test_a_hop_cancelled_while_its_step_waits_ends_the_step(
     with pytest.raises(asyncio.CancelledError):
         await hop
     assert ended == [True]
+
+
+async def test_steps_run_in_kept_greenlets_and_a_failed_one_is_not_kept(
+    make_gateway: Make,
+) -> None:
+    # A new greenlet asks the system for a frame stack of its own (an mmap, a page fault and
+    # an munmap a step): a step runs in the greenlet the last one finished in.
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    ran_in: list[greenlet.greenlet] = []
+
+    def run(answers: Any) -> Any:
+        ran_in.append(greenlet.getcurrent())
+        return _view(answers).fetch(LoadCustomer("+8501912346101"))
+
+    def broken(answers: Any) -> Any:
+        ran_in.append(greenlet.getcurrent())
+        _view(answers).fetch(LoadCustomer("+8501912346102"))
+        raise RuntimeError("a step with a bug")
+
+    assert await gateway._resolve(run, {}, give_up_at=float("inf")) is None
+    assert await gateway._resolve(run, {}, give_up_at=float("inf")) is None
+    with pytest.raises(RuntimeError, match="a step with a bug"):
+        await gateway._resolve(broken, {}, give_up_at=float("inf"))
+    assert await gateway._resolve(run, {}, give_up_at=float("inf")) is None
+    first, second, failed, after = ran_in
+    assert first is second is failed  # kept between steps
+    assert after is not failed and failed.dead  # the one a step failed in ended with it
+
+
+async def test_steps_waiting_at_once_each_get_their_own_answers(
+    make_gateway: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    release, all_waiting = asyncio.Event(), asyncio.Event()
+    asked: list[str] = []
+
+    async def slow(request: Request, give_up_at: float | None = None) -> Any:
+        assert isinstance(request, LoadCustomer)
+        asked.append(request.msisdn)
+        if len(asked) == len(numbers):
+            all_waiting.set()  # every step waits on the store at the same time
+        await release.wait()
+        return f"profile of {request.msisdn}"
+
+    monkeypatch.setattr(gateway, "fulfil", slow)
+    numbers = [f"+85019123462{i:02d}" for i in range(5)]
+
+    def run_for(number: str) -> Callable[[Any], Any]:
+        def run(answers: Any) -> Any:
+            view = _view(answers)
+            return (view.fetch(LoadCustomer(number)), view.fetch(LoadCustomer(number + "9")))
+
+        return run
+
+    hops = [
+        asyncio.create_task(gateway._resolve(run_for(n), {}, give_up_at=float("inf")))
+        for n in numbers
+    ]
+    await all_waiting.wait()
+    release.set()
+    found = await asyncio.gather(*hops)
+    assert found == [(f"profile of {n}", f"profile of {n}9") for n in numbers]

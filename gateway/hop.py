@@ -27,6 +27,7 @@ from gateway.catalog import CatalogCache, CatalogVersions
 from gateway.deadlines import Deadlines
 from gateway.errors import GatewayError
 from gateway.funnel import FunnelCounter, reach
+from gateway.logs import describe
 from gateway.messages import Inbound, Reply
 from gateway.metrics import Metrics
 from gateway.promises import Promises
@@ -483,10 +484,16 @@ class Gateway:
             placement_result = await orders.place_order(
                 self.db, request, sms.order_placed, self.catalogs.snapshot
             )
-        except Exception:
-            log.exception("placing an order failed")
-            await self._tell_order_failed(request)
-            raise
+        except Exception as error:
+            # A connection lost after the commit but before its answer: the order exists, its
+            # confirmation is queued with it, and "could not place" would contradict both.
+            placed = await self._placed_after_all(request)
+            if placed is None:
+                log.exception("placing an order failed")
+                await self._tell_order_failed(request)
+                raise
+            log.warning("an order's answer was lost (%s); it was placed", describe(error))
+            placement_result = placed
         if isinstance(placement_result, OrderPlaced):
             self.versions.stock_changed()  # sent with this turn's commands, not waited for
             if self.on_sms_queued is not None:
@@ -494,6 +501,17 @@ class Gateway:
         elif isinstance(placement_result, OutOfStock | CardDeclined) and self._promised(request):
             await self._tell_order_failed(request)  # nobody is on the line to be told
         return placement_result
+
+    async def _placed_after_all(self, request: PlaceOrder) -> OrderPlaced | None:
+        """The order under the request's key if it exists after a failed placement (one read
+        on a new connection); None if it does not, or if that cannot be read either."""
+        try:
+            return await orders.find_order(self.db, request.msisdn, request.idempotency_key)
+        except Exception as error:
+            log.warning(
+                "could not look for an order after its placement failed (%s)", describe(error)
+            )
+            return None
 
     def _promised(self, request: PlaceOrder) -> bool:
         placement = self._placing.get(request.idempotency_key)

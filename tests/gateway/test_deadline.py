@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy import update
@@ -15,6 +17,7 @@ from sqlmodel import col, select
 
 from gateway import keys
 from gateway.promises import Promises
+from store import orders
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
 from tests.gateway.test_ussd import MSISDN, ORDER_PATH, post, walk
@@ -149,3 +152,50 @@ async def test_deadline_promise_of_a_process_that_died_is_kept_by_the_next(
     assert sorted(kind for _, kind in sms) == ["order_failed", "order_placed"]
     assert {to for to, _ in sms} == {"+8501912000001", "+8501912000002"}
     assert await dead.due(grace=0) == []
+
+
+async def test_an_order_whose_answer_is_lost_after_its_commit_is_told_placed(
+    make_gateway: Make, seeded_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection dies between the commit and its answer: the order and its confirmation
+    # are in the store. The subscriber must not also be told by SMS that it failed.
+    place = orders.place_order
+
+    async def answer_lost(*args: Any, **kwargs: Any) -> Any:
+        await place(*args, **kwargs)
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed mid-operation")
+
+    monkeypatch.setattr(orders, "place_order", answer_lost)
+    client = await make_gateway()
+    await walk(client, ORDER_PATH)
+    status, body = await post(client, "*".join([*ORDER_PATH, "1"]))
+    assert status == 200 and body.startswith("END Order "), body
+    async with seeded_db.session() as s:
+        placed = (await s.exec(select(Order))).all()
+        sms = (await s.exec(select(OutboundMessage))).all()
+    assert len(placed) == 1 and placed[0].code in body
+    assert [m.kind for m in sms] == ["order_placed"]
+    _, home = await post(client, "", session="ATUid_2")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)")
+
+
+async def test_an_order_lost_before_its_statement_is_told_failed_and_keeps_the_cart(
+    make_gateway: Make, seeded_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def connection_gone(*args: Any, **kwargs: Any) -> Any:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed mid-operation")
+
+    monkeypatch.setattr(orders, "place_order", connection_gone)
+    client = await make_gateway()
+    await walk(client, ORDER_PATH)
+    status, body = await post(client, "*".join([*ORDER_PATH, "1"]))
+    assert status == 200 and body.startswith("END "), body
+    assert "placed" not in body
+    async with seeded_db.session() as s:
+        assert (await s.exec(select(Order))).all() == []
+        sms = (await s.exec(select(OutboundMessage))).all()
+    assert [m.kind for m in sms] == ["order_failed"]
+    _, offer = await post(client, "", session="ATUid_2")
+    assert offer.startswith("CON Continue where you left off?"), offer  # the hop failed
+    _, home = await post(client, "2", session="ATUid_2")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (1)"), home

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -56,6 +57,7 @@ from menus.ports import (
 from menus.screens import Budget
 from store import cards, lifecycle, orders, outbox
 from store.db import Database
+from store.errors import StoreError
 
 log = logging.getLogger("okryu.hop")
 
@@ -328,19 +330,22 @@ class Gateway:
         nothing this time is run plainly next time.
         """
         step = self._steps.take()
-        asked = step.switch(run, _Answers(data, self._known))
+        asked = step.switch((run, _Answers(data, self._known)))
         for n in range(MAX_REQUESTS_PER_HOP + 1):
-            if isinstance(asked, _Done):
-                self._steps.give_back(step)
+            if asked is _DONE:
                 if n == 0:
                     self._asking.discard(asks)  # asked nothing this time: run plainly again
-                return asked.turn
+                turn: Turn = self._steps.give_back(step)
+                return turn
             try:
                 answer = await self.fulfil(asked, give_up_at)
             except BaseException:
                 step.throw(greenlet.GreenletExit)  # the step ends where it waits, and its greenlet
                 raise
             asked = step.switch(answer)
+        if asked is _DONE:  # done on its last answer
+            last: Turn = self._steps.give_back(step)
+            return last
         step.throw(greenlet.GreenletExit)
         raise HopFailed("the step kept asking for data")
 
@@ -434,7 +439,7 @@ class Gateway:
                 # Given up on, or the hop itself cancelled: whatever the subscriber was shown,
                 # the order's own ending will be told by SMS.
                 placement.promised = True
-        if placement.task.done():
+        if placement.task.done() and not _unsettled(placement.task):
             return placement.task.result()
         if self.promises is not None:
             # Written before the screen promises anything: a process that dies now leaves
@@ -484,15 +489,28 @@ class Gateway:
             placement_result = await orders.place_order(
                 self.db, request, sms.order_placed, self.catalogs.snapshot
             )
+        except StoreError:
+            log.exception("placing an order failed")  # refused before anything was written
+            await self._tell_order_failed(request)
+            raise
         except Exception as error:
-            # A connection lost after the commit but before its answer: the order exists, its
-            # confirmation is queued with it, and "could not place" would contradict both.
+            # The order may exist all the same: a connection lost after the commit, before
+            # its answer. Its confirmation is queued with it; "could not place" would
+            # contradict both.
             placed = await self._placed_after_all(request)
+            if placed is None and orders.outcome_unknown(error):
+                # Not there yet, and the server may still commit it: settled by the promise
+                # keeper, which places it again on the same key (a replay if it committed).
+                log.warning("an order's answer was lost (%s); it is promised", describe(error))
+                raise _Unsettled from error
             if placed is None:
                 log.exception("placing an order failed")
                 await self._tell_order_failed(request)
                 raise
-            log.warning("an order's answer was lost (%s); it was placed", describe(error))
+            log.warning(
+                "order %s was placed though its placement raised (%s)",
+                placed.code, describe(error), exc_info=True,
+            )  # fmt: skip
             placement_result = placed
         if isinstance(placement_result, OrderPlaced):
             self.versions.stock_changed()  # sent with this turn's commands, not waited for
@@ -538,25 +556,31 @@ class Gateway:
         pending = [p.task for p in self._placing.values()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        self._steps.close()
 
 
 class _Step(greenlet.greenlet):  # type: ignore[misc]
     """A greenlet steps run in, one after another (see ``Gateway._resolve``): switched to
-    with a step and its answers, it runs the step and hands back ``_Done``, then waits for
-    the next. A step that raises, or is thrown ``GreenletExit`` while it waits, ends it."""
+    with a step and its answers, it runs the step, keeps its turn in ``turn`` and hands back
+    ``_DONE``, then waits for the next, holding nothing of the last (its subscriber's data,
+    the gateway behind the step). A step that raises, or is thrown ``GreenletExit`` while it
+    waits, ends it."""
 
     def __init__(self) -> None:
         super().__init__(self._serve)
+        self.turn: Any = None
 
-    def _serve(self, run: Callable[[dict[tuple[int, Request], Any]], Turn], answers: Any) -> None:
+    def _serve(self) -> None:
+        work = self.parent.switch()  # parked: the first step comes with a switch, as the rest
         while True:
-            done = _Done(run(answers))
-            run, answers = self.parent.switch(done)
+            run, answers = work
+            work = None
+            self.turn = run(answers)
+            run = answers = None
+            work = self.parent.switch(_DONE)
 
 
-@dataclass(frozen=True, slots=True)
-class _Done:
-    turn: Turn
+_DONE = object()  # what a step greenlet hands back when its step is done (its turn: .turn)
 
 
 class _Steps:
@@ -569,13 +593,38 @@ class _Steps:
         self.idle: list[_Step] = []
 
     def take(self) -> _Step:
-        step = self.idle.pop() if self.idle else _Step()
-        step.parent = greenlet.getcurrent()  # the hop's: where the step hands back to
+        if self.idle:
+            step = self.idle.pop()
+            step.parent = greenlet.getcurrent()  # the hop's: where the step hands back to
+        else:
+            step = _Step()
+            step.switch()  # runs to where it waits for a step
+        # Each step in a context of its own, as in a new greenlet: nothing a step set is seen
+        # by the next one that runs here.
+        step.gr_context = contextvars.Context()
         return step
 
-    def give_back(self, step: _Step) -> None:
+    def give_back(self, step: _Step) -> Any:
+        """What ``step``'s step returned; the greenlet kept for the next if there is room."""
+        turn, step.turn = step.turn, None
         if len(self.idle) < self.keep:
             self.idle.append(step)
+        return turn
+
+    def close(self) -> None:
+        """End the idle greenlets."""
+        idle, self.idle = self.idle, []
+        for step in idle:
+            step.throw(greenlet.GreenletExit)
+
+
+class _Unsettled(GatewayError):
+    """An order placement that lost its connection with the order not (yet) found: promised,
+    and settled by the promise keeper."""
+
+
+def _unsettled(task: asyncio.Task[Any]) -> bool:
+    return not task.cancelled() and isinstance(task.exception(), _Unsettled)
 
 
 _NOT_KNOWN = object()

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -166,6 +166,17 @@ async def place_order(
             if attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """Whether ``place_order`` raising ``error`` may yet have placed the order: the connection
+    was lost while its statement was out (the server may have committed it, or may still). A
+    refusal the server answered, or a check before anything was sent, leaves nothing behind."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or outcome_unknown(error.orig or error)
+    return isinstance(
+        error, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
+    )
 
 
 async def list_orders(db: Database, msisdn: str, limit: int = 30) -> tuple[OrderSummary, ...]:

@@ -179,13 +179,89 @@ async def test_an_order_whose_answer_is_lost_after_its_commit_is_told_placed(
     assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)")
 
 
-async def test_an_order_lost_before_its_statement_is_told_failed_and_keeps_the_cart(
+async def test_an_order_whose_connection_is_lost_before_it_commits_is_promised_and_settled(
     make_gateway: Make, seeded_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def connection_gone(*args: Any, **kwargs: Any) -> Any:
+    # The connection dies while the statement waits on the server (a popular product's row
+    # lock, say): the order is not there when the hop looks, and commits after. Told it
+    # failed, the subscriber would then also get its confirmation.
+    place, find = orders.place_order, orders.find_order
+    looked = asyncio.Event()
+    late: list[asyncio.Task[Any]] = []
+
+    async def looked_for(*args: Any, **kwargs: Any) -> Any:
+        found = await find(*args, **kwargs)
+        looked.set()
+        return found
+
+    async def commits_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        await looked.wait()
+        return await place(*args, **kwargs)
+
+    async def answer_lost_then_late(*args: Any, **kwargs: Any) -> Any:
+        if late:
+            return await place(*args, **kwargs)  # the promise keeper's placement
+        late.append(asyncio.create_task(commits_after_the_look(*args, **kwargs)))
         raise asyncpg.ConnectionDoesNotExistError("connection was closed mid-operation")
 
-    monkeypatch.setattr(orders, "place_order", connection_gone)
+    monkeypatch.setattr(orders, "place_order", answer_lost_then_late)
+    monkeypatch.setattr(orders, "find_order", looked_for)
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    await walk(client, ORDER_PATH)
+    status, body = await post(client, "*".join([*ORDER_PATH, "1"]))
+    assert (status, body) == (200, f"END {PENDING}\nAn SMS will confirm it shortly.")
+    await late[0]  # the order commits after the hop looked
+    assert len(await gateway.promises.due(grace=0)) == 1
+    gateway.promises.clock = lambda: time.time() + 60  # the promise is due
+    assert await gateway.keep_promises() == 1  # found placed: kept, not placed again
+    assert await gateway.promises.due(grace=0) == []
+    async with seeded_db.session() as s:
+        assert len((await s.exec(select(Order))).all()) == 1
+        sms = (await s.exec(select(OutboundMessage))).all()
+    assert [m.kind for m in sms] == ["order_placed"]
+    _, home = await post(client, "", session="ATUid_2")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)"), home
+
+
+async def test_an_order_whose_connection_is_lost_unsent_is_placed_by_the_promise_keeper(
+    make_gateway: Make, seeded_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place = orders.place_order
+    calls: list[str] = []
+
+    async def connection_gone_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append("placing")
+        if len(calls) == 1:
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed mid-operation")
+        return await place(*args, **kwargs)
+
+    monkeypatch.setattr(orders, "place_order", connection_gone_once)
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    await walk(client, ORDER_PATH)
+    _, body = await post(client, "*".join([*ORDER_PATH, "1"]))
+    assert body.startswith(f"END {PENDING}"), body
+    async with seeded_db.session() as s:
+        assert (await s.exec(select(Order))).all() == []  # not placed, not told it failed
+        assert (await s.exec(select(OutboundMessage))).all() == []
+    gateway.promises.clock = lambda: time.time() + 60
+    assert await gateway.keep_promises() == 1
+    async with seeded_db.session() as s:
+        assert len((await s.exec(select(Order))).all()) == 1
+        sms = (await s.exec(select(OutboundMessage))).all()
+    assert [m.kind for m in sms] == ["order_placed"]
+    _, home = await post(client, "", session="ATUid_2")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)"), home
+
+
+async def test_an_order_failing_for_a_bug_before_its_commit_is_told_failed_and_keeps_the_cart(
+    make_gateway: Make, seeded_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug before anything was sent")
+
+    monkeypatch.setattr(orders, "place_order", broken)
     client = await make_gateway()
     await walk(client, ORDER_PATH)
     status, body = await post(client, "*".join([*ORDER_PATH, "1"]))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -212,11 +215,82 @@ async def test_steps_waiting_at_once_each_get_their_own_answers(
 
         return run
 
-    hops = [
-        asyncio.create_task(gateway._resolve(run_for(n), {}, give_up_at=float("inf")))
-        for n in numbers
-    ]
-    await all_waiting.wait()
-    release.set()
-    found = await asyncio.gather(*hops)
-    assert found == [(f"profile of {n}", f"profile of {n}9") for n in numbers]
+    kept: list[set[greenlet.greenlet]] = []
+    for _ in range(2):  # the second time, in the greenlets the first five left
+        asked.clear()
+        release.clear()
+        all_waiting.clear()
+        hops = [
+            asyncio.create_task(gateway._resolve(run_for(n), {}, give_up_at=float("inf")))
+            for n in numbers
+        ]
+        await all_waiting.wait()
+        release.set()
+        found = await asyncio.gather(*hops)
+        assert found == [(f"profile of {n}", f"profile of {n}9") for n in numbers]
+        kept.append(set(gateway._steps.idle))
+    assert len(kept[0]) == 5 and kept[1] == kept[0]
+
+
+async def test_a_kept_greenlet_holds_nothing_of_its_last_step_and_closing_ends_it(
+    make_gateway: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An idle greenlet waits for years on a quiet process: what its last step had (the
+    # subscriber's answers, the turn, the gateway behind the step) must not wait with it.
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    seen = contextvars.ContextVar[str]("seen", default="")
+
+    class Turned:  # stands for a turn: collectable once the hop has it and lets it go
+        pass
+
+    async def answer(request: Request, give_up_at: float | None = None) -> Any:
+        return Turned()
+
+    monkeypatch.setattr(gateway, "fulfil", answer)
+    context_seen: list[str] = []
+
+    def run(answers: Any) -> Any:
+        context_seen.append(seen.get())
+        seen.set("set by a step")
+        return _view(answers).fetch(LoadCustomer("+8501912346301"))
+
+    def step(answers: Any) -> Any:  # a step of its own, as each hop's is (it holds the hop)
+        return run(answers)
+
+    turn = await gateway._resolve(step, {}, give_up_at=float("inf"))
+    gone, step_gone = weakref.ref(turn), weakref.ref(step)
+    del turn, step
+    gc.collect()
+    assert gone() is None and step_gone() is None
+    assert await gateway._resolve(run, {}, give_up_at=float("inf")) is not None
+    assert context_seen == ["", ""]  # each step in a context of its own
+    (idle,) = gateway._steps.idle
+    await gateway.close()
+    assert idle.dead and gateway._steps.idle == []
+
+
+async def test_a_cancelled_hop_leaves_no_greenlet_to_reuse(
+    make_gateway: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    waiting = asyncio.Event()
+
+    async def never(request: Request, give_up_at: float | None = None) -> Any:
+        waiting.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(gateway, "fulfil", never)
+    hop = asyncio.create_task(
+        gateway._resolve(
+            lambda answers: _view(answers).fetch(LoadCustomer("+8501912346401")),
+            {},
+            give_up_at=float("inf"),
+        )
+    )
+    await waiting.wait()
+    hop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hop
+    assert gateway._steps.idle == []  # ended where it waited, not kept half way

@@ -331,23 +331,22 @@ class Gateway:
         """
         step = self._steps.take()
         asked = step.switch((run, _Answers(data, self._known)))
-        for n in range(MAX_REQUESTS_PER_HOP + 1):
-            if asked is _DONE:
-                if n == 0:
-                    self._asking.discard(asks)  # asked nothing this time: run plainly again
-                turn: Turn = self._steps.give_back(step)
-                return turn
+        answered = 0
+        while asked is not _DONE:
+            if answered > MAX_REQUESTS_PER_HOP:
+                step.throw(greenlet.GreenletExit)
+                raise HopFailed("the step kept asking for data")
             try:
                 answer = await self.fulfil(asked, give_up_at)
             except BaseException:
                 step.throw(greenlet.GreenletExit)  # the step ends where it waits, and its greenlet
                 raise
+            answered += 1
             asked = step.switch(answer)
-        if asked is _DONE:  # done on its last answer
-            last: Turn = self._steps.give_back(step)
-            return last
-        step.throw(greenlet.GreenletExit)
-        raise HopFailed("the step kept asking for data")
+        if not answered:
+            self._asking.discard(asks)  # asked nothing this time: run plainly again
+        turn: Turn = self._steps.give_back(step)
+        return turn
 
     async def fulfil(self, request: Request, give_up_at: float | None = None) -> Any:
         db = self.db

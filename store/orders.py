@@ -33,7 +33,7 @@ from menus.ports import (
 )
 from store import cards
 from store.codes import new_code, normalise_code
-from store.db import Database
+from store.db import DRIVER_OUTAGES, Database
 from store.errors import StoreError
 from store.handout import Connections
 from store.models import (
@@ -173,10 +173,11 @@ def outcome_unknown(error: BaseException) -> bool:
     was lost while its statement was out (the server may have committed it, or may still). A
     refusal the server answered, or a check before anything was sent, leaves nothing behind."""
     if isinstance(error, DBAPIError):
-        return bool(error.connection_invalidated) or outcome_unknown(error.orig or error)
-    return isinstance(
-        error, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-    )
+        orig = error.orig
+        return bool(error.connection_invalidated) or (
+            orig is not None and orig is not error and outcome_unknown(orig)
+        )
+    return isinstance(error, OSError | TimeoutError) or isinstance(error, DRIVER_OUTAGES)
 
 
 async def list_orders(db: Database, msisdn: str, limit: int = 30) -> tuple[OrderSummary, ...]:

@@ -154,6 +154,25 @@ async def test_deadline_promise_of_a_process_that_died_is_kept_by_the_next(
     assert await dead.due(grace=0) == []
 
 
+async def placed_once(client: TestClient[Any, Any], db: Database) -> Order:
+    """The one order placed, told by its confirmation alone, its cart done with."""
+    async with db.session() as s:
+        placed = (await s.exec(select(Order))).all()
+        sms = (await s.exec(select(OutboundMessage))).all()
+    assert len(placed) == 1
+    assert [m.kind for m in sms] == ["order_placed"]
+    _, home = await post(client, "", session="ATUid_2")
+    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)"), home
+    return placed[0]
+
+
+async def kept_promise(client: TestClient[Any, Any]) -> None:
+    """The promise made on the hop, once due, kept by the promise keeper."""
+    gateway = client.app[keys.GATEWAY]
+    gateway.promises.clock = lambda: time.time() + 60  # the promise is due
+    assert await gateway.keep_promises() == 1
+
+
 async def test_an_order_whose_answer_is_lost_after_its_commit_is_told_placed(
     make_gateway: Make, seeded_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,13 +189,7 @@ async def test_an_order_whose_answer_is_lost_after_its_commit_is_told_placed(
     await walk(client, ORDER_PATH)
     status, body = await post(client, "*".join([*ORDER_PATH, "1"]))
     assert status == 200 and body.startswith("END Order "), body
-    async with seeded_db.session() as s:
-        placed = (await s.exec(select(Order))).all()
-        sms = (await s.exec(select(OutboundMessage))).all()
-    assert len(placed) == 1 and placed[0].code in body
-    assert [m.kind for m in sms] == ["order_placed"]
-    _, home = await post(client, "", session="ATUid_2")
-    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)")
+    assert (await placed_once(client, seeded_db)).code in body
 
 
 async def test_an_order_whose_connection_is_lost_before_it_commits_is_promised_and_settled(
@@ -213,15 +226,9 @@ async def test_an_order_whose_connection_is_lost_before_it_commits_is_promised_a
     assert (status, body) == (200, f"END {PENDING}\nAn SMS will confirm it shortly.")
     await late[0]  # the order commits after the hop looked
     assert len(await gateway.promises.due(grace=0)) == 1
-    gateway.promises.clock = lambda: time.time() + 60  # the promise is due
-    assert await gateway.keep_promises() == 1  # found placed: kept, not placed again
+    await kept_promise(client)  # found placed: kept, not placed again
     assert await gateway.promises.due(grace=0) == []
-    async with seeded_db.session() as s:
-        assert len((await s.exec(select(Order))).all()) == 1
-        sms = (await s.exec(select(OutboundMessage))).all()
-    assert [m.kind for m in sms] == ["order_placed"]
-    _, home = await post(client, "", session="ATUid_2")
-    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)"), home
+    await placed_once(client, seeded_db)
 
 
 async def test_an_order_whose_connection_is_lost_unsent_is_placed_by_the_promise_keeper(
@@ -238,21 +245,14 @@ async def test_an_order_whose_connection_is_lost_unsent_is_placed_by_the_promise
 
     monkeypatch.setattr(orders, "place_order", connection_gone_once)
     client = await make_gateway()
-    gateway = client.app[keys.GATEWAY]
     await walk(client, ORDER_PATH)
     _, body = await post(client, "*".join([*ORDER_PATH, "1"]))
     assert body.startswith(f"END {PENDING}"), body
     async with seeded_db.session() as s:
         assert (await s.exec(select(Order))).all() == []  # not placed, not told it failed
         assert (await s.exec(select(OutboundMessage))).all() == []
-    gateway.promises.clock = lambda: time.time() + 60
-    assert await gateway.keep_promises() == 1
-    async with seeded_db.session() as s:
-        assert len((await s.exec(select(Order))).all()) == 1
-        sms = (await s.exec(select(OutboundMessage))).all()
-    assert [m.kind for m in sms] == ["order_placed"]
-    _, home = await post(client, "", session="ATUid_2")
-    assert home.startswith("CON Okryu Shop\n1. Shop\n2. Cart (0)"), home
+    await kept_promise(client)
+    await placed_once(client, seeded_db)
 
 
 async def test_an_order_failing_for_a_bug_before_its_commit_is_told_failed_and_keeps_the_cart(

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import col
 
 from menus.ports import CustomerProfile, OrderPlaced, OutOfStock
@@ -15,7 +17,14 @@ from store.models import (
     OrderLine,
     OutboundMessage,
 )
-from store.orders import get_customer, get_order, list_orders, place_order, save_language
+from store.orders import (
+    get_customer,
+    get_order,
+    list_orders,
+    outcome_unknown,
+    place_order,
+    save_language,
+)
 from tests.store.factories import (
     ALICE,
     BOB,
@@ -292,3 +301,15 @@ async def test_get_order_never_shows_another_subscribers_order(seeded_db: Databa
 
     assert await get_order(seeded_db, BOB, placed.code) is None
     assert await get_order(seeded_db, ALICE, "ZZZZZZ") is None
+
+
+def test_which_placement_errors_leave_the_order_open() -> None:
+    # A lost connection may have committed the order (or may still): the hop promises it.
+    # A refusal or a driver error with nothing behind it leaves nothing to settle.
+    lost = asyncpg.ConnectionDoesNotExistError("connection was closed mid-operation")
+    assert outcome_unknown(lost)
+    assert outcome_unknown(ConnectionResetError())
+    assert outcome_unknown(OperationalError("SELECT 1", None, lost))  # as the ORM wraps it
+    assert not outcome_unknown(DBAPIError("SELECT 1", None, None))  # type: ignore[arg-type]
+    assert not outcome_unknown(asyncpg.UniqueViolationError("duplicate key"))
+    assert not outcome_unknown(StoreError("address is longer than 120 characters"))

@@ -64,8 +64,10 @@ class Database:
     """One engine and its session factory.
 
     SQLite allows one writer at a time; a deferred transaction that reads before it writes can
-    fail to upgrade its lock. In-process, writers therefore queue on one lock; across
-    processes, ``busy_timeout`` makes them wait instead of failing.
+    fail to upgrade its lock, or read what another process then changes. In-process, writers
+    therefore queue on one lock, and each takes the file's write lock before it reads
+    (``BEGIN IMMEDIATE``); across processes, ``busy_timeout`` makes them wait instead of
+    failing.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -154,6 +156,11 @@ class Database:
                 yield session
             return
         async with self._write_lock, self.sessions() as session, session.begin():
+            # The file's write lock first, then the reads: the driver would BEGIN only before
+            # the first write, and a writer of another process (``okryu serve --workers N``
+            # on one file) could change what this transaction read before it wrote (a PIN
+            # attempt counted once for two, a message claimed by two dispatchers).
+            await (await session.connection()).exec_driver_sql("BEGIN IMMEDIATE")
             yield session
 
     async def write_now(self, work: Callable[[sqlite3.Connection], T]) -> T:

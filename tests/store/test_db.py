@@ -1,13 +1,17 @@
-"""Where a SQLite database may be made: the directory of a relative path, never an absolute one."""
+"""Where a SQLite database may be made: the directory of a relative path, never an absolute one;
+and a write on SQLite holds the file's write lock from its first statement."""
 
 from __future__ import annotations
 
 import errno
+import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from store.db import Database
+from store.models import OutboundMessage
 
 
 async def test_database_makes_the_directory_of_a_relative_sqlite_path(
@@ -36,3 +40,30 @@ def test_database_refuses_an_absolute_sqlite_path_under_a_file(tmp_path: Path) -
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError):
         Database(f"sqlite+aiosqlite:///{tmp_path / 'file' / 'okryu.db'}")
+
+
+def _another_process_writes(path: Path) -> None:
+    """What a writer on another connection to the file (another worker) gets: it begins a
+    write at once, or raises ``database is locked``."""
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_a_sqlite_write_locks_out_other_writers_from_its_first_read(tmp_path: Path) -> None:
+    # A transaction that read, then wrote what it read (a PIN attempt counted, a message
+    # claimed), would lose an update if another worker's writer could get in between.
+    path = tmp_path / "okryu.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await db.create_all()
+        async with db.write() as session:
+            await session.exec(select(OutboundMessage.id))  # read, nothing written yet
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                _another_process_writes(path)
+        _another_process_writes(path)  # committed: the lock is free again
+    finally:
+        await db.close()

@@ -90,14 +90,16 @@ def _uncell(text: str) -> str:
 async def import_csv(db: Database, text: str) -> Imported:
     """Upsert the file's products by sku, all or nothing (:class:`ImportRejected`)."""
     header, rows, errors = _read_csv(text)
+    # Each row checked before the write begins: a write holds the store's writers (and, on
+    # SQLite, every worker's) for as long as it runs.
+    parsed = [(line, *_row(header, cells)) for line, cells in rows]
     async with db.write() as session:
         categories = (await session.exec(select(Category))).all()
         slugs = {c.slug: c.id for c in categories if c.id is not None}
         existing = {p.sku: p for p in (await session.exec(select(Product))).all()}
         seen: dict[str, int] = {}
         checked: list[ProductIn] = []
-        for line, cells in rows:
-            values, refused, product = _row(header, cells)
+        for line, values, refused, product in parsed:
             errors += [RowError(line=line, field=f, reason=r) for f, r in refused.items()]
             sku = values.get("sku")
             if isinstance(sku, str) and "sku" not in refused:

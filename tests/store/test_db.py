@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from store.db import Database
-from store.models import OutboundMessage
+from store.models import Category, OutboundMessage
 
 
 async def test_database_makes_the_directory_of_a_relative_sqlite_path(
@@ -65,5 +65,22 @@ async def test_a_sqlite_write_locks_out_other_writers_from_its_first_read(tmp_pa
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 _another_process_writes(path)
         _another_process_writes(path)  # committed: the lock is free again
+    finally:
+        await db.close()
+
+
+async def test_a_sqlite_write_that_raises_leaves_nothing_and_frees_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "okryu.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await db.create_all()
+        with pytest.raises(RuntimeError, match="midway"):
+            async with db.write() as session:
+                session.add(Category(slug="food", name_en="Food", name_ko="식품"))
+                await session.flush()
+                raise RuntimeError("midway")
+        _another_process_writes(path)  # the lock is free
+        async with db.write() as session:  # and the next write runs
+            assert (await session.exec(select(Category))).all() == []
     finally:
         await db.close()

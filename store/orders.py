@@ -177,7 +177,7 @@ def outcome_unknown(error: BaseException) -> bool:
         return bool(error.connection_invalidated) or (
             orig is not None and orig is not error and outcome_unknown(orig)
         )
-    return isinstance(error, OSError | TimeoutError) or isinstance(error, DRIVER_OUTAGES)
+    return isinstance(error, (OSError, TimeoutError, *DRIVER_OUTAGES))
 
 
 async def list_orders(db: Database, msisdn: str, limit: int = 30) -> tuple[OrderSummary, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -53,34 +54,40 @@ def _another_process_writes(path: Path) -> None:
         other.close()
 
 
-async def test_a_sqlite_write_locks_out_other_writers_from_its_first_read(tmp_path: Path) -> None:
+@pytest.fixture
+async def sqlite_file(tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
+    """A store on a SQLite file, and the file (for a writer of another process)."""
+    path = tmp_path / "okryu.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await db.create_all()
+        yield db, path
+    finally:
+        await db.close()
+
+
+async def test_a_sqlite_write_locks_out_other_writers_from_its_first_read(
+    sqlite_file: tuple[Database, Path],
+) -> None:
     # A transaction that read, then wrote what it read (a PIN attempt counted, a message
     # claimed), would lose an update if another worker's writer could get in between.
-    path = tmp_path / "okryu.db"
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    try:
-        await db.create_all()
+    db, path = sqlite_file
+    async with db.write() as session:
+        await session.exec(select(OutboundMessage.id))  # read, nothing written yet
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            _another_process_writes(path)
+    _another_process_writes(path)  # committed: the lock is free again
+
+
+async def test_a_sqlite_write_that_raises_leaves_nothing_and_frees_the_lock(
+    sqlite_file: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_file
+    with pytest.raises(RuntimeError, match="midway"):
         async with db.write() as session:
-            await session.exec(select(OutboundMessage.id))  # read, nothing written yet
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                _another_process_writes(path)
-        _another_process_writes(path)  # committed: the lock is free again
-    finally:
-        await db.close()
-
-
-async def test_a_sqlite_write_that_raises_leaves_nothing_and_frees_the_lock(tmp_path: Path) -> None:
-    path = tmp_path / "okryu.db"
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    try:
-        await db.create_all()
-        with pytest.raises(RuntimeError, match="midway"):
-            async with db.write() as session:
-                session.add(Category(slug="food", name_en="Food", name_ko="식품"))
-                await session.flush()
-                raise RuntimeError("midway")
-        _another_process_writes(path)  # the lock is free
-        async with db.write() as session:  # and the next write runs
-            assert (await session.exec(select(Category))).all() == []
-    finally:
-        await db.close()
+            session.add(Category(slug="food", name_en="Food", name_ko="식품"))
+            await session.flush()
+            raise RuntimeError("midway")
+    _another_process_writes(path)  # the lock is free
+    async with db.write() as session:  # and the next write runs
+        assert (await session.exec(select(Category))).all() == []

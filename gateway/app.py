@@ -64,6 +64,13 @@ PROMISE_INTERVAL = 15.0  # seconds between looks at promises a dead process left
 # the parser (a 500, a traceback logged even for a request refused unread); unread, a coded
 # body is refused with its reason by gateway.edge instead.
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "keepalive_timeout": 75.0}
+# A young collection once 10,000 more objects are alive than at the last (CPython: 700). An
+# order journey's hops keep their state across waits, long enough to be collected young and
+# promoted, and each collection walked the ~3,000 young objects alive (0.3 ms). Measured under
+# order load (gc.callbacks, thread CPU): 11 us of collecting a hop at 700, none at 10,000 in
+# 20 s windows; browsing 1.6 us to none. A hop makes little cyclic garbage, so collections
+# stay rare, and each walks only what is young.
+YOUNG_COLLECTION = 10_000
 
 
 def create_app(
@@ -108,6 +115,7 @@ def create_app(
 async def _freeze_gc(app: web.Application) -> None:
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION, *gc.get_threshold()[1:])
 
 
 # --- resources ------------------------------------------------------------------------------

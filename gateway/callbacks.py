@@ -224,17 +224,16 @@ class Outages:
         )  # fmt: skip
 
 
-_OUTAGE = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError, OSError)
+# Redis or the database out of reach (not a query they refused); on a Redis Cluster, a master
+# failing over (its slots unserved until its replica takes over).
+_OUTAGE = (
+    RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError, OSError,
+    ClusterDownError, TryAgainError, SlotNotCoveredError, *DRIVER_OUTAGES,
+)  # fmt: skip
 
 
 def _is_outage(error: BaseException) -> bool:
-    """Redis or the database out of reach (not a query they refused); on a Redis Cluster, a
-    master failing over (its slots unserved until its replica takes over)."""
-    return isinstance(
-        error,
-        RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError
-        | ClusterDownError | TryAgainError | SlotNotCoveredError,
-    ) or isinstance(error, DRIVER_OUTAGES)  # fmt: skip
+    return isinstance(error, _OUTAGE)
 
 
 def _component(error: BaseException) -> str:

@@ -36,7 +36,12 @@ Redis: ``OKRYU_BENCH_REDIS_URL``, else ``redis://127.0.0.1:6379/0`` if it answer
 embedded redis-server. Every key lives under a fresh prefix and is deleted afterwards. Database:
 ``OKRYU_BENCH_DATABASE_URL``, else a fresh SQLite file in a temporary directory. The bench
 places orders and tops up the stock of the one product it orders, so point the database
-URLs only at scratch databases.
+URLs only at scratch databases. Every session id carries the run's own random id: an order's
+idempotency key is made from its session id, and a run reusing an earlier run's ids on the
+same database would have its confirms answered with that run's orders (replays, placing
+nothing). Each order run counts the confirms it was answered and the orders with its run's
+keys in the database; a confirm without its own order fails the order target. With a local
+PostgreSQL server, the ``pg`` column is the CPU of that whole cluster's processes.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ from simulators.load import (
 # gateway's modules (a bigger heap makes every full garbage collection slower).
 if TYPE_CHECKING:
     from gateway.embedded_redis import EmbeddedRedis
+    from store.db import Database
 
 Scenario = Literal["browse", "order", "sessions"]
 
@@ -92,6 +98,7 @@ AT_PATH = "/ussd/africastalking"
 SERVICE_CODE = "*123#"
 NETWORK_CODE = "99999"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "")  # "": a Unix socket
 READY = "ready"
 BANNER = "Okryu gateway on "  # what `okryu serve` prints once every worker answers
 
@@ -148,10 +155,8 @@ TARGET_RSS_MB = 150.0  # resident memory per worker after --sessions sessions
 BUSY_CORE = 0.9  # a process above this share of a core may be what limits a run
 ROUNDS = 3  # windows of each scenario, taken in turn with those it is compared to
 ROUND_NUMBERS = 100_000  # each round's subscribers: this much further on in the numbering
-# In every session id: an order's idempotency key is made from its session id, so a run on a
-# database an earlier run used would otherwise have its confirms answered with that run's
-# orders (replays: nothing placed, a fraction of the database's work).
-RUN_ID = secrets.token_hex(4)
+RUN_ID = secrets.token_hex(4)  # in every session id: no replays of another run's orders
+CONFIRMED = "confirmed"  # Tally.outcomes: order journeys answered "END Order ...", any time
 
 # The baseline's stand-ins for the gateway's screen and session record (similar sizes).
 BASELINE_SCREEN = (
@@ -385,9 +390,10 @@ class Run:
     loadgen_cpu: float
     rss_mb: float | None  # the largest resident set among the server's processes, at the end
     error_samples: list[str]
-    # PostgreSQL's processes on this machine (None: SQLite, in the server's own, or not here)
+    # the local PostgreSQL cluster's processes (None: SQLite, in the server's own, or remote)
     database_cpu: float | None = None
-    orders_placed: int | None = None  # rows the order windows added, warm-ups included
+    confirms: int | None = None  # order runs: confirms answered, warm-ups included
+    orders_placed: int | None = None  # order runs: orders with this run's keys in the database
 
     @property
     def hops_per_cpu_s(self) -> float | None:
@@ -426,6 +432,7 @@ class Target:
     root_pid: int
     pids: Callable[[], list[int]]
     process: asyncio.subprocess.Process
+    database_host: str | None = None  # the database server's host ("": a Unix socket)
 
 
 async def subscriber(
@@ -476,9 +483,12 @@ async def subscriber(
                 ):
                     tally.fail("unexpected_screens", f"{text!r}: {status} {body[:80]!r}")
                     break  # the session is off the script: start a fresh one
+                confirmed = step == len(journey) - 1 and scenario == "order"
+                if confirmed:
+                    tally.outcomes[CONFIRMED] += 1  # warm-ups too: each must place its order
                 if window.holds(done):
                     tally.latencies.append(done - began)
-                    if step == len(journey) - 1 and scenario == "order":
+                    if confirmed:
                         tally.journeys[scenario] += 1
     finally:
         client.close()
@@ -497,24 +507,28 @@ class Usage:
     async def take(cls, target: Target, redis: Redis) -> Usage:
         cpus = [process_cpu(pid) for pid in target.pids()]
         server = None if any(c is None for c in cpus) else sum(cast(list[float], cpus))
-        database = _postgres_cpu() if target.database == "postgresql" else None
+        local = target.database == "postgresql" and target.database_host in LOOPBACK
+        database = _postgres_cpu() if local else None
         return cls(cpu_seconds(), server, await _redis_cpu(redis), database)
 
 
 def _postgres_cpu() -> float | None:
-    """CPU seconds of every PostgreSQL process on this machine (None if there are none: the
-    server is elsewhere, or there is no /proc). A hint, like Redis': other databases' work on
-    the same server counts too."""
+    """CPU seconds of this machine's PostgreSQL cluster (None if it has no process here, or
+    there is no /proc): every ``postgres`` process's own, and the postmaster's reaped
+    children's (a backend that exits between two readings leaves its CPU there, not gone).
+    A hint, like Redis': the cluster's other databases count too."""
     total, found = 0.0, False
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
-        cpu = process_cpu(int(entry.name))
-        if cpu is not None:
-            total, found = total + cpu, True
+        head, _, tail = stat.rpartition(")")
+        if not head.endswith("(postgres"):
+            continue
+        fields = tail.split()  # utime, stime, cutime, cstime: the 12th to the 15th
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        found = True
     return total if found else None
 
 
@@ -575,6 +589,14 @@ class _Measured:
     loadgen_cpu: float = 0.0
     database_cpu: float | None = 0.0
 
+    def add(self, seconds: float, before: Usage, after: Usage) -> None:
+        """A window of ``seconds`` between two readings."""
+        self.seconds += seconds
+        self.server_cpu = _add(self.server_cpu, before.server, after.server)
+        self.redis_cpu = _add(self.redis_cpu, before.redis, after.redis)
+        self.loadgen_cpu += after.loadgen - before.loadgen
+        self.database_cpu = _add(self.database_cpu, before.database, after.database)
+
 
 def _add(total: float | None, before: float | None, after: float | None) -> float | None:
     if total is None or before is None or after is None:
@@ -592,11 +614,7 @@ async def _window(
         for i in range(subscribers)
     ]
     before, after = await run_window(loops, window, lambda: Usage.take(measured.target, redis))
-    measured.seconds += seconds
-    measured.server_cpu = _add(measured.server_cpu, before.server, after.server)
-    measured.redis_cpu = _add(measured.redis_cpu, before.redis, after.redis)
-    measured.loadgen_cpu += after.loadgen - before.loadgen
-    measured.database_cpu = _add(measured.database_cpu, before.database, after.database)
+    measured.add(seconds, before, after)
 
 
 async def interleave(
@@ -641,6 +659,7 @@ def _summary(measured: _Measured) -> Run:
         rss_mb=rss_mb(target.pids()),
         error_samples=tally.error_samples,
         database_cpu=share(0.0, measured.database_cpu, seconds),
+        confirms=tally.outcomes[CONFIRMED] if measured.scenario == "order" else None,
     )
 
 
@@ -657,11 +676,8 @@ async def drive_sessions(target: Target, subscribers: int, sessions: int, redis:
     before = await Usage.take(target, redis)
     await asyncio.gather(*loops)
     after = await Usage.take(target, redis)
-    measured = _Measured(target, "sessions", tally, time.perf_counter() - began)
-    measured.server_cpu = _add(0.0, before.server, after.server)
-    measured.redis_cpu = _add(0.0, before.redis, after.redis)
-    measured.loadgen_cpu = after.loadgen - before.loadgen
-    measured.database_cpu = _add(0.0, before.database, after.database)
+    measured = _Measured(target, "sessions", tally)
+    measured.add(time.perf_counter() - began, before, after)
     return _summary(measured)
 
 
@@ -758,11 +774,25 @@ async def start_gateway(
         raise RuntimeError(f"okryu serve --workers {workers} did not start:\n{tail}")
     label = "gateway" if workers == 1 else f"gateway x{workers}"
     database = "postgresql" if database_url.startswith("postgresql") else "sqlite"
-    return Target(label, database, port, process.pid, lambda: tree(process.pid), process)
+    from sqlalchemy.engine import make_url
+
+    host = make_url(database_url).host or ""
+    return Target(label, database, port, process.pid, lambda: tree(process.pid), process, host)
 
 
 async def stop(target: Target) -> None:
     await _stop_process(target.process)
+
+
+@contextlib.asynccontextmanager
+async def _database(url: str) -> AsyncIterator[Database]:
+    from store.db import Database
+
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 async def prepare_database(url: str) -> None:
@@ -770,43 +800,35 @@ async def prepare_database(url: str) -> None:
     from sqlalchemy import update
     from sqlmodel import col
 
-    from store.db import Database
     from store.migrate import upgrade
     from store.models import Product
     from store.seed import seed_if_empty
 
-    db = Database(url)
-    try:
+    async with _database(url) as db:
         await upgrade(db)
         await seed_if_empty(db)
         async with db.engine.begin() as conn:
             await conn.execute(
                 update(Product).where(col(Product.sku) == ORDERED_SKU).values(stock=BENCH_STOCK)
             )
-    finally:
-        await db.close()
 
 
 async def count_orders(url: str) -> int:
-    """The orders in the database: an order run's windows must add one per confirm."""
-    from sqlalchemy import text
+    """The orders in the database placed by this run's order journeys (their keys hold the
+    run's session ids, stored whole: well within the key column)."""
+    from sqlalchemy import func, select
+    from sqlmodel import col
 
-    from store.db import Database
+    from store.models import Order
 
-    db = Database(url)
-    try:
-        async with db.engine.connect() as conn:
-            return int((await conn.execute(text("SELECT count(*) FROM orders"))).scalar_one())
-    finally:
-        await db.close()
+    mine = col(Order.idempotency_key).like(f"%:bench-{RUN_ID}-order-%")
+    async with _database(url) as db, db.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).where(mine))).scalar_one())
 
 
-def _with_orders(runs: list[Run], before: int, after: int) -> list[Run]:
-    """``runs`` with the orders their windows placed set on the order run."""
-    return [
-        replace(run, orders_placed=after - before) if run.scenario == "order" else run
-        for run in runs
-    ]
+def _with_orders(runs: list[Run], placed: int) -> list[Run]:
+    """``runs`` with the orders the order run placed."""
+    return [replace(run, orders_placed=placed) if run.scenario == "order" else run for run in runs]
 
 
 async def pick_redis() -> tuple[str, EmbeddedRedis | None]:
@@ -861,13 +883,15 @@ async def bench(plan: Plan) -> dict[str, Any]:
     started: list[Target] = []
 
     async def each_in_turn(*pairs: tuple[Target, Scenario], url: str | None = None) -> None:
-        """The pairs' windows in turn; with ``url``, the orders they placed there counted."""
+        """The pairs' windows in turn; with ``url``, the one order run's orders counted there
+        (the run's keys only, as many as it added: none another run or user placed)."""
         assert redis is not None
+        assert url is None or [scenario for _, scenario in pairs].count("order") == 1
         before = await count_orders(url) if url else 0
         done = await interleave(
             pairs, plan.rounds, plan.subscribers, plan.warmup, plan.seconds, redis
         )
-        runs.extend(_with_orders(done, before, await count_orders(url)) if url else done)
+        runs.extend(_with_orders(done, await count_orders(url) - before) if url else done)
 
     try:
         redis_url, embedded = await pick_redis()
@@ -966,7 +990,7 @@ def targets(runs: list[Run], workers: int) -> list[dict[str, Any]]:
             order.p99_ms < TARGET_ORDER_P99_MS
             and order.errors == 0
             and order.hops > 0
-            and not unplaced(order),
+            and not count_replays(order),
         )
     pg_browse, pg_order = (
         by.get(("browse", "gateway", "postgresql")),
@@ -980,7 +1004,7 @@ def targets(runs: list[Run], workers: int) -> list[dict[str, Any]]:
             ratio is not None
             and ratio >= TARGET_PG_ORDER
             and pg_order.errors == 0
-            and not unplaced(pg_order),
+            and not count_replays(pg_order),
         )
     else:
         add(f"order on PostgreSQL: >= {TARGET_PG_ORDER}x the browse hop rate", "not run", None)
@@ -1010,17 +1034,18 @@ def targets(runs: list[Run], workers: int) -> list[dict[str, Any]]:
     return out
 
 
-def unplaced(run: Run) -> int:
-    """Confirms of ``run``'s window the database has no new order for: answered with orders
-    an earlier run placed (replays), so not the order journeys the target is about."""
-    if run.orders_placed is None or run.journeys_per_s is None:
+def count_replays(run: Run) -> int:
+    """Confirms of ``run`` (warm-ups included) without an order of their own in the database:
+    answered with an order placed before (a replay), not the journeys the target is about.
+    A confirm that gave up ("being placed") is not counted; its order, placed later, is."""
+    if run.confirms is None or run.orders_placed is None:
         return 0
-    return max(0, round(run.journeys_per_s * run.seconds) - run.orders_placed)
+    return max(0, run.confirms - run.orders_placed)
 
 
 def _replays(run: Run) -> str:
-    missing = unplaced(run)
-    return f"; {missing} confirms placed no new order (replays)" if missing else ""
+    replays = count_replays(run)
+    return f"; {replays} confirms placed no order of their own (replays)" if replays else ""
 
 
 def _x(value: float | None) -> str:
@@ -1075,7 +1100,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"{'scenario':<8} {'server':<11} {'db':<10} {'hops/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'errors':>6} {'jrny/s':>6} {'server':>6} {'hop/cpu-s':>9} {'redis':>5} "
-        f"{'db':>5} {'loadgen':>7} {'RSS MB':>6}",
+        f"{'pg':>5} {'loadgen':>7} {'RSS MB':>6}",
     ]
     for run in result["runs"]:
         lines.append(
@@ -1087,14 +1112,14 @@ def render(result: dict[str, Any]) -> str:
             f"{pct(run['loadgen_cpu']):>7} {num(run['rss_mb']):>6}"
         )
     lines.append(
-        "(server, redis, db, loadgen: CPU used over the window, as a share of one core; db: "
-        "this machine's PostgreSQL processes)"
+        "(server, redis, pg, loadgen: CPU used over the window, as a share of one core; pg: "
+        "the local PostgreSQL cluster's processes)"
     )
     for run in result["runs"]:
         if run["orders_placed"] is not None:
             lines.append(
-                f"{run['scenario']}/{run['server']}/{run['database']}: "
-                f"{run['orders_placed']:,} orders placed, warm-ups included"
+                f"{run['scenario']}/{run['server']}/{run['database']}: {run['confirms']:,} "
+                f"confirms, {run['orders_placed']:,} orders placed (warm-ups included)"
             )
     lines.append("")
     for target in result["targets"]:

@@ -64,12 +64,11 @@ PROMISE_INTERVAL = 15.0  # seconds between looks at promises a dead process left
 # the parser (a 500, a traceback logged even for a request refused unread); unread, a coded
 # body is refused with its reason by gateway.edge instead.
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "keepalive_timeout": 75.0}
-# A young collection once 10,000 more objects are alive than at the last (CPython: 700). An
-# order journey's hops keep their state across waits, long enough to be collected young and
-# promoted, and each collection walked the ~3,000 young objects alive (0.3 ms). Measured under
-# order load (gc.callbacks, thread CPU): 11 us of collecting a hop at 700, none at 10,000 in
-# 20 s windows; browsing 1.6 us to none. A hop makes little cyclic garbage, so collections
-# stay rare, and each walks only what is young.
+# A young collection once 10,000 more GC-tracked objects have been made than freed (CPython
+# 3.11: 700). An order journey's hops keep their state across waits, so under order load the
+# young collections ran 36-54 times a second, walking the young objects then alive: 8-12 us of
+# an order hop (README, Benchmark). At 10,000 none ran in any measured window; each that runs
+# walks more, and garbage in cycles lives longer, bounded by the same count.
 YOUNG_COLLECTION = 10_000
 
 
@@ -80,7 +79,8 @@ def create_app(
 
     ``freeze_gc`` (for a serving process): once started, move everything alive into the
     garbage collector's permanent generation. Full collections then walk only what hops
-    allocate, instead of pausing every hop in flight for ~45 ms every few seconds.
+    allocate, instead of pausing every hop in flight for ~45 ms every few seconds. Young
+    collections then wait for ``YOUNG_COLLECTION`` objects.
     """
     app = web.Application()  # no middleware: gateway.edge wraps each route instead
     app[keys.SETTINGS] = settings

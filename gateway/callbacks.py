@@ -240,7 +240,7 @@ def _component(error: BaseException) -> str:
     """Which part failed, for the error counter."""
     if isinstance(error, RedisError):
         return "redis"
-    if isinstance(error, SQLAlchemyError | OSError) or isinstance(error, DRIVER_OUTAGES):
+    if isinstance(error, (SQLAlchemyError, OSError, *DRIVER_OUTAGES)):
         return "database"
     if isinstance(error, TimeoutError):
         return "deadline"

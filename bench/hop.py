@@ -81,16 +81,17 @@ from simulators.load import (
     Window,
     cpu_seconds,
     percentile,
+    proc_stat,
     process_cpu,
     run_window,
     share,
+    stat_cpu,
 )
 
 # The gateway is imported only where it runs: the baseline's process should not carry the
 # gateway's modules (a bigger heap makes every full garbage collection slower).
 if TYPE_CHECKING:
     from gateway.embedded_redis import EmbeddedRedis
-    from store.db import Database
 
 Scenario = Literal["browse", "order", "sessions"]
 
@@ -99,6 +100,7 @@ SERVICE_CODE = "*123#"
 NETWORK_CODE = "99999"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "")  # "": a Unix socket
+POSTGRES_COMMAND = "postgres"  # the command name of every process of a PostgreSQL cluster
 READY = "ready"
 BANNER = "Okryu gateway on "  # what `okryu serve` prints once every worker answers
 
@@ -517,19 +519,13 @@ def _postgres_cpu() -> float | None:
     there is no /proc): every ``postgres`` process's own, and the postmaster's reaped
     children's (a backend that exits between two readings leaves its CPU there, not gone).
     A hint, like Redis': the cluster's other databases count too."""
-    total, found = 0.0, False
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        head, _, tail = stat.rpartition(")")
-        if not head.endswith("(postgres"):
-            continue
-        fields = tail.split()  # utime, stime, cutime, cstime: the 12th to the 15th
-        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        found = True
-    return total if found else None
+    stats = [proc_stat(entry.name) for entry in Path("/proc").glob("[0-9]*")]  # one read each
+    cpus = [
+        stat_cpu(fields, reaped=True)
+        for name, fields in filter(None, stats)
+        if name == POSTGRES_COMMAND
+    ]
+    return sum(cpus) if cpus else None
 
 
 async def _redis_cpu(redis: Redis) -> float | None:
@@ -545,14 +541,9 @@ def tree(root: int) -> list[int]:
     workers), from /proc."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
+        stat = proc_stat(entry.name) if entry.name.isdigit() else None
+        if stat is not None:
+            parents.setdefault(int(stat[1][1]), []).append(int(entry.name))
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -784,27 +775,17 @@ async def stop(target: Target) -> None:
     await _stop_process(target.process)
 
 
-@contextlib.asynccontextmanager
-async def _database(url: str) -> AsyncIterator[Database]:
-    from store.db import Database
-
-    db = Database(url)
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
 async def prepare_database(url: str) -> None:
     """Bring the schema up, seed the demo catalog, stock up the product the journey buys."""
     from sqlalchemy import update
     from sqlmodel import col
 
+    from store.db import Database
     from store.migrate import upgrade
     from store.models import Product
     from store.seed import seed_if_empty
 
-    async with _database(url) as db:
+    async with Database(url) as db:
         await upgrade(db)
         await seed_if_empty(db)
         async with db.engine.begin() as conn:
@@ -819,10 +800,11 @@ async def count_orders(url: str) -> int:
     from sqlalchemy import func, select
     from sqlmodel import col
 
+    from store.db import Database
     from store.models import Order
 
     mine = col(Order.idempotency_key).like(f"%:bench-{RUN_ID}-order-%")
-    async with _database(url) as db, db.engine.connect() as conn:
+    async with Database(url) as db, db.engine.connect() as conn:
         return int((await conn.execute(select(func.count()).where(mine))).scalar_one())
 
 

@@ -289,12 +289,9 @@ async def migrate_command(settings: Settings) -> int:
     from store.db import Database
 
     with database_failures(settings.database_url):
-        db = Database(settings.database_url)
-        try:
+        async with Database(settings.database_url) as db:
             before = await migrate.current(db)
             after = await migrate.upgrade(db)
-        finally:
-            await db.close()
     was = f" (was {before or 'empty'})" if before != after else ""
     print(f"schema at revision {after}{was}")
     return 0
@@ -307,12 +304,9 @@ async def seed(settings: Settings) -> int:
     from store.seed import seed_if_empty
 
     with database_failures(settings.database_url):
-        db = Database(settings.database_url)
-        try:
+        async with Database(settings.database_url) as db:
             await migrate.upgrade(db)
             seeded = await seed_if_empty(db)
-        finally:
-            await db.close()
     if not seeded:
         print("the catalog already has data; left it alone")
         return 0
@@ -365,12 +359,9 @@ async def funnel_report(
     if _no_database(settings):
         return 1
     with database_failures(settings.database_url):
-        db = Database(settings.database_url)
-        try:
+        async with Database(settings.database_url) as db:
             await migrate.upgrade(db)
             steps = report(await reports.funnel(db, start, end))
-        finally:
-            await db.close()
     if as_json:
         rows = [{"screen": s.screen, "sessions": s.sessions, "dropped": s.dropped} for s in steps]
         print(json.dumps({"from": start.isoformat(), "to": end.isoformat(), "steps": rows}))
@@ -399,13 +390,10 @@ async def ledger_report(settings: Settings, since: str | None, *, as_json: bool)
     if _no_database(settings):
         return 1
     with database_failures(settings.database_url):
-        db = Database(settings.database_url)
-        try:
+        async with Database(settings.database_url) as db:
             await migrate.upgrade(db)
             days = await cards.days(db, start)
             proof = await cards.prove(db)
-        finally:
-            await db.close()
     if as_json:
         rows = [
             {"day": d.day.isoformat(), "topups": d.topups, "payments": d.payments,

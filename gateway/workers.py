@@ -85,13 +85,10 @@ def _prepare(settings: Settings) -> None:
 
     async def prepare() -> None:
         with database_failures(settings.database_url):
-            db = Database(settings.database_url)
-            try:
+            async with Database(settings.database_url) as db:
                 await migrate.upgrade(db)
                 if settings.seed_if_empty and await seed_if_empty(db):
                     log.info("seeded the demo catalog")
-            finally:
-                await db.close()
 
     asyncio.run(prepare())
 

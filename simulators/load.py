@@ -137,14 +137,28 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime
 
 
-def process_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` from /proc (None where there is no /proc)."""
+def proc_stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """``pid``'s command name and the fields after it in /proc/<pid>/stat (None if gone, or
+    where there is no /proc): fields[1] is the parent, fields[11:15] utime, stime, and the
+    reaped children's cutime, cstime, in clock ticks."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    head, _, tail = stat.rpartition(")")  # the command name may hold spaces and parentheses
+    return head.partition("(")[2], tail.split()
+
+
+def stat_cpu(fields: Sequence[str], *, reaped: bool = False) -> float:
+    """User + system CPU seconds in :func:`proc_stat`'s fields; with ``reaped``, the
+    process's ended children's too."""
+    return sum(int(f) for f in fields[11 : 15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` from /proc (None where there is no /proc)."""
+    found = proc_stat(pid)
+    return None if found is None else stat_cpu(found[1])
 
 
 def share(before: float | None, after: float | None, seconds: float) -> float | None:

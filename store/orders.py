@@ -462,14 +462,16 @@ async def _place_in_one_call(
     key = stored_key(req.idempotency_key)
     for _ in range(_CODE_DRAWS):
         placed = OrderPlaced(code=new_code(), subtotal=subtotal, fee=fee, total=subtotal + fee)
+        body = render_confirmation(placed, req.lang)
         try:
-            row = await pool.fetchrow(
-                _PLACE, key, req.msisdn, req.lang, req.zone_id, req.address, placed.code,
-                ids, [quantities[pid] for pid in ids], prices,
-                [found.products[pid].name_en for pid in ids],
-                [found.products[pid].name_ko for pid in ids],
-                fee, render_confirmation(placed, req.lang), utcnow(),
-            )  # fmt: skip
+            async with db.order_calls:  # its turn (store.db.ORDER_CALLS)
+                row = await pool.fetchrow(
+                    _PLACE, key, req.msisdn, req.lang, req.zone_id, req.address, placed.code,
+                    ids, [quantities[pid] for pid in ids], prices,
+                    [found.products[pid].name_en for pid in ids],
+                    [found.products[pid].name_ko for pid in ids],
+                    fee, body, utcnow(),
+                )  # fmt: skip
         except asyncpg.UniqueViolationError as error:
             # The same key placed by a concurrent call (the caller reads it back), or the
             # same code drawn at the same instant (the caller tries again): as on the ORM path.

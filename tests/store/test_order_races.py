@@ -8,13 +8,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from unittest.mock import AsyncMock
 
+import asyncpg
 import pytest
 from sqlalchemy import event
 from sqlalchemy.util import await_only
 
 from menus.ports import OrderPlaced, OutOfStock
 from store import cards
-from store.db import Database
+from store.catalog import load_catalog
+from store.db import ORDER_CALLS, Database
 from store.models import Order, OrderLine, OutboundMessage
 from store.orders import place_order
 from tests.store.factories import (
@@ -190,3 +192,52 @@ async def test_place_order_repriced_while_placing_is_charged_the_new_price(
     assert await count(seeded_db, Order) == 1
     sent = [m.body for m in await rows(seeded_db, OutboundMessage) if m.kind == "order_placed"]
     assert sent == [f"en {placed.code} total {placed.total}"]
+
+
+async def test_place_order_calls_beyond_a_few_wait_their_turn_in_the_process(
+    seeded_db: Database,
+) -> None:
+    # Orders for one product take turns on its row lock however many are sent: beyond
+    # ORDER_CALLS they wait in the process, not asleep in the server's lock queue, and none is
+    # lost for it.
+    if seeded_db.is_sqlite:
+        pytest.skip("SQLite places one order at a time already")
+    rice = await product_by_sku(seeded_db, "FD-RICE5")
+    zone = await first_zone(seeded_db)
+    assert rice.id and zone.id
+    shown = await load_catalog(seeded_db, "1")  # as shown: the order call is the only statement
+    pool = await seeded_db.pool()
+    callers = ORDER_CALLS + 5
+    holder = await asyncpg.connect(**seeded_db.driver_options())
+    watcher = await asyncpg.connect(**seeded_db.driver_options())
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND query LIKE '%okryu_place_order%'"
+    )
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("SELECT 1 FROM product WHERE id = $1 FOR UPDATE", rice.id)
+        placing = [
+            asyncio.create_task(
+                place_order(
+                    seeded_db, order_request(f"k{i}", [(rice.id, 1)], zone.id), render, shown
+                )
+            )
+            for i in range(callers)
+        ]
+        async with asyncio.timeout(10):
+            while await watcher.fetchval(waiting) < ORDER_CALLS:
+                pass  # each look is a round trip: the callers run meanwhile
+
+        assert pool.open == ORDER_CALLS  # the others never took a connection
+        assert await watcher.fetchval(waiting) == ORDER_CALLS
+        await lock.commit()
+        results = await asyncio.gather(*placing)
+    finally:
+        await holder.close()
+        await watcher.close()
+
+    assert all(isinstance(r, OrderPlaced) for r in results)
+    assert await stock_of(seeded_db, rice.id) == rice.stock - callers
+    assert await count(seeded_db, Order) == callers

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from store.handout import Connections
+from store.turns import Turns
 
 DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")  # the async drivers the store installs
 # What asyncpg takes from a URL's query: SQLAlchemy hands every key to asyncpg.connect() as a
@@ -57,13 +58,10 @@ DRIVER_OUTAGES = (
 )
 T = TypeVar("T")
 POOL_SIZE = 10  # PostgreSQL connections per pool (SQLAlchemy's, and the hot path's hand-out)
-# An order's call holds its products' row locks through its commit, so calls for one product
-# take turns in the server whatever their number; beyond a few, the rest only queue on the row
-# lock there, each backend put to sleep and woken on a core the gateway needs. They queue here
-# instead. Measured on this project's 2-core machine (README, benchmark), 50 handsets ordering
-# one product: with 10 at once, the server's CPU per order hop was 59-64 us and the gateway
-# waited for a core 4-8% of the time; with 3, 43-55 us and 2-3%, and 6% more order hops.
-ORDER_CALLS = 3  # okryu_place_order calls in flight at once per process (PostgreSQL)
+# Order calls in flight at once per product, per process (store/turns.py). Measured on this
+# project's 2-core machine (README, benchmark), 50 handsets ordering one product: 10 at once
+# (the hand-out's size, before) against 3, windows in turns.
+ORDER_CALLS = 3
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -96,7 +94,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self.order_calls = asyncio.Semaphore(ORDER_CALLS)  # PostgreSQL's order calls' turns
+        self.order_turns = Turns(ORDER_CALLS)  # PostgreSQL's order calls, per product
         self._path = url.split(":///", 1)[-1] if self.is_sqlite else ""
         self._reader: sqlite3.Connection | None = None
         self._compiled: dict[Any, tuple[str, list[str]]] = {}

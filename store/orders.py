@@ -464,7 +464,7 @@ async def _place_in_one_call(
         placed = OrderPlaced(code=new_code(), subtotal=subtotal, fee=fee, total=subtotal + fee)
         body = render_confirmation(placed, req.lang)
         try:
-            async with db.order_calls:  # its turn (store.db.ORDER_CALLS)
+            async with db.order_turns.of(ids):  # its turn on each product (store/turns.py)
                 row = await pool.fetchrow(
                     _PLACE, key, req.msisdn, req.lang, req.zone_id, req.address, placed.code,
                     ids, [quantities[pid] for pid in ids], prices,

@@ -21,6 +21,7 @@ from store.models import Order, OrderLine, OutboundMessage
 from store.orders import place_order
 from tests.store.factories import (
     ALICE,
+    BOB,
     count,
     first_zone,
     order_request,
@@ -194,12 +195,67 @@ async def test_place_order_repriced_while_placing_is_charged_the_new_price(
     assert sent == [f"en {placed.code} total {placed.total}"]
 
 
+_LOCK_WAITS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND wait_event_type = 'Lock' AND query LIKE '%okryu_place_order%'"
+)
+
+
+class _LockedProduct:
+    """A product's row locked by another connection (staff mid-edit), until released; a
+    watcher to count the order calls waiting on a lock in the server."""
+
+    def __init__(self, db: Database, product_id: int) -> None:
+        self.db = db
+        self.product_id = product_id
+
+    async def __aenter__(self) -> _LockedProduct:
+        options = self.db.driver_options()
+        self.holder = await asyncpg.connect(**options)
+        self.watcher = await asyncpg.connect(**options)
+        self.lock = self.holder.transaction()
+        self.held = True
+        await self.lock.start()
+        await self.holder.execute("SELECT 1 FROM product WHERE id = $1 FOR UPDATE", self.product_id)
+        return self
+
+    async def waiting_in_server(self) -> int:
+        found: int = await self.watcher.fetchval(_LOCK_WAITS)
+        return found
+
+    async def until_waiting_in_server(self, calls: int) -> None:
+        async with asyncio.timeout(10):
+            while await self.waiting_in_server() < calls:
+                pass  # each look is a round trip: the callers run meanwhile
+
+    async def release(self) -> None:
+        if self.held:
+            self.held = False
+            await self.lock.commit()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.release()
+        await self.holder.close()
+        await self.watcher.close()
+
+
+async def _settle(tasks: list[asyncio.Task[Any]]) -> list[Any]:
+    """The tasks' results, within a bound; on failure none is left running into teardown."""
+    try:
+        async with asyncio.timeout(20):
+            return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_place_order_calls_beyond_a_few_wait_their_turn_in_the_process(
     seeded_db: Database,
 ) -> None:
     # Orders for one product take turns on its row lock however many are sent: beyond
-    # ORDER_CALLS they wait in the process, not asleep in the server's lock queue, and none is
-    # lost for it.
+    # ORDER_CALLS they wait in the process, not asleep in the server's lock queue holding a
+    # connection, and none is lost for it.
     if seeded_db.is_sqlite:
         pytest.skip("SQLite places one order at a time already")
     rice = await product_by_sku(seeded_db, "FD-RICE5")
@@ -208,36 +264,62 @@ async def test_place_order_calls_beyond_a_few_wait_their_turn_in_the_process(
     shown = await load_catalog(seeded_db, "1")  # as shown: the order call is the only statement
     pool = await seeded_db.pool()
     callers = ORDER_CALLS + 5
-    holder = await asyncpg.connect(**seeded_db.driver_options())
-    watcher = await asyncpg.connect(**seeded_db.driver_options())
-    waiting = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND query LIKE '%okryu_place_order%'"
-    )
-    try:
-        lock = holder.transaction()
-        await lock.start()
-        await holder.execute("SELECT 1 FROM product WHERE id = $1 FOR UPDATE", rice.id)
-        placing = [
-            asyncio.create_task(
-                place_order(
-                    seeded_db, order_request(f"k{i}", [(rice.id, 1)], zone.id), render, shown
+    placing: list[asyncio.Task[Any]] = []
+    async with _LockedProduct(seeded_db, rice.id) as locked:
+        try:
+            for i in range(callers):
+                request = order_request(
+                    f"k{i}", [(rice.id, 1)], zone.id, msisdn=f"+85019123{i:05d}"
                 )
-            )
-            for i in range(callers)
-        ]
-        async with asyncio.timeout(10):
-            while await watcher.fetchval(waiting) < ORDER_CALLS:
-                pass  # each look is a round trip: the callers run meanwhile
+                placing.append(asyncio.create_task(place_order(seeded_db, request, render, shown)))
+            await locked.until_waiting_in_server(ORDER_CALLS)
 
-        assert pool.open == ORDER_CALLS  # the others never took a connection
-        assert await watcher.fetchval(waiting) == ORDER_CALLS
-        await lock.commit()
-        results = await asyncio.gather(*placing)
-    finally:
-        await holder.close()
-        await watcher.close()
+            assert pool.open == ORDER_CALLS  # the others never took a connection
+            assert await locked.waiting_in_server() == ORDER_CALLS
+            assert seeded_db.order_turns.waiting(rice.id) == callers
+            await locked.release()
+        finally:
+            await locked.release()
+            results = await _settle(placing)
 
     assert all(isinstance(r, OrderPlaced) for r in results)
     assert await stock_of(seeded_db, rice.id) == rice.stock - callers
     assert await count(seeded_db, Order) == callers
+
+
+async def test_place_order_for_another_product_does_not_wait_behind_a_locked_one(
+    seeded_db: Database,
+) -> None:
+    # The turns are per product: a product whose row is held (a long import, a card order)
+    # keeps its own orders waiting, never those for another.
+    if seeded_db.is_sqlite:
+        pytest.skip("SQLite places one order at a time already")
+    rice = await product_by_sku(seeded_db, "FD-RICE5")
+    socks = await product_by_sku(seeded_db, "CL-SOCKS")
+    zone = await first_zone(seeded_db)
+    assert rice.id and socks.id and zone.id
+    shown = await load_catalog(seeded_db, "1")
+    placing: list[asyncio.Task[Any]] = []
+    async with _LockedProduct(seeded_db, rice.id) as locked:
+        try:
+            for i in range(ORDER_CALLS + 2):
+                request = order_request(
+                    f"r{i}", [(rice.id, 1)], zone.id, msisdn=f"+85019124{i:05d}"
+                )
+                placing.append(asyncio.create_task(place_order(seeded_db, request, render, shown)))
+            await locked.until_waiting_in_server(ORDER_CALLS)
+
+            request = order_request("socks", [(socks.id, 2)], zone.id, msisdn=BOB)
+            async with asyncio.timeout(10):
+                placed = await place_order(seeded_db, request, render, shown)
+
+            assert isinstance(placed, OrderPlaced)
+            assert await locked.waiting_in_server() == ORDER_CALLS  # rice's still waiting
+            await locked.release()
+        finally:
+            await locked.release()
+            results = await _settle(placing)
+
+    assert all(isinstance(r, OrderPlaced) for r in results)
+    assert await stock_of(seeded_db, socks.id) == socks.stock - 2
+    assert await count(seeded_db, Order) == ORDER_CALLS + 3

@@ -287,8 +287,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await background.stop()  # the promise keeper first: no placement starts after close
         await gateway.close()
-        await background.stop()
         await funnel.close()
         await catalogs.close()
         await sessions.close()

@@ -10,7 +10,6 @@ is told an SMS will confirm, and the order completes (exactly once) on its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
@@ -466,8 +465,9 @@ class Gateway:
         kept = 0
         for request in await self.promises.due():
             placement = self._start_placing(request, promised=True)
-            with contextlib.suppress(Exception):  # logged and told by the placement itself
-                await placement.task
+            # wait() never cancels the placement (an awaited task would be cancelled with
+            # the keeper, as the process stops); how it ended is logged and told by itself.
+            await asyncio.wait([placement.task])
             if await self._told(request):
                 await self.promises.drop(request.idempotency_key)
                 kept += 1

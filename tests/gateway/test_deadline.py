@@ -154,6 +154,42 @@ async def test_deadline_promise_of_a_process_that_died_is_kept_by_the_next(
     assert await dead.due(grace=0) == []
 
 
+async def test_a_promise_keeper_stopped_mid_placement_leaves_the_order_to_finish(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    # The keeper waits on each placement it starts. Stopped meanwhile (the process shutting
+    # down), it must not take the placement with it: the order goes through, and the
+    # process's close waits for it as for every order in flight.
+    rice = await product_by_sku(seeded_db, FIRST_PRODUCT)
+    zone = await first_zone(seeded_db)
+    buyer = "+8501912000001"
+    request = order_request(f"{buyer}:k", [(rice.id, 1)], zone.id, msisdn=buyer)
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    assert gateway.promises is not None
+    await gateway.promises.make(request)  # not yet due: the process's own keeper leaves it
+    gateway.promises.clock = lambda: time.time() + 60  # due now, to this test's keeper
+    async with slow_store(client, seeded_db):
+        keeper = asyncio.create_task(gateway.keep_promises())
+        for _ in range(1000):  # each look a loop turn: until the keeper's placement is out
+            if request.idempotency_key in gateway._placing:
+                break
+            await asyncio.sleep(0)
+        placement = gateway._placing[request.idempotency_key].task
+        keeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await keeper
+        assert not placement.done()
+    await gateway.close()
+
+    assert not placement.cancelled()
+    async with seeded_db.session() as s:
+        placed = (await s.exec(select(Order))).all()
+        sms = [m.kind for m in (await s.exec(select(OutboundMessage))).all()]
+    assert [order.msisdn for order in placed] == [buyer]
+    assert sms == ["order_placed"]
+
+
 async def placed_once(client: TestClient[Any, Any], db: Database) -> Order:
     """The one order placed, told by its confirmation alone, its cart done with."""
     async with db.session() as s:

@@ -453,7 +453,13 @@ class Gateway:
         if placement is None:
             placement = _Placement(asyncio.create_task(self._place_and_follow_up(request)))
             self._placing[key] = placement
-            placement.task.add_done_callback(lambda _: self._placing.pop(key, None))
+
+            def settled(task: asyncio.Task[Any]) -> None:
+                self._placing.pop(key, None)
+                if not task.cancelled():
+                    task.exception()  # retrieved: the placement logged its own failure
+
+            placement.task.add_done_callback(settled)
         placement.promised = placement.promised or promised
         return placement
 

@@ -12,6 +12,10 @@ row locks: two orders never hold a turn each that the other waits for. Card orde
 transaction, ``store.orders._place_once``) and a cancellation's restock take the same row locks
 without a turn: a call may still wait behind one of them in the server, as every call did
 before. SQLite needs none: its writes already take turns in the process (``Database.write_now``).
+
+There is no limit across products: with the rows of four or more products held at once (a
+long import), their waiting calls can still take every connection of the hand-out, as any ten
+calls could before.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class Turns:
         """``async with turns.of(product_ids):`` a turn on every one of them."""
         return _Turn(self, sorted(set(products)))
 
-    def waiting(self, product: int) -> int:
+    def in_line(self, product: int) -> int:
         """Orders holding or waiting for a turn on ``product`` (0: no line kept for it)."""
         line = self._lines.get(product)
         return 0 if line is None else line.users

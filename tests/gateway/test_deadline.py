@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -171,10 +172,9 @@ async def test_a_promise_keeper_stopped_mid_placement_leaves_the_order_to_finish
     gateway.promises.clock = lambda: time.time() + 60  # due now, to this test's keeper
     async with slow_store(client, seeded_db):
         keeper = asyncio.create_task(gateway.keep_promises())
-        for _ in range(1000):  # each look a loop turn: until the keeper's placement is out
-            if request.idempotency_key in gateway._placing:
-                break
-            await asyncio.sleep(0)
+        async with asyncio.timeout(10):  # until the keeper's placement is out
+            while request.idempotency_key not in gateway._placing:
+                await asyncio.sleep(0)  # a loop turn, not a wait for time
         placement = gateway._placing[request.idempotency_key].task
         keeper.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -188,6 +188,34 @@ async def test_a_promise_keeper_stopped_mid_placement_leaves_the_order_to_finish
         sms = [m.kind for m in (await s.exec(select(OutboundMessage))).all()]
     assert [order.msisdn for order in placed] == [buyer]
     assert sms == ["order_placed"]
+
+
+async def test_a_kept_promise_whose_order_fails_is_told_and_reported_once(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    # The placement logs its own failure and queues the SMS; the task that ran it must not
+    # be reported again by asyncio as an exception nobody read.
+    rice = await product_by_sku(seeded_db, FIRST_PRODUCT)
+    buyer = "+8501912000001"
+    request = order_request(f"{buyer}:k", [(rice.id, 1)], 999_999, msisdn=buyer)  # no district
+    client = await make_gateway()
+    gateway = client.app[keys.GATEWAY]
+    assert gateway.promises is not None
+    await gateway.promises.make(request)
+    gateway.promises.clock = lambda: time.time() + 60  # due
+    reported: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+    try:
+        assert await gateway.keep_promises() == 1  # told: the promise is done with
+        gc.collect()  # the placement's task and its traceback's frames, freed
+    finally:
+        loop.set_exception_handler(None)
+
+    assert reported == []
+    async with seeded_db.session() as s:
+        sms = [(m.to, m.kind) for m in (await s.exec(select(OutboundMessage))).all()]
+    assert sms == [(buyer, "order_failed")]
 
 
 async def placed_once(client: TestClient[Any, Any], db: Database) -> Order:

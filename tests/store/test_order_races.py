@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.util import await_only
 
-from menus.ports import OrderPlaced, OutOfStock
+from menus.ports import Catalog, OrderPlaced, OutOfStock
 from store import cards
 from store.catalog import load_catalog
 from store.db import ORDER_CALLS, Database
@@ -239,6 +239,24 @@ class _LockedProduct:
         await self.watcher.close()
 
 
+def _ordering(
+    db: Database, shown: Catalog, product_id: int, zone_id: int, orders: int
+) -> list[asyncio.Task[Any]]:
+    """``orders`` orders of one unit of the product, each by a subscriber of its own (the
+    customer rows' locks are not what is waited on), placed as shown."""
+    return [
+        asyncio.create_task(
+            place_order(
+                db,
+                order_request(f"k{i}", [(product_id, 1)], zone_id, msisdn=f"+85019123{i:05d}"),
+                render,
+                shown,
+            )
+        )
+        for i in range(orders)
+    ]
+
+
 async def _settle(tasks: list[asyncio.Task[Any]]) -> list[Any]:
     """The tasks' results, within a bound; on failure none is left running into teardown."""
     try:
@@ -267,16 +285,12 @@ async def test_place_order_calls_beyond_a_few_wait_their_turn_in_the_process(
     placing: list[asyncio.Task[Any]] = []
     async with _LockedProduct(seeded_db, rice.id) as locked:
         try:
-            for i in range(callers):
-                request = order_request(
-                    f"k{i}", [(rice.id, 1)], zone.id, msisdn=f"+85019123{i:05d}"
-                )
-                placing.append(asyncio.create_task(place_order(seeded_db, request, render, shown)))
+            placing = _ordering(seeded_db, shown, rice.id, zone.id, callers)
             await locked.until_waiting_in_server(ORDER_CALLS)
 
             assert pool.open == ORDER_CALLS  # the others never took a connection
             assert await locked.waiting_in_server() == ORDER_CALLS
-            assert seeded_db.order_turns.waiting(rice.id) == callers
+            assert seeded_db.order_turns.in_line(rice.id) == callers
             await locked.release()
         finally:
             await locked.release()
@@ -302,11 +316,7 @@ async def test_place_order_for_another_product_does_not_wait_behind_a_locked_one
     placing: list[asyncio.Task[Any]] = []
     async with _LockedProduct(seeded_db, rice.id) as locked:
         try:
-            for i in range(ORDER_CALLS + 2):
-                request = order_request(
-                    f"r{i}", [(rice.id, 1)], zone.id, msisdn=f"+85019124{i:05d}"
-                )
-                placing.append(asyncio.create_task(place_order(seeded_db, request, render, shown)))
+            placing = _ordering(seeded_db, shown, rice.id, zone.id, ORDER_CALLS + 2)
             await locked.until_waiting_in_server(ORDER_CALLS)
 
             request = order_request("socks", [(socks.id, 2)], zone.id, msisdn=BOB)

@@ -39,23 +39,23 @@ async def test_at_most_size_calls_per_product_the_rest_wait_in_order() -> None:
     orders = _Orders(turns)
     tasks = [asyncio.create_task(orders.place(f"o{i}", 7)) for i in range(8)]
 
-    await _until(lambda: turns.waiting(7) == 8)
+    await _until(lambda: turns.in_line(7) == 8)
 
     assert orders.holding == ["o0", "o1", "o2"]
     orders.go.set()
     assert await asyncio.gather(*tasks) == [f"o{i}" for i in range(8)]
     assert orders.holding == [f"o{i}" for i in range(8)]  # first come, first served
-    assert turns.waiting(7) == 0  # no line kept for a product nobody orders
+    assert turns.in_line(7) == 0  # no line kept for a product nobody orders
 
 
 async def test_an_order_for_another_product_does_not_wait_behind_a_busy_one() -> None:
     turns = Turns(1)
     orders = _Orders(turns)
     busy = [asyncio.create_task(orders.place(f"rice{i}", 1)) for i in range(4)]
-    await _until(lambda: turns.waiting(1) == 4)
+    await _until(lambda: turns.in_line(1) == 4)
 
     async with turns.of([2]):  # the coat's turn, at once
-        assert turns.waiting(2) == 1
+        assert turns.in_line(2) == 1
 
     assert orders.holding == ["rice0"]
     orders.go.set()
@@ -69,10 +69,10 @@ async def test_crossed_orders_never_hold_a_turn_the_other_waits_for() -> None:
     await _until(lambda: orders.holding == ["holder"])
     second = asyncio.create_task(orders.place("b", 1, 2))
     first = asyncio.create_task(orders.place("a", 2, 1, 2))  # a product twice: one turn
-    await _until(lambda: turns.waiting(1) == 3)
+    await _until(lambda: turns.in_line(1) == 3)
 
     # a asks for 1 before 2, as b does: it holds nothing b will wait for.
-    assert turns.waiting(2) == 0
+    assert turns.in_line(2) == 0
     orders.go.set()
     async with asyncio.timeout(5):  # a deadlock would hang here
         assert await asyncio.gather(holder, second, first) == ["holder", "b", "a"]
@@ -85,18 +85,18 @@ async def test_an_order_cancelled_while_waiting_gives_back_what_it_held() -> Non
     holder = asyncio.create_task(orders.place("holder", 2))
     await _until(lambda: orders.holding == ["holder"])
     waiter = asyncio.create_task(orders.place("waiter", 1, 2))  # holds 1, waits for 2
-    await _until(lambda: turns.waiting(2) == 2)
+    await _until(lambda: turns.in_line(2) == 2)
 
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
 
-    assert (turns.waiting(1), turns.waiting(2)) == (0, 1)
+    assert (turns.in_line(1), turns.in_line(2)) == (0, 1)
     async with turns.of([1]):  # its turn on 1 was given back
         pass
     orders.go.set()
     await holder
-    assert turns.waiting(2) == 0
+    assert turns.in_line(2) == 0
 
 
 async def test_an_order_whose_call_fails_gives_its_turns_back() -> None:
@@ -105,9 +105,9 @@ async def test_an_order_whose_call_fails_gives_its_turns_back() -> None:
         async with turns.of([3, 4]):
             raise RuntimeError("the server refused it")
 
-    assert (turns.waiting(3), turns.waiting(4)) == (0, 0)
+    assert (turns.in_line(3), turns.in_line(4)) == (0, 0)
     async with turns.of([3, 4]):
-        assert (turns.waiting(3), turns.waiting(4)) == (1, 1)
+        assert (turns.in_line(3), turns.in_line(4)) == (1, 1)
 
 
 def test_a_turn_needs_room_for_one_call() -> None:

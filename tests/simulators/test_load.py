@@ -125,8 +125,7 @@ async def test_load_over_the_operator_s_smpp_bind_loses_no_order(
         config(rig.client, network=FLAKY, seed=5),
         url=rig.handset_url,
         dialect=SMPP,
-        duration=SECONDS,
-    )
+    )  # the flaky network's 4 s: in 1.5 s on a busy machine no order finished now and then
     report = await run_load(load)
     assert report.errors["http_5xx"] == 0, report.error_samples
     assert report.orders_placed > 0 and report.screens_over_budget == 0

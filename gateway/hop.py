@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ log = logging.getLogger("okryu.hop")
 
 MAX_REQUESTS_PER_HOP = 6
 MAX_SAVE_ATTEMPTS = 4
+NONCE_BYTES = 4  # a record's nonce: 8 hex characters, one draw per new record
 IDLE_STEPS = 64  # step greenlets kept idle (as many as steps that waited on the store at once)
 RECENT_SESSIONS = 4
 SAVE_MARGIN = 0.25  # seconds of the deadline kept for rendering and saving after the store
@@ -230,15 +232,19 @@ class Gateway:
         give_up_at = asyncio.get_running_loop().time() + self.deadline - SAVE_MARGIN
         # The store's answers, kept across save retries.
         data: dict[tuple[int, Request], Any] = {}
+        made = ""  # a new record's nonce: one draw for every attempt of this hop
         for _ in range(MAX_SAVE_ATTEMPTS):
             record = Record.loads(await self.sessions.load(key))
+            if record is None and not made:
+                made = secrets.token_hex(NONCE_BYTES)
+            nonce = made if record is None else record.nonce
             hop = plan(inbound, record, now=self.clock(), retry_window=self.retry_window)
             if hop.kind == "replay":
                 assert record is not None
                 return Reply(*record.reply, screen=record.state)  # a retry already answered
             versions = self.versions
             catalog = await self.catalogs.get(versions.catalog_tag, versions.stock_tag)
-            step = functools.partial(self._step, engine, inbound, record, hop, catalog)
+            step = functools.partial(self._step, engine, inbound, record, nonce, hop, catalog)
             asks = (hop.kind, record.state if record is not None else "")
             if asks in self._asking:
                 turn = await self._resolve(step, data, give_up_at, asks)
@@ -267,6 +273,7 @@ class Gateway:
                 ctx=turn.ctx,
                 at=self.clock(),
                 seen=seen,
+                nonce=nonce,
             )
             if await self.sessions.save(key, saved):
                 self._count(hop, record, turn)
@@ -290,6 +297,7 @@ class Gateway:
         engine: Engine,
         inbound: Inbound,
         record: Record | None,
+        nonce: str,
         hop: _Plan,
         catalog: Catalog,
         data: dict[tuple[int, Request], Any],
@@ -298,7 +306,9 @@ class Gateway:
         # and its effects change the lists it holds): a copy, the record itself untouched.
         again = record
         ctx = orjson.loads(orjson.dumps(record.ctx)) if record is not None else {}
-        who = {"msisdn": inbound.msisdn, "session_ref": inbound.session_ref}
+        # The engine keys carts and orders by this: the session id, and the record's nonce.
+        ref = f"{inbound.session_ref}~{nonce}" if nonce else inbound.session_ref
+        who = {"msisdn": inbound.msisdn, "session_ref": ref}
         if hop.kind == "start":
             resume = None
             if again is not None and self.clock() - again.at <= self.resume_ttl:

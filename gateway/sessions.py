@@ -51,6 +51,10 @@ class Record:
     # The positions in the path of inputs typed on a secret screen (a PIN): the trail is the
     # digest of the path with these masked, and ``last`` is never one of them.
     masked: list[int] = field(default_factory=list)
+    # Drawn when the record is made, kept while it lives: the carts' and orders' keys carry it,
+    # so a session id an aggregator hands out again after the record expired keys them anew
+    # ("": a record made before it existed, keyed by the session id alone until it expires).
+    nonce: str = ""
 
     def dumps(self, version: int) -> bytes:
         body = {
@@ -68,6 +72,8 @@ class Record:
         }
         if self.masked:
             body["m"] = self.masked
+        if self.nonce:
+            body["n"] = self.nonce
         return b"%d|" % version + orjson.dumps(body)
 
     @classmethod
@@ -94,6 +100,7 @@ class Record:
                 ctx=data["c"],
                 at=data["at"],
                 masked=[int(i) for i in data.get("m", ())],
+                nonce=str(data.get("n", "")),
             )
         except (orjson.JSONDecodeError, ValueError, KeyError, IndexError, TypeError):
             return None  # unreadable (an older format): start afresh rather than fail the hop

@@ -66,6 +66,7 @@ def test_plan_record_of_the_first_release_reads_its_path() -> None:
     )
     record = Record.loads(first_release)
     assert record is not None and (record.depth, record.last) == (2, "1")
+    assert record.nonce == ""  # made before nonces: keyed by the session id, as it was
     assert plan(at("s2", "1", "1"), record).kind == "replay"
     assert plan(at("s2", "1", "1", "3"), record).inputs == ("3",)
 
@@ -100,3 +101,9 @@ def test_plan_latest_dialect_retry_of_a_secret_answer_is_a_replay_within_the_win
     assert last == "*" and b"4821" not in after.dumps(1)
     assert plan(latest("s2", "4821"), after, now=200.5, retry_window=1.0).kind == "replay"
     assert plan(latest("s2", "4821"), after, now=201.5, retry_window=1.0).kind == "continue"
+
+
+def test_plan_record_keeps_its_nonce() -> None:
+    kept = Record.loads(Record(ref="s2", nonce="0a1b2c3d").dumps(1))
+    assert kept is not None and kept.nonce == "0a1b2c3d"
+    assert b'"n"' not in Record(ref="s2").dumps(1)  # none: nothing written

@@ -97,6 +97,31 @@ async def test_ussd_replayed_confirm_places_one_order_and_one_sms(
     assert await count(seeded_db, OutboundMessage) == 1
 
 
+async def test_ussd_session_id_used_again_after_the_record_expired_orders_anew(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    # An aggregator that hands out a session id again once the subscriber's record is gone
+    # (a day later, OKRYU_CART_TTL) must not have the new checkout answered with the old
+    # order: its keys carry the record's own random part, not only the session id.
+    client = await make_gateway()
+    confirm = "*".join([*ORDER_PATH, "1"])
+    await walk(client, ORDER_PATH)
+    _, first = await post(client, confirm)
+    gateway = client.app[keys.GATEWAY]
+    await client.app[keys.REDIS].delete(gateway.sessions.key("*123#", MSISDN))  # expired
+
+    await walk(client, ORDER_PATH)
+    _, second = await post(client, confirm)
+
+    assert first.startswith("END Order ") and second.startswith("END Order ")
+    assert first.split()[2] != second.split()[2]  # a code of its own
+    async with seeded_db.session() as s:
+        codes = sorted(o.code for o in (await s.exec(select(Order))).all())
+        sms = (await s.exec(select(OutboundMessage))).all()
+    assert codes == sorted([first.split()[2], second.split()[2]])
+    assert [m.kind for m in sms] == ["order_placed", "order_placed"]
+
+
 async def test_ussd_replayed_browsing_hop_answers_the_same_and_moves_nothing(
     make_gateway: Make,
 ) -> None:

@@ -232,19 +232,15 @@ class Gateway:
         give_up_at = asyncio.get_running_loop().time() + self.deadline - SAVE_MARGIN
         # The store's answers, kept across save retries.
         data: dict[tuple[int, Request], Any] = {}
-        made = ""  # a new record's nonce: one draw for every attempt of this hop
         for _ in range(MAX_SAVE_ATTEMPTS):
             record = Record.loads(await self.sessions.load(key))
-            if record is None and not made:
-                made = secrets.token_hex(NONCE_BYTES)
-            nonce = made if record is None else record.nonce
             hop = plan(inbound, record, now=self.clock(), retry_window=self.retry_window)
             if hop.kind == "replay":
                 assert record is not None
                 return Reply(*record.reply, screen=record.state)  # a retry already answered
             versions = self.versions
             catalog = await self.catalogs.get(versions.catalog_tag, versions.stock_tag)
-            step = functools.partial(self._step, engine, inbound, record, nonce, hop, catalog)
+            step = functools.partial(self._step, engine, inbound, record, hop, catalog)
             asks = (hop.kind, record.state if record is not None else "")
             if asks in self._asking:
                 turn = await self._resolve(step, data, give_up_at, asks)
@@ -273,7 +269,7 @@ class Gateway:
                 ctx=turn.ctx,
                 at=self.clock(),
                 seen=seen,
-                nonce=nonce,
+                nonce=record.nonce if record is not None else secrets.token_hex(NONCE_BYTES),
             )
             if await self.sessions.save(key, saved):
                 self._count(hop, record, turn)
@@ -297,7 +293,6 @@ class Gateway:
         engine: Engine,
         inbound: Inbound,
         record: Record | None,
-        nonce: str,
         hop: _Plan,
         catalog: Catalog,
         data: dict[tuple[int, Request], Any],
@@ -307,6 +302,10 @@ class Gateway:
         again = record
         ctx = orjson.loads(orjson.dumps(record.ctx)) if record is not None else {}
         # The engine keys carts and orders by this: the session id, and the record's nonce.
+        # A new record's first hop cannot be told from its own retry (the same id, the same
+        # text), which may be running beside it with a nonce of its own: it keys by the session
+        # id alone, as every hop did before nonces (a key it stores, a checkout's, stays).
+        nonce = record.nonce if record is not None else ""
         ref = f"{inbound.session_ref}~{nonce}" if nonce else inbound.session_ref
         who = {"msisdn": inbound.msisdn, "session_ref": ref}
         if hop.kind == "start":

@@ -51,9 +51,10 @@ class Record:
     # The positions in the path of inputs typed on a secret screen (a PIN): the trail is the
     # digest of the path with these masked, and ``last`` is never one of them.
     masked: list[int] = field(default_factory=list)
-    # Drawn when the record is made, kept while it lives: the carts' and orders' keys carry it,
-    # so a session id an aggregator hands out again after the record expired keys them anew
-    # ("": a record made before it existed, keyed by the session id alone until it expires).
+    # Drawn when the record is made, kept while it lives: the keys of carts and orders made
+    # after its first hop carry it, so a session id an aggregator hands out again after the
+    # record expired keys them anew ("": a record made, or saved last, by a process before
+    # nonces: keyed by the session id alone; a checkout's key, once stored, stays).
     nonce: str = ""
 
     def dumps(self, version: int) -> bytes:

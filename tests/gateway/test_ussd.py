@@ -122,6 +122,30 @@ async def test_ussd_session_id_used_again_after_the_record_expired_orders_anew(
     assert [m.kind for m in sms] == ["order_placed", "order_placed"]
 
 
+async def test_ussd_first_hop_sent_twice_at_once_to_a_new_record_orders_once(
+    make_gateway: Make, seeded_db: Database
+) -> None:
+    # A returning shopper whose record expired dials a shortcut to the confirm (the saved
+    # address), and the aggregator sends that first hop again while the first is still out.
+    # Both run with no record: they must key the order alike, and place it once.
+    client = await make_gateway()
+    await walk(client, ORDER_PATH)
+    await post(client, "*".join([*ORDER_PATH, "1"]))
+    gateway = client.app[keys.GATEWAY]
+    await client.app[keys.REDIS].delete(gateway.sessions.key("*123#", MSISDN))  # expired
+    shortcut = "*123*" + "*".join([*ORDER_PATH[:-1], "1", "1"]) + "#"  # saved address, Confirm
+    form = {**hop("", session="ATUid_9"), "serviceCode": shortcut}
+
+    first, again = await asyncio.gather(
+        client.post(AT_PATH, data=form), client.post(AT_PATH, data=form)
+    )
+
+    answers = {await first.text(), await again.text()}
+    assert len(answers) == 1 and answers.pop().startswith("END Order ")
+    assert await count(seeded_db, Order) == 2  # the first session's, and this one
+    assert await count(seeded_db, OutboundMessage) == 2
+
+
 async def test_ussd_replayed_browsing_hop_answers_the_same_and_moves_nothing(
     make_gateway: Make,
 ) -> None:

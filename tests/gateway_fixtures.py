@@ -102,11 +102,16 @@ def gateway_settings(db: Database, redis_url: str, redis_prefix: str) -> Setting
 
 @pytest.fixture
 async def make_gateway(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
     gateway_settings: Settings,
     seeded_db: Database,
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
 ) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
-    """Build the app through its factory (settings may be overridden) and serve it."""
+    """Build the app through its factory (settings may be overridden) and serve it.
+
+    ``aiohttp_client`` comes last, so it is set up after the database and Redis and torn down
+    before them: the apps it serves stop (their background loops, their placements) before
+    the tables are dropped. Torn down after, a catalog watch or a promise keeper still
+    running met the teardown's ``DROP TABLE`` (a deadlock in PostgreSQL, now and then)."""
 
     async def make(redis: Client | None = None, **overrides: Any) -> TestClient[Any, Any]:
         settings = dataclasses.replace(gateway_settings, **overrides)

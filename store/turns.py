@@ -78,18 +78,15 @@ class _Turn:
 
     async def __aenter__(self) -> None:
         owner = self._owner
-        try:
-            for product in self._products:
-                line = owner._join(product)
-                try:
-                    await line.turns.acquire()
-                except BaseException:  # cancelled while waiting: never held
-                    owner._leave(product, line)
-                    raise
-                self._taken.append((product, line))
-        except BaseException:
-            self._give_back()
-            raise
+        for product in self._products:
+            line = owner._join(product)
+            try:
+                await line.turns.acquire()
+            except BaseException:  # cancelled while waiting: this turn never held, the rest back
+                owner._leave(product, line)
+                self._give_back()
+                raise
+            self._taken.append((product, line))
 
     async def __aexit__(
         self,

@@ -17,7 +17,9 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from gateway import keys
+from gateway.hop import Gateway
 from gateway.promises import Promises
+from menus.ports import PlaceOrder
 from store import orders
 from store.db import Database
 from store.models import Order, OutboundMessage, Product
@@ -155,6 +157,14 @@ async def test_deadline_promise_of_a_process_that_died_is_kept_by_the_next(
     assert await dead.due(grace=0) == []
 
 
+async def promised_after_start(gateway: Gateway, request: PlaceOrder) -> None:
+    """A promise of ``request`` made after the process started (its own keeper, which looked
+    then, leaves it), and due now to the keeper a test runs."""
+    assert gateway.promises is not None
+    await gateway.promises.make(request)
+    gateway.promises.clock = lambda: time.time() + 60
+
+
 async def test_a_promise_keeper_stopped_mid_placement_leaves_the_order_to_finish(
     make_gateway: Make, seeded_db: Database
 ) -> None:
@@ -167,9 +177,7 @@ async def test_a_promise_keeper_stopped_mid_placement_leaves_the_order_to_finish
     request = order_request(f"{buyer}:k", [(rice.id, 1)], zone.id, msisdn=buyer)
     client = await make_gateway()
     gateway = client.app[keys.GATEWAY]
-    assert gateway.promises is not None
-    await gateway.promises.make(request)  # not yet due: the process's own keeper leaves it
-    gateway.promises.clock = lambda: time.time() + 60  # due now, to this test's keeper
+    await promised_after_start(gateway, request)
     async with slow_store(client, seeded_db):
         keeper = asyncio.create_task(gateway.keep_promises())
         async with asyncio.timeout(10):  # until the keeper's placement is out
@@ -200,9 +208,7 @@ async def test_a_kept_promise_whose_order_fails_is_told_and_reported_once(
     request = order_request(f"{buyer}:k", [(rice.id, 1)], 999_999, msisdn=buyer)  # no district
     client = await make_gateway()
     gateway = client.app[keys.GATEWAY]
-    assert gateway.promises is not None
-    await gateway.promises.make(request)
-    gateway.promises.clock = lambda: time.time() + 60  # due
+    await promised_after_start(gateway, request)
     reported: list[str] = []
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _, context: reported.append(context["message"]))

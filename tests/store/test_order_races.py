@@ -201,71 +201,69 @@ _LOCK_WAITS = (
 )
 
 
-class _LockedProduct:
-    """A product's row locked by another connection (staff mid-edit), until released; a
-    watcher to count the order calls waiting on a lock in the server."""
+class _OrdersBehindALock:
+    """A product's row locked by another connection (staff mid-edit), and ``orders`` orders
+    of one unit of it sent meanwhile, each by a subscriber of its own (the customer rows'
+    locks are not what is waited on), placed as shown; entered once ORDER_CALLS of them wait
+    on the lock in the server. On the way out the lock goes and the orders are settled: none
+    is left running into teardown."""
 
-    def __init__(self, db: Database, product_id: int) -> None:
-        self.db = db
-        self.product_id = product_id
+    def __init__(
+        self, db: Database, shown: Catalog, product_id: int, zone_id: int, orders: int
+    ) -> None:
+        self.db, self.shown, self.product_id = db, shown, product_id
+        self.requests = [
+            order_request(f"k{i}", [(product_id, 1)], zone_id, msisdn=f"+85019123{i:05d}")
+            for i in range(orders)
+        ]
+        self.placing: list[asyncio.Task[Any]] = []
 
-    async def __aenter__(self) -> _LockedProduct:
+    async def __aenter__(self) -> _OrdersBehindALock:
         options = self.db.driver_options()
         self.holder = await asyncpg.connect(**options)
         self.watcher = await asyncpg.connect(**options)
         self.lock = self.holder.transaction()
         self.held = True
-        await self.lock.start()
-        await self.holder.execute("SELECT 1 FROM product WHERE id = $1 FOR UPDATE", self.product_id)
+        try:
+            await self.lock.start()
+            await self.holder.execute(
+                "SELECT 1 FROM product WHERE id = $1 FOR UPDATE", self.product_id
+            )
+            self.placing = [
+                asyncio.create_task(place_order(self.db, request, render, self.shown))
+                for request in self.requests
+            ]
+            async with asyncio.timeout(10):
+                while await self.waiting_in_server() < ORDER_CALLS:
+                    pass  # each look is a round trip: the callers run meanwhile
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def waiting_in_server(self) -> int:
         found: int = await self.watcher.fetchval(_LOCK_WAITS)
         return found
 
-    async def until_waiting_in_server(self, calls: int) -> None:
-        async with asyncio.timeout(10):
-            while await self.waiting_in_server() < calls:
-                pass  # each look is a round trip: the callers run meanwhile
-
-    async def release(self) -> None:
+    async def let_go(self) -> list[Any]:
+        """The lock released; the orders' results, within a bound."""
         if self.held:
             self.held = False
             await self.lock.commit()
+        try:
+            async with asyncio.timeout(20):
+                return await asyncio.gather(*self.placing)
+        finally:
+            for task in self.placing:
+                task.cancel()
+            await asyncio.gather(*self.placing, return_exceptions=True)
 
     async def __aexit__(self, *_: object) -> None:
-        await self.release()
-        await self.holder.close()
-        await self.watcher.close()
-
-
-def _ordering(
-    db: Database, shown: Catalog, product_id: int, zone_id: int, orders: int
-) -> list[asyncio.Task[Any]]:
-    """``orders`` orders of one unit of the product, each by a subscriber of its own (the
-    customer rows' locks are not what is waited on), placed as shown."""
-    return [
-        asyncio.create_task(
-            place_order(
-                db,
-                order_request(f"k{i}", [(product_id, 1)], zone_id, msisdn=f"+85019123{i:05d}"),
-                render,
-                shown,
-            )
-        )
-        for i in range(orders)
-    ]
-
-
-async def _settle(tasks: list[asyncio.Task[Any]]) -> list[Any]:
-    """The tasks' results, within a bound; on failure none is left running into teardown."""
-    try:
-        async with asyncio.timeout(20):
-            return await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self.let_go()
+        finally:
+            await self.holder.close()
+            await self.watcher.close()
 
 
 async def test_place_order_calls_beyond_a_few_wait_their_turn_in_the_process(
@@ -282,19 +280,11 @@ async def test_place_order_calls_beyond_a_few_wait_their_turn_in_the_process(
     shown = await load_catalog(seeded_db, "1")  # as shown: the order call is the only statement
     pool = await seeded_db.pool()
     callers = ORDER_CALLS + 5
-    placing: list[asyncio.Task[Any]] = []
-    async with _LockedProduct(seeded_db, rice.id) as locked:
-        try:
-            placing = _ordering(seeded_db, shown, rice.id, zone.id, callers)
-            await locked.until_waiting_in_server(ORDER_CALLS)
-
-            assert pool.open == ORDER_CALLS  # the others never took a connection
-            assert await locked.waiting_in_server() == ORDER_CALLS
-            assert seeded_db.order_turns.in_line(rice.id) == callers
-            await locked.release()
-        finally:
-            await locked.release()
-            results = await _settle(placing)
+    async with _OrdersBehindALock(seeded_db, shown, rice.id, zone.id, callers) as queue:
+        assert pool.open == ORDER_CALLS  # the others never took a connection
+        assert await queue.waiting_in_server() == ORDER_CALLS
+        assert seeded_db.order_turns.in_line(rice.id) == callers
+        results = await queue.let_go()
 
     assert all(isinstance(r, OrderPlaced) for r in results)
     assert await stock_of(seeded_db, rice.id) == rice.stock - callers
@@ -313,22 +303,14 @@ async def test_place_order_for_another_product_does_not_wait_behind_a_locked_one
     zone = await first_zone(seeded_db)
     assert rice.id and socks.id and zone.id
     shown = await load_catalog(seeded_db, "1")
-    placing: list[asyncio.Task[Any]] = []
-    async with _LockedProduct(seeded_db, rice.id) as locked:
-        try:
-            placing = _ordering(seeded_db, shown, rice.id, zone.id, ORDER_CALLS + 2)
-            await locked.until_waiting_in_server(ORDER_CALLS)
+    async with _OrdersBehindALock(seeded_db, shown, rice.id, zone.id, ORDER_CALLS + 2) as queue:
+        request = order_request("socks", [(socks.id, 2)], zone.id, msisdn=BOB)
+        async with asyncio.timeout(10):
+            placed = await place_order(seeded_db, request, render, shown)
 
-            request = order_request("socks", [(socks.id, 2)], zone.id, msisdn=BOB)
-            async with asyncio.timeout(10):
-                placed = await place_order(seeded_db, request, render, shown)
-
-            assert isinstance(placed, OrderPlaced)
-            assert await locked.waiting_in_server() == ORDER_CALLS  # rice's still waiting
-            await locked.release()
-        finally:
-            await locked.release()
-            results = await _settle(placing)
+        assert isinstance(placed, OrderPlaced)
+        assert await queue.waiting_in_server() == ORDER_CALLS  # rice's still waiting
+        results = await queue.let_go()
 
     assert all(isinstance(r, OrderPlaced) for r in results)
     assert await stock_of(seeded_db, socks.id) == socks.stock - 2

@@ -373,7 +373,7 @@ class _Handset(asyncio.Protocol):
         buffer += data
         while (head_end := buffer.find(b"\r\n\r\n")) >= 0:
             head = bytes(buffer[:head_end])
-            found = _LENGTH.search(head) or _LENGTH.search(head.lower())
+            found = _LENGTH.search(head)
             total = head_end + 4 + (int(found.group(1)) if found else 0)
             if len(buffer) < total:
                 return
@@ -387,7 +387,7 @@ class _Handset(asyncio.Protocol):
         self.drive.lost(ConnectionError(f"connection lost: {exc}"))  # with no hop out: nothing
 
 
-_LENGTH = re.compile(rb"\r\n[Cc]ontent-[Ll]ength: *(\d+)")
+_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
 _JOURNEYS: dict[Scenario, tuple[str, ...]] = {
     "browse": BROWSE_LOOP,
     "order": ORDER_JOURNEY,
@@ -430,8 +430,27 @@ class _Drive:
         self.step = 0
         self.form = b""
         self.sent_at = 0.0  # when the hop now out was sent (0.0: none is)
-        # Set when the drive needs ``subscriber``: None when it is done, else what went wrong.
+        # Set when the callbacks stop: None when the drive is done, else what went wrong.
         self.event: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> Exception | None:
+        """Connect if need be and send the hop at ``step``; the callbacks go on from there.
+        Returns when they stop: None at the end, else the error (a hop past ``HOP_TIMEOUT``
+        among them, its connection closed: a late answer must not be read as the next's)."""
+        loop = asyncio.get_running_loop()
+        if self.handset is None or self.handset.transport is None:
+            _, self.handset = await loop.create_connection(
+                lambda: _Handset(self), "127.0.0.1", self.target.port
+            )
+        self.event = loop.create_future()
+        self.send()
+        while not self.event.done():
+            await asyncio.wait([self.event], timeout=WATCHDOG_INTERVAL)
+            if self.sent_at and time.perf_counter() - self.sent_at > HOP_TIMEOUT:
+                self.sent_at = 0.0
+                self.close()
+                return TimeoutError(f"no answer within {HOP_TIMEOUT:g} s")
+        return self.event.result()
 
     def next_session(self) -> bool:
         """Start the next session's form; False when there is none to start."""
@@ -509,9 +528,6 @@ class _Drive:
             self.sent_at = 0.0
             self._tell(error)
 
-    def overdue(self, now: float) -> bool:
-        return bool(self.sent_at) and now - self.sent_at > HOP_TIMEOUT
-
     def _tell(self, what: Exception | None) -> None:
         if not self.event.done():
             self.event.set_result(what)
@@ -532,39 +548,26 @@ async def subscriber(
     sessions_left: list[int] | None = None,
     round_: int = 0,
 ) -> None:
-    """One handset (``_Drive``): connects, starts its first journey, and then only sees to
-    what the callbacks cannot do alone: a lost connection or a hop past ``HOP_TIMEOUT``
-    (counted, then a fresh connection and session after ``ERROR_PAUSE``) and the end."""
-    loop = asyncio.get_running_loop()
+    """One handset (``_Drive``): its callbacks drive the hops; this sees to what they cannot
+    do alone: a lost connection or a hop past ``HOP_TIMEOUT`` (counted, then a fresh
+    connection and session after ``ERROR_PAUSE``) and the end."""
     drive = _Drive(target, scenario, index, window, tally, sessions_left, round_)
     try:
         if not drive.next_session():
             return
         while True:
             try:
-                if drive.handset is None or drive.handset.transport is None:
-                    _, drive.handset = await loop.create_connection(
-                        lambda: _Handset(drive), "127.0.0.1", target.port
-                    )
-                drive.event = loop.create_future()
-                drive.send()
-                while not drive.event.done():
-                    await asyncio.wait([drive.event], timeout=WATCHDOG_INTERVAL)
-                    if drive.overdue(time.perf_counter()):
-                        drive.sent_at = 0.0
-                        drive.close()  # a late answer must not be read as the next hop's
-                        raise TimeoutError(f"no answer within {HOP_TIMEOUT:g} s")
-                error = drive.event.result()
-                if error is None:
-                    return
-                raise error
-            except (OSError, TimeoutError) as error:
-                text = drive.journey[drive.step]
-                tally.fail("connection_errors", f"{text!r}: {type(error).__name__}: {error}")
-                drive.close()
-                await asyncio.sleep(ERROR_PAUSE)
-                if not drive.next_session():  # the session is lost with its connection
-                    return
+                error = await drive.run()
+            except OSError as refused:  # the connection could not be made
+                error = refused
+            if error is None:
+                return
+            text = drive.journey[drive.step]
+            tally.fail("connection_errors", f"{text!r}: {type(error).__name__}: {error}")
+            drive.close()
+            await asyncio.sleep(ERROR_PAUSE)
+            if not drive.next_session():  # the session is lost with its connection
+                return
     finally:
         drive.close()
 

@@ -201,6 +201,17 @@ _LOCK_WAITS = (
 )
 
 
+async def _rice_on_postgres(db: Database) -> tuple[int, int, int, Catalog]:
+    """The turns' tests' product id and stock, a zone's id and the catalog as shown (the order
+    call then its only statement); skipped on SQLite, which places one order at a time."""
+    if db.is_sqlite:
+        pytest.skip("SQLite places one order at a time already")
+    rice = await product_by_sku(db, "FD-RICE5")
+    zone = await first_zone(db)
+    assert rice.id and zone.id
+    return rice.id, rice.stock, zone.id, await load_catalog(db, "1")
+
+
 class _OrdersBehindALock:
     """A product's row locked by another connection (staff mid-edit), and ``orders`` orders
     of one unit of it sent meanwhile, each by a subscriber of its own (the customer rows'
@@ -272,22 +283,17 @@ async def test_place_order_calls_beyond_a_few_wait_their_turn_in_the_process(
     # Orders for one product take turns on its row lock however many are sent: beyond
     # ORDER_CALLS they wait in the process, not asleep in the server's lock queue holding a
     # connection, and none is lost for it.
-    if seeded_db.is_sqlite:
-        pytest.skip("SQLite places one order at a time already")
-    rice = await product_by_sku(seeded_db, "FD-RICE5")
-    zone = await first_zone(seeded_db)
-    assert rice.id and zone.id
-    shown = await load_catalog(seeded_db, "1")  # as shown: the order call is the only statement
+    rice_id, stock, zone_id, shown = await _rice_on_postgres(seeded_db)
     pool = await seeded_db.pool()
     callers = ORDER_CALLS + 5
-    async with _OrdersBehindALock(seeded_db, shown, rice.id, zone.id, callers) as queue:
+    async with _OrdersBehindALock(seeded_db, shown, rice_id, zone_id, callers) as queue:
         assert pool.open == ORDER_CALLS  # the others never took a connection
         assert await queue.waiting_in_server() == ORDER_CALLS
-        assert seeded_db.order_turns.in_line(rice.id) == callers
+        assert seeded_db.order_turns.in_line(rice_id) == callers
         results = await queue.let_go()
 
     assert all(isinstance(r, OrderPlaced) for r in results)
-    assert await stock_of(seeded_db, rice.id) == rice.stock - callers
+    assert await stock_of(seeded_db, rice_id) == stock - callers
     assert await count(seeded_db, Order) == callers
 
 
@@ -296,15 +302,11 @@ async def test_place_order_for_another_product_does_not_wait_behind_a_locked_one
 ) -> None:
     # The turns are per product: a product whose row is held (a long import, a card order)
     # keeps its own orders waiting, never those for another.
-    if seeded_db.is_sqlite:
-        pytest.skip("SQLite places one order at a time already")
-    rice = await product_by_sku(seeded_db, "FD-RICE5")
+    rice_id, _, zone_id, shown = await _rice_on_postgres(seeded_db)
     socks = await product_by_sku(seeded_db, "CL-SOCKS")
-    zone = await first_zone(seeded_db)
-    assert rice.id and socks.id and zone.id
-    shown = await load_catalog(seeded_db, "1")
-    async with _OrdersBehindALock(seeded_db, shown, rice.id, zone.id, ORDER_CALLS + 2) as queue:
-        request = order_request("socks", [(socks.id, 2)], zone.id, msisdn=BOB)
+    assert socks.id
+    async with _OrdersBehindALock(seeded_db, shown, rice_id, zone_id, ORDER_CALLS + 2) as queue:
+        request = order_request("socks", [(socks.id, 2)], zone_id, msisdn=BOB)
         async with asyncio.timeout(10):
             placed = await place_order(seeded_db, request, render, shown)
 

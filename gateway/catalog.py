@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -267,6 +269,7 @@ class CatalogCache:
         self._stock_tag: bytes | None = None
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
+        self._readings = itertools.count(1)
 
     async def get(self, catalog_tag: bytes | None, stock_tag: bytes | None) -> Catalog:
         """The catalog for these versions (``CatalogVersions.catalog_tag`` and ``stock_tag``)."""
@@ -275,7 +278,7 @@ class CatalogCache:
         if snapshot is None or snapshot.version != version:
             async with self._lock:
                 if self.snapshot is None or self.snapshot.version != version:
-                    self.snapshot = await load_catalog(self.db, version)
+                    self.snapshot = await self._read(version)
                     self._stock_tag = stock_tag
             return self.snapshot
         idle = self._refresh is None or self._refresh.done()
@@ -288,7 +291,7 @@ class CatalogCache:
 
     async def _reload(self, version: str) -> None:
         try:
-            fresh = await load_catalog(self.db, version)
+            fresh = await self._read(version)
         except Exception:
             log.exception("background catalog refresh failed; serving the previous snapshot")
             self._stock_tag = None  # try again on a later hop
@@ -296,6 +299,12 @@ class CatalogCache:
         async with self._lock:
             if self.snapshot is None or self.snapshot.version == version:
                 self.snapshot = fresh
+
+    async def _read(self, version: str) -> Catalog:
+        """The catalog as the store has it now, numbered: a screen cached from another
+        reading (whose stock may differ, under the same version) is not reused for this one."""
+        catalog = await load_catalog(self.db, version)
+        return dataclasses.replace(catalog, reading=next(self._readings))
 
     async def close(self) -> None:
         if self._refresh is not None and not self._refresh.done():

@@ -348,7 +348,7 @@ class Engine:
         screen = self.flow.screens[state]
         key = screen.cache_key(view)
         if key is not None:
-            key = (state, *key, view.lang, view.catalog.version)
+            key = (state, *key, view.lang, view.catalog.version, view.catalog.reading)
             cached = self._contents.get(key)
             if cached is not None:
                 self._contents.move_to_end(key)

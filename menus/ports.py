@@ -57,6 +57,11 @@ class Catalog:
     products: Mapping[int, Product]
     by_category: Mapping[int, tuple[int, ...]]  # active product ids per category, in order
     zones: tuple[Zone, ...]
+    # Which reading of the store this is, in this process (0: not counted). ``version`` moves
+    # with each edit; stock moves with every order and is read again under the same version,
+    # so a screen cached with what it says of stock (a product listed as sold out) is kept
+    # for one reading only.
+    reading: int = 0
 
 
 # --- requests the engine makes, and the answers it expects ---------------------------------

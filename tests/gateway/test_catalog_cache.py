@@ -41,3 +41,14 @@ async def test_catalog_stock_refresh_happens_at_most_once_per_interval(seeded_db
     assert await stock_seen(cache, b"1", b"2") == 7  # within the interval: still the old figure
     now[0] += 5
     assert await stock_seen(cache, b"1", b"3") == 3  # past it: refreshed
+
+
+async def test_each_reading_of_the_catalog_is_numbered_anew(seeded_db: Database) -> None:
+    """A stock refresh reads the same catalog version again: its snapshot is another reading,
+    so screens cached from the last one (a product listed as sold out) are not reused."""
+    cache = CatalogCache(seeded_db, stock_refresh=0.0)
+    first = await cache.get(b"1", b"0")
+    assert (await cache.get(b"1", b"0")).reading == first.reading  # nothing moved: no re-read
+    await stock_seen(cache, b"1", b"1")
+    assert cache.snapshot is not None and cache.snapshot.version == first.version
+    assert cache.snapshot.reading > first.reading

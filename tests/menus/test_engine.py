@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -116,6 +117,21 @@ def test_engine_sold_out_product_cannot_be_added() -> None:
     assert "Add to cart" not in screen
     assert phone.send("1") == "Invalid choice. Try again.\n" + screen
     assert phone.state == "product"
+
+
+def test_engine_lists_stock_as_read_at_each_reading_of_the_same_catalog_version() -> None:
+    """Stock is read again under the same catalog version (every order moves it): a product
+    list shown from one reading is not shown again from the next."""
+    phone = Driver()
+    phone.dial()
+    assert "Product number 2 KPW 2,000" in phone.send("1", "1")
+    products = {**phone.catalog.products}
+    products[2] = dataclasses.replace(products[2], stock=0)
+    phone.catalog = dataclasses.replace(phone.catalog, products=products, reading=2)
+    assert "Product number 2 sold out" in phone.send("0", "1")
+    products[2] = dataclasses.replace(products[2], stock=9)  # restocked
+    phone.catalog = dataclasses.replace(phone.catalog, products=dict(products), reading=3)
+    assert "Product number 2 KPW 2,000" in phone.send("0", "1")
 
 
 def _to_quantity(phone: Driver) -> str:

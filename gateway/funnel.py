@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from menus.engine import RESUME
 from menus.shop import Shop
 from store import reports
 from store.db import Database
-from store.models import utcnow
 
 log = logging.getLogger("okryu.funnel")
 
@@ -44,19 +44,23 @@ def reach(seen: int, screen: str) -> tuple[int, bool]:
 class FunnelCounter:
     """Counts first arrivals per (hour, screen) and adds them to the database now and then."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
-        self.clock = clock
-        self._counts: Counter[tuple[datetime, str]] = Counter()
+        self.clock = clock  # epoch seconds
+        # By the hour's number since the epoch: a hop counts with one division (two datetimes
+        # a screen, made and rounded, cost it a few microseconds).
+        self._counts: Counter[tuple[int, str]] = Counter()
 
     def reached(self, screen: str) -> None:
-        hour = self.clock().replace(minute=0, second=0, microsecond=0)
-        self._counts[(hour, screen)] += 1
+        self._counts[(int(self.clock() // 3600), screen)] += 1
 
     async def flush(self) -> None:
         counts, self._counts = self._counts, Counter()
+        by_hour: Counter[tuple[datetime, str]] = Counter()
+        for (hour, screen), count in counts.items():
+            by_hour[(_hour(hour), screen)] += count
         try:
-            await reports.add_funnel(self.db, counts)
+            await reports.add_funnel(self.db, by_hour)
         except Exception:
             self._counts.update(counts)  # keep them for the next try
             raise
@@ -76,6 +80,12 @@ class FunnelCounter:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.flush()
+
+
+def _hour(number: int) -> datetime:
+    """The start of the ``number``-th hour since the epoch, as the store keeps times (UTC,
+    naive)."""
+    return datetime.fromtimestamp(number * 3600, UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class Engine:
             OrderedDict()
         )
         self._contents: OrderedDict[tuple[Any, ...], Content] = OrderedDict()
+        self._shown: OrderedDict[tuple[Any, ...], str] = OrderedDict()  # pages as shown
         self._cache_size = cache_size
 
     @property
@@ -407,6 +408,13 @@ class Engine:
         start, stop = pages[page]
         more = stop < len(rows)
         top = reason or view.ctx.note or None
+        # A cached screen's page with nothing above it reads the same for every session.
+        key = (content.cache_key, page) if content.cache_key is not None and not top else None
+        if key is not None:
+            shown = self._shown.get(key)
+            if shown is not None:
+                self._shown.move_to_end(key)
+                return shown, content.end
 
         def layout(title: str, replace: bool = False) -> str:
             return self._compose(content, rows, view.t, title, start, stop, more, top, replace)
@@ -414,6 +422,8 @@ class Engine:
         text = layout(self._fit_title(content, view.t, layout))
         if top and not fits(text, self.budget):
             text = layout(self._fit_title(content, view.t, lambda t: layout(t, True)), True)
+        if key is not None:
+            self._remember(self._shown, key, text)
         return text, content.end
 
     def _compose(

@@ -342,6 +342,9 @@ class Home(ShopScreen):
     def values(self, view: View[ShopContext]) -> Mapping[str, Any]:
         return {"count": len(_cart_lines(view))}  # products, not units: "Cart (3)"
 
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...]:
+        return (len(_cart_lines(view)),)  # every session starts here: built once per count
+
 
 class Categories(ShopScreen):
     state = "categories"
@@ -416,6 +419,12 @@ class ProductPage(ShopScreen):
     def add(self, view: View[ShopContext]) -> Outcome:
         return Go("start_adding") if self.available(view) else Invalid("error.sold_out")
 
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...] | None:
+        # The same for every shopper who may add it (or may not): the product's page is read
+        # by many, and built once per reading of the catalog.
+        product = _selected(view)
+        return None if product is None else (product.id, self.available(view))
+
     def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
         return [{"product": pid, "cart": []} for pid in view.catalog.products] + [{"product": -1}]
 
@@ -448,6 +457,10 @@ class QuantityPrompt(ShopScreen):
         cart_id = _key(view)
         return Go("add_to_cart", {"product_id": product.id, "quantity": int(text),
                                   "cart_id": cart_id})  # fmt: skip
+
+    def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...] | None:
+        product = _selected(view)
+        return None if product is None else (product.id, _room(view, product))
 
     def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
         return [{"product": pid, "cart": []} for pid in view.catalog.products]

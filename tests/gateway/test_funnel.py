@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from gateway import keys
-from gateway.funnel import STEPS, format_report, report
+from gateway.funnel import STEPS, FunnelCounter, format_report, report
 from store import reports
 from store.db import Database
 from store.models import utcnow
@@ -54,3 +54,20 @@ async def test_funnel_counts_add_up_across_flushes(seeded_db: Database) -> None:
     assert (
         await reports.funnel(seeded_db, hour + timedelta(hours=1), hour + timedelta(hours=2)) == {}
     )
+
+
+async def test_funnel_counts_each_arrival_in_the_hour_it_came(seeded_db: Database) -> None:
+    hour = datetime(2026, 12, 1, 10)
+    now = [hour.replace(tzinfo=UTC).timestamp() + 3599.5]  # 10:59:59.5
+    counter = FunnelCounter(seeded_db, clock=lambda: now[0])
+    counter.reached("home")
+    now[0] += 1  # 11:00:00.5
+    counter.reached("home")
+    counter.reached("cart")
+    await counter.flush()
+    assert await reports.funnel(seeded_db, hour, hour + timedelta(hours=1)) == {"home": 1}
+    later = hour + timedelta(hours=1)
+    assert await reports.funnel(seeded_db, later, later + timedelta(hours=1)) == {
+        "home": 1,
+        "cart": 1,
+    }

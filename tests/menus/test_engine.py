@@ -134,6 +134,24 @@ def test_engine_lists_stock_as_read_at_each_reading_of_the_same_catalog_version(
     assert "Product number 2 KPW 2,000" in phone.send("0", "1")
 
 
+def test_engine_shows_each_shopper_the_product_page_their_cart_allows() -> None:
+    """The product page and the quantity prompt are built once for all shoppers (cached):
+    still, a cart that holds all there is sees no "Add to cart", and the prompt's range is
+    what each cart has room for."""
+    full, empty = Driver(), Driver(ref="s2")
+    empty.engine = full.engine  # one process, one cache
+    full.dial()
+    empty.dial()
+    assert "How many? (1-3)" in full.send("1", "1", "2", "1")
+    full.send("3", "00")  # all three in the cart
+    page = full.send("1", "1", "2")
+    assert "Add to cart" not in page and page.endswith("Sold out\n0 Back 00 Home")
+    assert "1. Add to cart" in empty.send("1", "1", "2")
+    assert "How many? (1-3)" in empty.send("1")
+    empty.send("1", "00")
+    assert "How many? (1-2)" in empty.send("1", "1", "2", "1")
+
+
 def _to_quantity(phone: Driver) -> str:
     phone.dial()
     return phone.send("1", "1", "1", "1")

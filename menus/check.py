@@ -3,7 +3,8 @@
 Building the engine already checks the declaration (``menus.flow``). What needs a catalog is
 checked here: :func:`budget_problems` renders every screen, page and re-prompt with worst-case
 values (the journey's fullest context and the store's largest answers) at each screen budget,
-and names the screen, its file and line, the language, page and reason that does not fit.
+and names the screen, its file and line, the language, page and reason that does not fit; and
+a screen whose ``cache_key`` gives two of its samples the same key for different screens.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def _render_problems(
     except KeyError as error:
         return [f"{where(screen)}: screen {name(screen)}: no value for placeholder {error}"]
     problems = []
+    # A screen built once per key is shown to every session with that key: one sample whose
+    # screen differs from another's under the same key means the key leaves something out.
+    if content.cache_key is not None and engine._build(screen, view, content.cache_key) != content:
+        problems.append(
+            f"{where(screen)}: screen {name(screen)} ({lang}): its cache_key"
+            f" {screen.cache_key(view)!r} leaves out something the screen shows; sessions"
+            " with that key would see another session's screen"
+        )
     for page in range(len(pages)):
         view.ctx.page = page
         for key in (None, *content.reasons):

@@ -327,7 +327,11 @@ class Screen(Generic[C]):
         return Invalid()
 
     def cache_key(self, view: View[C]) -> tuple[Any, ...] | None:
-        """Screens whose rows depend only on the catalog say so: their pages are cached."""
+        """What, besides the catalog and the language, this screen's content depends on
+        (``()``: nothing; None: more than a key can say, built every time). Screens that say
+        are built once per reading of the catalog and key, and so are their pages: the key
+        must hold everything of the session the screen shows (a product page: whether one
+        more fits in this cart)."""
         return None
 
     def samples(self, view: View[C]) -> Sequence[Mapping[str, Any]]:

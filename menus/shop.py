@@ -314,6 +314,15 @@ def _zone(view: View[ShopContext]) -> Zone | None:
     return next((z for z in view.catalog.zones if z.id == view.ctx.zone), None)
 
 
+def _with_some_in_cart(view: View[ShopContext]) -> list[dict[str, Any]]:
+    """A product's screens once one of it is in the cart, and once all there is: a sample for
+    ``okryu flow check`` that what they show follows the cart (their ``cache_key``)."""
+    first = next(iter(view.catalog.products), None)
+    if first is None:
+        return []
+    return [{"product": first, "cart": [[first, n]]} for n in (1, 1_000_000)]
+
+
 def _key(view: View[ShopContext]) -> str:
     """A new identity for this record's next cart or checkout."""
     return f"{view.session_ref}.{view.ctx.orders_placed}"
@@ -344,6 +353,9 @@ class Home(ShopScreen):
 
     def cache_key(self, view: View[ShopContext]) -> tuple[Any, ...]:
         return (len(_cart_lines(view)),)  # every session starts here: built once per count
+
+    def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
+        return [{}, {"cart": []}]  # the fullest cart, and none (``okryu flow check``: the key)
 
 
 class Categories(ShopScreen):
@@ -426,7 +438,8 @@ class ProductPage(ShopScreen):
         return None if product is None else (product.id, self.available(view))
 
     def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
-        return [{"product": pid, "cart": []} for pid in view.catalog.products] + [{"product": -1}]
+        every = [{"product": pid, "cart": []} for pid in view.catalog.products]
+        return [*every, *_with_some_in_cart(view), {"product": -1}]
 
 
 class QuantityPrompt(ShopScreen):
@@ -463,7 +476,8 @@ class QuantityPrompt(ShopScreen):
         return None if product is None else (product.id, _room(view, product))
 
     def samples(self, view: View[ShopContext]) -> Sequence[Mapping[str, Any]]:
-        return [{"product": pid, "cart": []} for pid in view.catalog.products]
+        every = [{"product": pid, "cart": []} for pid in view.catalog.products]
+        return [*every, *_with_some_in_cart(view)]
 
 
 class CartPage(ShopScreen):

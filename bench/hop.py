@@ -430,7 +430,8 @@ class _Drive:
         self.step = 0
         self.form = b""
         self.sent_at = 0.0  # when the hop now out was sent (0.0: none is)
-        # Set when the callbacks stop: None when the drive is done, else what went wrong.
+        # Set when the callbacks stop: None when the drive is done, else what went wrong (one
+        # per run: ``run`` makes another once it is set).
         self.event: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
     async def run(self) -> Exception | None:
@@ -442,7 +443,8 @@ class _Drive:
             _, self.handset = await loop.create_connection(
                 lambda: _Handset(self), "127.0.0.1", self.target.port
             )
-        self.event = loop.create_future()
+        if self.event.done():  # the last run's: a fresh one for this run
+            self.event = loop.create_future()
         self.send()
         while not self.event.done():
             await asyncio.wait([self.event], timeout=WATCHDOG_INTERVAL)
@@ -456,11 +458,12 @@ class _Drive:
         """Start the next session's form; False when there is none to start."""
         if time.perf_counter() >= self.window.end:
             return False
-        number = phone_number(self.scenario, self.index + self.round * ROUND_NUMBERS)
         left = self.sessions_left
-        if left is not None:
-            if left[0] <= 0:
-                return False
+        if left is None:
+            number = phone_number(self.scenario, self.index + self.round * ROUND_NUMBERS)
+        elif left[0] <= 0:
+            return False
+        else:
             left[0] -= 1
             number = phone_number(self.scenario, left[0])
         self.sessions += 1

@@ -14,12 +14,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from menus.engine import RESUME
 from menus.shop import Shop
 from store import reports
 from store.db import Database
+from store.models import utc_at
 
 log = logging.getLogger("okryu.funnel")
 
@@ -58,7 +59,7 @@ class FunnelCounter:
         counts, self._counts = self._counts, Counter()
         by_hour: Counter[tuple[datetime, str]] = Counter()
         for (hour, screen), count in counts.items():
-            by_hour[(_hour(hour), screen)] += count
+            by_hour[(utc_at(hour * 3600), screen)] += count
         try:
             await reports.add_funnel(self.db, by_hour)
         except Exception:
@@ -80,12 +81,6 @@ class FunnelCounter:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.flush()
-
-
-def _hour(number: int) -> datetime:
-    """The start of the ``number``-th hour since the epoch, as the store keeps times (UTC,
-    naive)."""
-    return datetime.fromtimestamp(number * 3600, UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

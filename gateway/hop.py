@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import greenlet
@@ -58,6 +58,7 @@ from menus.screens import Budget
 from store import cards, lifecycle, orders, outbox
 from store.db import Database
 from store.errors import StoreError
+from store.models import utc_at
 
 log = logging.getLogger("okryu.hop")
 
@@ -399,7 +400,7 @@ class Gateway:
 
     def _now(self) -> datetime:
         """Now, by the gateway's clock (tests move it), as the store keeps times."""
-        return datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None)
+        return utc_at(self.clock())
 
     async def _cancel(self, request: CancelOrder) -> bool:
         try:

@@ -20,6 +20,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def utc_at(seconds: float) -> datetime:
+    """``seconds`` since the epoch, as the store keeps times (UTC, naive): a clock's reading."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+
+
 # Column widths that callers must respect: the edge refuses (or bounds) longer values against
 # these same numbers, so a request the tables cannot keep is answered 4xx, never half-stored.
 MSISDN_WIDTH = 16  # E.164: "+" and at most 15 digits
